@@ -1,0 +1,1 @@
+"""Adapters to the outside world: FairShip ROOT ntuples, ONNX graphs and SOFIE C++."""

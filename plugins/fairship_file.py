@@ -1,0 +1,95 @@
+"""Generator ``fairship-file``: replay muons from FairShip ntuples.
+
+The muons of all files are held in memory as float32 ntuple columns (60 bytes a
+muon), so this suits files of up to some 10^7 muons.  Rows that are not muons (the
+id-0 padding row SHiP GAN files end with) are skipped and counted in the summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from shipfastsim.adapters.fairship import count_muons, read_ntuple
+from shipfastsim.batch import MuonBatch
+from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
+from shipfastsim.hookspecs import hookimpl
+from shipfastsim.units import FairShipFrame
+
+__all__ = ["COMPONENT", "MuonTable"]
+
+
+class MuonTable:
+    """All muons of a list of ntuples, as float32 ntuple-frame branches."""
+
+    def __init__(self, files: list[str], frame: FairShipFrame):
+        self.frame = frame
+        self.skipped = 0
+        parts = []
+        for path in files:
+            batch, skipped = read_ntuple(path, FairShipFrame())
+            self.skipped += skipped
+            parts.append(batch)
+        # Keep the exact ntuple values: re-applying our frame happens per chunk.
+        self._batch = MuonBatch.concat(parts)
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def take(self, rows: torch.Tensor, device: torch.device) -> MuonBatch:
+        batch = self._batch.select(rows)
+        if self.frame.target_z0:
+            batch = batch.replace(z=batch.z + self.frame.target_z0)
+        return batch.to(device)
+
+
+def _check(params: dict[str, Any], run: dict[str, Any]) -> str | None:
+    if params["order"] != "sequential" or params["wrap"]:
+        return None
+    available = sum(count_muons(path) for path in params["files"])
+    events = run.get("events", 0)
+    if events > available:
+        return (f"run.events={events} exceeds the {available} muons in the input files; "
+                "use order: sample, or wrap: true to replay them again")
+    return None
+
+
+COMPONENT = ComponentSpec(
+    name="fairship-file",
+    kind="generator",
+    description="Replay muons from FairShip pythia8-Geant4 ntuples, in order or sampled with replacement",
+    parameters=(
+        Parameter("files", "paths", doc="FairShip ntuples to replay (metres, ntuple frame)"),
+        Parameter("order", "choice", "sequential", "sequential: file order; sample: uniform with replacement",
+                  choices=("sequential", "sample")),
+        Parameter("wrap", "bool", False, "sequential only: start again at the first muon after the last"),
+        Parameter("target_z0", "float", 0.0, "z of the target start in FairShip's frame [cm]"),
+    ),
+    check=_check,
+)
+
+
+@hookimpl
+def shipfastsim_declare_components() -> list[ComponentSpec]:
+    return [COMPONENT]
+
+
+@hookimpl
+def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
+    if stage.component != COMPONENT.name:
+        return None
+    table: MuonTable = stage.cached(
+        "table", lambda: MuonTable(stage.params["files"], FairShipFrame(stage.params["target_z0"]))
+    )
+    if context.chunk_index == 0 and table.skipped:
+        context.counters["fairship-file: non-muon rows skipped"] += table.skipped
+    if stage.params["order"] == "sample":
+        rows = torch.randint(len(table), (n_muons,), generator=context.generator, device=context.generator.device)
+    else:
+        rows = torch.arange(context.first_muon, context.first_muon + n_muons)
+        if not stage.params["wrap"] and n_muons and rows[-1] >= len(table):
+            raise ValueError(f"fairship-file: muon {int(rows[-1])} asked for, the files hold {len(table)}")
+        rows = rows % len(table)
+    return table.take(rows.cpu(), stage.device)
+

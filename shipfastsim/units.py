@@ -1,0 +1,90 @@
+"""Units, particle ids and the coordinate frame used everywhere in shipfastsim.
+
+Units
+-----
+Lengths are in **centimetres**, momenta and energies in **GeV** (momenta in GeV/c),
+magnetic fields in **tesla**, densities in g/cm3.  The constants below let code say
+``3 * m`` instead of ``300`` so that the unit is visible where a number is written.
+
+Frame
+-----
+Right-handed, z along the beam, x horizontal, y vertical, with the origin of
+FairShip's own frame (``ship_geo``): for the current FairShip geometry the target
+starts at ``z = target_z0 = 0 cm``.  FairShip's muon ntuples (``pythia8-Geant4``)
+store positions in **metres** in a frame where the start of the target sits at
+``z = -50 m``; FairShip's ``run_simScript.py`` places them with
+``primGen.SetTarget(ship_geo.target.z0 + 50*u.m, 0.)``, i.e.
+
+    z_fairship[cm] = 100 * z_ntuple[m] + NTUPLE_Z_SHIFT + target_z0
+
+`FairShipFrame` is the one place where this conversion lives; ``target_z0`` is a
+parameter because FairShip has moved the target before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "cm",
+    "m",
+    "mm",
+    "GeV",
+    "MeV",
+    "tesla",
+    "MUON_MASS",
+    "PDG_MU_MINUS",
+    "PDG_MU_PLUS",
+    "MUON_PDG_IDS",
+    "NTUPLE_Z_SHIFT",
+    "FairShipFrame",
+    "charge_of",
+]
+
+cm = 1.0
+m = 100.0 * cm
+mm = 0.1 * cm
+GeV = 1.0
+MeV = 1e-3 * GeV
+tesla = 1.0
+
+#: Muon mass [GeV], PDG 2024.
+MUON_MASS = 0.1056583755 * GeV
+
+#: PDG Monte-Carlo ids: 13 is the negative muon, -13 the positive one.
+PDG_MU_MINUS = 13
+PDG_MU_PLUS = -13
+MUON_PDG_IDS = (PDG_MU_MINUS, PDG_MU_PLUS)
+
+#: Shift FairShip's run_simScript.py adds to ntuple z (``+50*u.m``) [cm].
+NTUPLE_Z_SHIFT = 50.0 * m
+
+
+def charge_of(pdg_id: int) -> int:
+    """Electric charge (units of e) of a muon given its PDG id; 0 for anything else."""
+    return {PDG_MU_MINUS: -1, PDG_MU_PLUS: +1}.get(int(pdg_id), 0)
+
+
+@dataclass(frozen=True)
+class FairShipFrame:
+    """Conversion between the ntuple frame (metres) and shipfastsim's frame (cm).
+
+    Attributes:
+        target_z0: z of the start of the target in FairShip's frame [cm]
+            (``ship_geo.target.z0``; 0 cm for the 2025 geometry).
+    """
+
+    target_z0: float = 0.0 * cm
+
+    @property
+    def z_shift(self) -> float:
+        """Amount added to ``100 * z_ntuple`` to reach our frame [cm]."""
+        return NTUPLE_Z_SHIFT + self.target_z0
+
+    def z_from_ntuple(self, z_metres):
+        """Ntuple z [m] to our z [cm]; works on floats, numpy arrays and tensors."""
+        return z_metres * 100.0 + self.z_shift
+
+    def z_to_ntuple(self, z_cm):
+        """Our z [cm] to ntuple z [m]."""
+        return (z_cm - self.z_shift) / 100.0
