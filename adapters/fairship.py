@@ -123,9 +123,14 @@ class NtupleWriter:
 
     def write(self, batch: MuonBatch) -> None:
         """Append a batch as one basket per branch (skipped when empty)."""
-        if len(batch):
-            self._tree.extend(batch_to_branches(batch, self.frame))
-            self.entries += len(batch)
+        self.write_branches(batch_to_branches(batch, self.frame))
+
+    def write_branches(self, branches: dict[str, np.ndarray]) -> None:
+        """Append float32 arrays already in ntuple units (see `batch_to_branches`)."""
+        entries = len(branches["id"])
+        if entries:
+            self._tree.extend(branches)
+            self.entries += entries
 
     def close(self) -> Path:
         """Finish the file, fsync it and rename it into place."""

@@ -1,0 +1,82 @@
+"""Run summary: muons in and out and time per stage, as a table and as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shipfastsim.config import OutputConfig, RunConfig
+
+__all__ = ["build_summary", "write_summary", "summary_path", "format_summary"]
+
+
+def summary_path(output: OutputConfig) -> Path:
+    """``<output stem>.summary.json`` beside the output."""
+    return output.path.parent / f"{output.path.stem}.summary.json"
+
+
+def build_summary(config: RunConfig, stats: dict[str, Any], files: list[tuple[Path, int]], wall_seconds: float,
+                  chunks_this_session: int, resumed: bool) -> dict[str, Any]:
+    """Combine the chunks' statistics with the run's identity and timing.
+
+    Stage seconds are summed over chunks (all sessions of a resumed run); wall
+    seconds are those of this session only.
+    """
+    stages = []
+    for stage, stage_stats in zip(config.stages, stats["stages"], strict=True):
+        seconds = stage_stats["seconds"]
+        stages.append({"kind": stage.kind, "component": stage.component, **stage_stats,
+                       "muons_per_second": stage_stats["muons_in"] / seconds if seconds > 0 else None})
+    generated = stats["stages"][0]["muons_out"]
+    busy = stats["stage_seconds"] + stats["staging_seconds"]
+    return {
+        "config": str(config.source) if config.source else None,
+        "fingerprint": config.fingerprint(),
+        "seed": config.seed,
+        "device": str(config.device),
+        "executor": config.executor.type,
+        "events": config.events,
+        "chunks": stats["chunks"],
+        "chunks_this_session": chunks_this_session,
+        "resumed": resumed,
+        "muons_generated": generated,
+        "muons_out": stats["muons_out"],
+        "weight_out": stats["stages"][-1]["weight_out"],
+        "stages": stages,
+        "counters": stats["counters"],
+        "stage_seconds": stats["stage_seconds"],
+        "staging_seconds": stats["staging_seconds"],
+        "wall_seconds": wall_seconds,
+        "generated_muons_per_second": generated / busy if busy > 0 else None,
+        "output_muons_per_second_wall": stats["muons_out"] / wall_seconds if wall_seconds > 0 else None,
+        "files": [{"path": str(path), "entries": entries} for path, entries in files],
+    }
+
+
+def write_summary(summary: dict[str, Any], output: OutputConfig) -> Path:
+    path = summary_path(output)
+    path.write_text(json.dumps(summary, indent=1))
+    return path
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A plain-text table for the terminal."""
+    header = f"{'stage':<11} {'component':<18} {'muons in':>12} {'muons out':>12} {'weight out':>12} " \
+             f"{'seconds':>9} {'muons/s':>11}"
+    lines = [header, "-" * len(header)]
+    for stage in summary["stages"]:
+        rate = stage["muons_per_second"]
+        lines.append(f"{stage['kind']:<11} {stage['component']:<18} {stage['muons_in']:>12,} "
+                     f"{stage['muons_out']:>12,} {stage['weight_out']:>12.6g} {stage['seconds']:>9.2f} "
+                     f"{(f'{rate:,.0f}' if rate else '-'):>11}")
+    lines.append("-" * len(header))
+    rate = summary["output_muons_per_second_wall"]
+    lines.append(f"chunks {summary['chunks']} ({summary['chunks_this_session']} this session), "
+                 f"{summary['muons_out']:,} muons out in {summary['wall_seconds']:.2f} s wall "
+                 f"({(f'{rate:,.0f}' if rate else '-')} muons/s, output writing included)")
+    for name, count in sorted(summary["counters"].items()):
+        lines.append(f"{name}: {count:,}")
+    for entry in summary["files"]:
+        lines.append(f"wrote {entry['path']} ({entry['entries']:,} muons)")
+    return "\n".join(lines)
