@@ -1,0 +1,118 @@
+"""FairShip ntuples: our writer, our reader, and real ROOT reading them as FairShip does."""
+
+import numpy as np
+import pytest
+import torch
+import uproot
+
+from shipfastsim.adapters.fairship import (
+    BRANCH_OF_COLUMN,
+    TREE_NAME,
+    batch_to_branches,
+    count_muons,
+    read_ntuple,
+    write_ntuple,
+)
+from shipfastsim.units import FairShipFrame
+
+BRANCHES = list(BRANCH_OF_COLUMN.values())
+
+# The branch-reading loop of FairShip's MuonBackGenerator: Float_t variables bound
+# with TTree::SetBranchAddress, the x..pz set chosen by the number of leaves.
+FAIRSHIP_STYLE_READER = r"""
+#include <TFile.h>
+#include <TTree.h>
+#include <string>
+#include <vector>
+std::vector<float> shipfastsim_read_like_fairship(const char* path, std::vector<std::string> names) {
+  TFile file(path);
+  TTree* tree = (TTree*)file.Get("pythia8-Geant4");
+  if (!tree || tree->GetListOfLeaves()->GetSize() >= 17) return {};
+  std::vector<Float_t> values(names.size());
+  for (size_t i = 0; i < names.size(); ++i) tree->SetBranchAddress(names[i].c_str(), &values[i]);
+  std::vector<float> out;
+  out.reserve(tree->GetEntries() * names.size());
+  for (Long64_t entry = 0; entry < tree->GetEntries(); ++entry) {
+    tree->GetEntry(entry);
+    out.insert(out.end(), values.begin(), values.end());
+  }
+  return out;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def root_reader():
+    ROOT = pytest.importorskip("ROOT", reason="PyROOT not installed (pip install root)")
+    ROOT.gInterpreter.Declare(FAIRSHIP_STYLE_READER)
+
+    def read(path):
+        values = np.asarray(ROOT.shipfastsim_read_like_fairship(str(path), BRANCHES), dtype=np.float32)
+        assert values.size, f"ROOT could not read {path} as FairShip does"
+        return {name: values[i::len(BRANCHES)] for i, name in enumerate(BRANCHES)}
+
+    return read
+
+
+def test_round_trip_is_exact(tmp_path, shared_sample):
+    original, skipped = read_ntuple(shared_sample)
+    assert skipped == 1  # the id-0 padding row at the end of the SHiP GAN file
+    write_ntuple(tmp_path / "copy.root", original)
+    copy, _ = read_ntuple(tmp_path / "copy.root")
+    assert copy.equals(original)
+    with uproot.open(shared_sample) as a, uproot.open(tmp_path / "copy.root") as b:
+        mine = b[TREE_NAME].arrays(library="np")
+        theirs = a[TREE_NAME].arrays(library="np", entry_stop=len(original))
+        for name in BRANCHES:
+            np.testing.assert_array_equal(mine[name], theirs[name])
+
+
+def test_schema_matches_the_shared_sample(tmp_path, shared_sample, target_sample):
+    with uproot.open(shared_sample) as reference, uproot.open(target_sample) as ours:
+        for file in (reference, ours):
+            tree = file[TREE_NAME]
+            assert list(tree.keys()) == BRANCHES
+            assert all(tree[b].typename == "float" for b in BRANCHES)
+
+
+def test_frame_conversion(target_sample):
+    batch, _ = read_ntuple(target_sample)
+    raw = uproot.open(target_sample)[TREE_NAME].arrays(["x", "z"], library="np")
+    np.testing.assert_array_equal(batch.x.numpy(), raw["x"].astype(np.float64) * 100)
+    # Target start at z = -50 m in the ntuple is z = target_z0 = 0 cm in our frame.
+    assert 0 <= batch.z.min() and batch.z.max() <= 5000
+    shifted, _ = read_ntuple(target_sample, FairShipFrame(target_z0=-100.0))
+    assert torch.allclose(shifted.z, batch.z - 100.0)
+
+
+def test_real_root_reads_our_file_like_fairship(tmp_path, root_reader, target_sample):
+    batch, _ = read_ntuple(target_sample)
+    batch = batch.replace(weight=torch.rand(len(batch), dtype=torch.float64))
+    write_ntuple(tmp_path / "ours.root", batch)
+    from_root = root_reader(tmp_path / "ours.root")
+    written = batch_to_branches(batch)
+    for name in BRANCHES:
+        np.testing.assert_array_equal(from_root[name], written[name], err_msg=name)
+
+
+def test_real_root_and_our_reader_agree_on_the_shared_sample(root_reader, shared_sample):
+    from_root = root_reader(shared_sample)
+    batch, _ = read_ntuple(shared_sample)
+    ours = batch_to_branches(batch)
+    is_muon = np.abs(from_root["id"]) == 13
+    for name in BRANCHES:
+        np.testing.assert_array_equal(from_root[name][is_muon], ours[name], err_msg=name)
+
+
+def test_count_and_partial_reads(target_sample):
+    assert count_muons(target_sample) == 10_000
+    part, _ = read_ntuple(target_sample, entry_start=100, entry_stop=200)
+    whole, _ = read_ntuple(target_sample)
+    assert part.equals(whole.select(torch.arange(100, 200)))
+
+
+def test_missing_tree_is_a_clear_error(tmp_path):
+    with uproot.recreate(tmp_path / "other.root") as file:
+        file["events"] = {"x": np.zeros(3, dtype=np.float32)}
+    with pytest.raises(KeyError, match="pythia8-Geant4"):
+        read_ntuple(tmp_path / "other.root")

@@ -1,0 +1,64 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from shipfastsim.components import ChunkContext
+from shipfastsim.data import TARGET_SAMPLE
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "ship_gan_target_muons_50k.root"
+
+
+@pytest.fixture(scope="session")
+def target_sample() -> Path:
+    """The 10k target-muon sample shipped in the repo."""
+    return TARGET_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def shared_sample() -> Path:
+    """The shared 50k SHiP GAN sample (present beside the repo in CI)."""
+    if not SHARED_SAMPLE.exists():
+        pytest.skip(f"shared sample not found at {SHARED_SAMPLE}")
+    return SHARED_SAMPLE
+
+
+@pytest.fixture
+def make_context():
+    """Factory of a ChunkContext seeded with ``seed`` (chunk 0 by default)."""
+
+    def make(seed: int = 1, chunk_index: int = 0, first_muon: int = 0, device: str = "cpu") -> ChunkContext:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        return ChunkContext(chunk_index, first_muon, generator, torch.device(device))
+
+    return make
+
+
+@pytest.fixture
+def write_config(tmp_path, target_sample):
+    """Write a config (a dict, merged over a small valid default) to a YAML file."""
+
+    def write(document: dict | None = None, name: str = "config.yaml", raw: str | None = None) -> Path:
+        path = tmp_path / name
+        if raw is not None:
+            path.write_text(raw)
+            return path
+        base = {
+            "version": 1,
+            "run": {"events": 1000, "chunk_size": 300, "seed": 5,
+                    "output": {"path": str(tmp_path / "out" / "muons.root")}},
+            "stages": [
+                {"generator": "fairship-file", "params": {"files": [str(target_sample)]}},
+                {"augmenter": "phi-rotation", "params": {"copies": 3}},
+            ],
+        }
+        path.write_text(yaml.safe_dump(document if document is not None else base))
+        return path
+
+    return write
