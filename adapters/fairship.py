@@ -57,7 +57,7 @@ BRANCH_OF_COLUMN = {
 }
 _POSITIONS = ("x", "y")
 #: Names accepted for the ``compression`` argument.
-COMPRESSIONS = ("zlib", "lz4", "zstd", "none")
+COMPRESSIONS = ("zstd", "zlib", "lz4", "none")
 
 
 def _compression(name: str, level: int):
@@ -72,7 +72,10 @@ def _compression(name: str, level: int):
 
 
 def batch_to_branches(batch: MuonBatch, frame: FairShipFrame = FairShipFrame()) -> dict[str, np.ndarray]:
-    """Branch name -> float32 array in the ntuple's units and frame."""
+    """Branch name -> float32 array in the ntuple's units and frame.
+
+    The arrays are big-endian, as ROOT stores them, so writing needs no further copy.
+    """
     columns = batch.to_numpy()
     branches = {}
     for column, branch in BRANCH_OF_COLUMN.items():
@@ -81,7 +84,7 @@ def batch_to_branches(batch: MuonBatch, frame: FairShipFrame = FairShipFrame()) 
             values = values / 100.0
         elif column == "z":
             values = frame.z_to_ntuple(values)
-        branches[branch] = values.astype(np.float32)
+        branches[branch] = values.astype(">f4")
     return branches
 
 
@@ -106,11 +109,13 @@ class NtupleWriter:
     Args:
         path: final file name.
         frame: conversion of z to the ntuple frame.
-        compression: one of `COMPRESSIONS`; ``level`` its level.
+        compression: one of `COMPRESSIONS`; ``level`` its level.  zstd is the
+            default: as small as zlib and some 20 times faster to write; ROOT reads
+            it since 6.20 (use zlib for older ROOT).
     """
 
     def __init__(self, path: str | os.PathLike, frame: FairShipFrame = FairShipFrame(),
-                 compression: str = "zlib", level: int = 1):
+                 compression: str = "zstd", level: int = 1):
         import uproot
 
         self.path = Path(path)
@@ -155,7 +160,7 @@ class NtupleWriter:
 
 
 def write_ntuple(path: str | os.PathLike, batches: MuonBatch | Iterable[MuonBatch],
-                 frame: FairShipFrame = FairShipFrame(), compression: str = "zlib", level: int = 1) -> int:
+                 frame: FairShipFrame = FairShipFrame(), compression: str = "zstd", level: int = 1) -> int:
     """Write one or several batches to a FairShip ntuple; returns the muon count."""
     if isinstance(batches, MuonBatch):
         batches = [batches]

@@ -37,7 +37,7 @@ class MuonTable:
     def __len__(self) -> int:
         return len(self._batch)
 
-    def take(self, rows: torch.Tensor, device: torch.device) -> MuonBatch:
+    def take(self, rows: torch.Tensor | slice, device: torch.device) -> MuonBatch:
         batch = self._batch.select(rows)
         if self.frame.target_z0:
             batch = batch.replace(z=batch.z + self.frame.target_z0)
@@ -84,12 +84,15 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
     )
     if context.chunk_index == 0 and table.skipped:
         context.counters["fairship-file: non-muon rows skipped"] += table.skipped
+    first, last = context.first_muon, context.first_muon + n_muons
     if stage.params["order"] == "sample":
         rows = torch.randint(len(table), (n_muons,), generator=context.generator, device=context.generator.device)
+        rows = rows.cpu()
+    elif last <= len(table):
+        rows = slice(first, last)  # a view: no copy of the columns
+    elif stage.params["wrap"]:
+        rows = torch.arange(first, last) % len(table)
     else:
-        rows = torch.arange(context.first_muon, context.first_muon + n_muons)
-        if not stage.params["wrap"] and n_muons and rows[-1] >= len(table):
-            raise ValueError(f"fairship-file: muon {int(rows[-1])} asked for, the files hold {len(table)}")
-        rows = rows % len(table)
-    return table.take(rows.cpu(), stage.device)
+        raise ValueError(f"fairship-file: muons up to {last} asked for, the files hold {len(table)}")
+    return table.take(rows, stage.device)
 

@@ -22,7 +22,7 @@ from shipfastsim.components import STAGE_KINDS, ComponentSpec, Parameter, Stage
 from shipfastsim.registry import ComponentRegistry, get_registry
 
 __all__ = ["ConfigError", "RunConfig", "OutputConfig", "ExecutorConfig", "load_config", "validate_document",
-           "SCHEMA_VERSION", "schema"]
+           "make_stage", "SCHEMA_VERSION", "schema"]
 
 SCHEMA_VERSION = 1
 _SCHEMA_PATH = Path(__file__).with_name("schemas") / f"config-v{SCHEMA_VERSION}.json"
@@ -48,7 +48,7 @@ class OutputConfig:
     path: Path
     format: str = "fairship-root"
     muons_per_file: int | None = None
-    compression: str = "zlib"
+    compression: str = "zstd"
     compression_level: int = 1
     target_z0: float = 0.0
 
@@ -235,6 +235,19 @@ def _build_stages(document: dict[str, Any], registry: ComponentRegistry, base: P
             params["plane"] = entry["plane"]
         stages.append(Stage(kind=kind, component=name, params=params, device=device, index=index))
     return stages
+
+
+def make_stage(kind: str, component: str, params: dict[str, Any] | None = None, plane: str | None = None,
+               device: str | torch.device = "cpu", registry: ComponentRegistry | None = None,
+               base: Path | None = None) -> Stage:
+    """A validated `Stage` outside a config file (for notebooks, tests and benchmarks)."""
+    registered = (registry or get_registry()).get(kind, component)
+    if registered is None:
+        raise ConfigError(kind, f"unknown {kind} {component!r}")
+    values = _stage_params(registered.spec, params or {}, "params", base or Path.cwd())
+    if kind == "propagator":
+        values["plane"] = plane
+    return Stage(kind=kind, component=component, params=values, device=torch.device(device))
 
 
 # ---- entry points ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Crash-safe, resumable output: staged chunks, a manifest, and FairShip files.
 
 Each finished chunk is first *staged*: its muons (already as float32 ntuple
-branches) and its statistics go to ``.<stem>.chunks/chunk-NNNNNN.npz`` under a
+branches) and its statistics go to ``.<stem>.chunks/chunk-NNNNNN.npy`` under a
 temporary name that is renamed into place, so a staged chunk is either complete or
 absent.  The driver then assembles the staged chunks, in chunk order, into the
 output files (one file, or files of exactly ``muons_per_file`` muons), each written
@@ -26,7 +26,7 @@ from shipfastsim.adapters.fairship import BRANCH_OF_COLUMN, NtupleWriter
 from shipfastsim.config import OutputConfig
 from shipfastsim.units import FairShipFrame
 
-__all__ = ["OutputStore", "OutputExistsError", "stage_chunk", "staging_dir_for", "merge_stats"]
+__all__ = ["OutputStore", "OutputExistsError", "stage_chunk", "read_staged", "staging_dir_for", "merge_stats"]
 
 _BRANCHES = tuple(BRANCH_OF_COLUMN.values())
 
@@ -39,20 +39,47 @@ def staging_dir_for(output: OutputConfig) -> Path:
     return output.path.parent / f".{output.path.stem}.chunks"
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
+def _atomic_write_bytes(path: Path, write, durable: bool = True) -> None:
+    """Write through a temporary file renamed into place; ``durable`` also fsyncs,
+    which guards against power loss and not only against a killed process."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
         write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
 def stage_chunk(staging_dir: Path, chunk: int, branches: dict[str, np.ndarray], stats: dict[str, Any]) -> None:
-    """Atomically store one finished chunk (run in whichever process made it)."""
+    """Atomically store one finished chunk (run in whichever process made it).
+
+    Layout: 8-byte length, the statistics as JSON, then one ``.npy`` array of shape
+    (branches, muons) in big-endian float32, the byte order ROOT files use, so that
+    assembling needs no conversion.
+    """
     staging_dir.mkdir(parents=True, exist_ok=True)
-    payload = dict(branches, __stats__=np.array(json.dumps(stats)))
-    _atomic_write_bytes(staging_dir / f"chunk-{chunk:06d}.npz", lambda handle: np.savez(handle, **payload))
+    table = np.stack([branches[b] for b in _BRANCHES]).astype(">f4", copy=False)
+    header = json.dumps(stats).encode()
+
+    def write(handle) -> None:
+        handle.write(len(header).to_bytes(8, "little"))
+        handle.write(header)
+        np.save(handle, table, allow_pickle=False)
+
+    # A staged chunk can always be recomputed from (seed, chunk): rename atomicity is
+    # enough, and skipping fsync keeps staging cheap.
+    _atomic_write_bytes(staging_dir / f"chunk-{chunk:06d}.npy", write, durable=False)
+
+
+def read_staged(path: Path, with_table: bool = True) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Statistics and (optionally) the (branches, muons) table of a staged chunk."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        stats = json.loads(handle.read(size))
+        if not with_table:
+            return stats, None
+        return stats, np.load(handle, allow_pickle=False)
 
 
 def merge_stats(total: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
@@ -105,13 +132,12 @@ class OutputStore:
             self._save_manifest()
         self._clean_leftovers()
         cursor_chunk = self.manifest["cursor"][0]
-        for path in self.staging.glob("chunk-*.npz"):
+        for path in self.staging.glob("chunk-*.npy"):
             chunk = int(path.stem.split("-")[1])
             if chunk < cursor_chunk:
                 path.unlink()  # already in a file; the deletion was interrupted
             else:
-                with np.load(path) as staged:
-                    self.staged_rows[chunk] = len(staged["id"])
+                self.staged_rows[chunk] = read_staged(path, with_table=False)[0]["muons_out"]
         return set(range(cursor_chunk)) | set(self.staged_rows)
 
     def _clean_leftovers(self) -> None:
@@ -194,10 +220,9 @@ class OutputStore:
             for chunk in chunks:
                 if remaining == 0:
                     break
-                with np.load(self.staging / f"chunk-{chunk:06d}.npz") as staged:
-                    stop = min(self.staged_rows[chunk], row + remaining)
-                    writer.write_branches({b: staged[b][row:stop] for b in _BRANCHES})
-                    stats = json.loads(str(staged["__stats__"]))
+                stats, table = read_staged(self.staging / f"chunk-{chunk:06d}.npy")
+                stop = min(self.staged_rows[chunk], row + remaining)
+                writer.write_branches({b: table[i, row:stop] for i, b in enumerate(_BRANCHES)})
                 remaining -= stop - row
                 if stop == self.staged_rows[chunk]:
                     consumed.append(chunk)
@@ -209,15 +234,14 @@ class OutputStore:
         self.manifest["cursor"] = [cursor_chunk, row]
         self._save_manifest()
         for done in consumed:
-            (self.staging / f"chunk-{done:06d}.npz").unlink()
+            (self.staging / f"chunk-{done:06d}.npy").unlink()
             del self.staged_rows[done]
 
     def pending_stats(self) -> dict[str, Any]:
         """Statistics of all chunks: in files, plus staged but not yet consumed."""
         total = json.loads(json.dumps(self.manifest["stats"]))
         for chunk in sorted(self.staged_rows):
-            path = self.staging / f"chunk-{chunk:06d}.npz"
+            path = self.staging / f"chunk-{chunk:06d}.npy"
             if path.exists():
-                with np.load(path) as staged:
-                    total = merge_stats(total, json.loads(str(staged["__stats__"])))
+                total = merge_stats(total, read_staged(path, with_table=False)[0])
         return total

@@ -44,7 +44,7 @@ MALFORMED = [
     (("run", "evnets"), 10, "run", "unknown key 'evnets'; allowed keys: events"),
     (("run", "device"), "gpu", "run.device", "cpu, cuda"),
     (("run", "output", "format"), "csv", "run.output.format", "allowed values: fairship-root"),
-    (("run", "output", "compression"), "gzip", "run.output.compression", "zlib, lz4"),
+    (("run", "output", "compression"), "gzip", "run.output.compression", "zstd, zlib, lz4"),
     (("run", "output", "muons_per_file"), -1, "run.output.muons_per_file", "minimum"),
     (("run", "output", "path"), _DELETE, "run.output", "missing required key 'path'"),
     (("stages",), [], "stages", "must not be empty"),
@@ -90,7 +90,7 @@ def test_missing_config_file_and_bad_yaml(tmp_path, write_config, capsys):
 
 def test_valid_config_fills_defaults_and_resolves_paths(tmp_path, write_config, target_sample):
     config = load_config(write_config())
-    assert config.n_chunks == 4 and config.output.compression == "zlib"
+    assert config.n_chunks == 4 and config.output.compression == "zstd"
     generator = config.stages[0]
     assert generator.params == {"files": [str(target_sample)], "order": "sequential", "wrap": False,
                                 "target_z0": 0.0}

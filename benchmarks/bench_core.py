@@ -1,0 +1,124 @@
+"""Core throughput: the FairShip writer against a bare uproot write, and the runner's overhead.
+
+Run:  python benchmarks/bench_core.py [--muons 2000000] [--compression zlib]
+
+1. Writer: the same 2M muons (shipped sample, phi-rotated) written by NtupleWriter
+   (MuonBatch -> float32 ntuple branches -> uproot, atomic rename) and by a bare
+   ``uproot.recreate(...).mktree(...).extend(...)`` of precomputed float32 arrays,
+   both with the same compression and basket size.  Prints muons/s and the ratio.
+2. Runner overhead: a pass-through chain (fairship-file -> an identity augmenter)
+   through the full runner (chunking, seeding, staging, manifest, assembly into
+   FairShip files) against the summed time of the stages and the bare writer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import uproot
+
+from shipfastsim import ComponentSpec, hookimpl
+from shipfastsim.adapters.fairship import (
+    BRANCH_OF_COLUMN,
+    TREE_NAME,
+    NtupleWriter,
+    _compression,
+    batch_to_branches,
+    read_ntuple,
+)
+from shipfastsim.batch import MuonBatch
+from shipfastsim.config import validate_document
+from shipfastsim.data import TARGET_SAMPLE
+from shipfastsim.registry import ComponentRegistry, get_plugin_manager
+from shipfastsim.runner import run_production
+
+
+class Identity:
+    """An augmenter that returns its input: the cheapest possible stage."""
+
+    @hookimpl
+    def shipfastsim_declare_components(self):
+        return [ComponentSpec("identity", "augmenter", "returns the batch unchanged")]
+
+    @hookimpl
+    def shipfastsim_augment_muons(self, stage, batch, context):
+        return batch if stage.component == "identity" else None
+
+
+def _best(function, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_writer(batch: MuonBatch, directory: Path, compression: str, chunk: int) -> tuple[float, float]:
+    pieces = [batch.select(torch.arange(i, min(i + chunk, len(batch)))) for i in range(0, len(batch), chunk)]
+    # The peer writes the same values as a user would hold them: native float32 arrays.
+    arrays = [{k: v.astype(np.float32) for k, v in batch_to_branches(p).items()} for p in pieces]
+
+    def bare():
+        with uproot.recreate(directory / "bare.root", compression=_compression(compression, 1)) as file:
+            tree = file.mktree(TREE_NAME, {b: np.float32 for b in BRANCH_OF_COLUMN.values()})
+            for piece in arrays:
+                tree.extend(piece)
+
+    def ours():
+        with NtupleWriter(directory / "ours.root", compression=compression, level=1) as writer:
+            for piece in pieces:
+                writer.write(piece)
+
+    return _best(bare), _best(ours)
+
+
+def bench_runner(directory: Path, events: int, chunk: int, compression: str) -> dict:
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(Identity(), name="identity")
+    registry = ComponentRegistry(manager)
+    document = {
+        "version": 1,
+        "run": {"events": events, "chunk_size": chunk, "seed": 1,
+                "output": {"path": str(directory / "run" / "muons.root"), "compression": compression}},
+        "stages": [{"generator": "fairship-file", "params": {"files": [str(TARGET_SAMPLE)], "wrap": True}},
+                   {"augmenter": "identity"}],
+    }
+    config = validate_document(document, directory, registry)
+    return run_production(config, progress=False, registry=registry)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--muons", type=int, default=2_000_000)
+    parser.add_argument("--chunk", type=int, default=200_000)
+    parser.add_argument("--compression", default="zlib", choices=("zlib", "lz4", "zstd", "none"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    sample, _ = read_ntuple(TARGET_SAMPLE)
+    # Exactly the muons the pass-through run writes: the sample replayed in order.
+    batch = sample.select(torch.arange(args.muons) % len(sample))
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        bare, ours = bench_writer(batch, directory, args.compression, args.chunk)
+        print(f"writer ({args.compression}, {args.muons:,} muons, {args.chunk:,} per basket):")
+        print(f"  bare uproot write      {args.muons / bare:>14,.0f} muons/s")
+        print(f"  shipfastsim writer     {args.muons / ours:>14,.0f} muons/s   ratio ours/bare = {bare / ours:.3f}")
+
+        summary = bench_runner(directory, args.muons, args.chunk, args.compression)
+        wall = summary["wall_seconds"]
+        stages = summary["stage_seconds"]
+        overhead = wall - stages - ours
+        print(f"runner, pass-through chain (fairship-file -> identity), {args.muons:,} muons:")
+        print(f"  wall {wall:.2f} s = stages {stages:.2f} s + writer {ours:.2f} s + overhead {overhead:.2f} s")
+        print(f"  {args.muons / wall:,.0f} muons/s end to end; runner overhead {overhead / (stages + ours):.1%} "
+              f"of stage + writer time")
+
+
+if __name__ == "__main__":
+    main()
