@@ -28,7 +28,11 @@ def _run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         config.executor = replace(config.executor, type="dask", workers=args.workers)
-    summary = run_production(config, resume=args.resume, progress=not args.no_progress)
+    if args.resume and args.overwrite:
+        from shipfastsim.cli import UsageError
+
+        raise UsageError("--resume and --overwrite exclude each other")
+    summary = run_production(config, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     print(format_summary(summary))
     print(f"summary: {summary_path(config.output)}")
     return 0
@@ -65,6 +69,7 @@ def register(subparsers) -> None:
     run.add_argument("--output", help="override run.output.path")
     run.add_argument("--seed", type=int, help="override run.seed")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete chunk")
+    run.add_argument("--overwrite", action="store_true", help="replace the output of a previous run")
     run.add_argument("--workers", type=int, help="run on this many local dask workers")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)

@@ -111,13 +111,18 @@ class OutputStore:
         self.staged_rows: dict[int, int] = {}
 
     # ---- start / resume ---------------------------------------------------------------
-    def open(self, resume: bool) -> set[int]:
-        """Prepare the directory; return the chunks already done (staged or written)."""
+    def open(self, resume: bool, overwrite: bool = False) -> set[int]:
+        """Prepare the directory; return the chunks already done (staged or written).
+
+        ``overwrite`` first removes a previous run's files, manifest and staging area.
+        """
+        if overwrite:
+            self._remove_previous_run()
         exists = self.manifest_path.exists() or self.staging.exists()
         if exists and not resume:
             raise OutputExistsError(
                 f"{self.output.path} already holds a run ({self.manifest_path.name}); "
-                "pass --resume to continue it, or remove it")
+                "pass --resume to continue it or --overwrite to replace it")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(exist_ok=True)
         if self.manifest_path.exists():
@@ -139,6 +144,16 @@ class OutputStore:
             else:
                 self.staged_rows[chunk] = read_staged(path, with_table=False)[0]["muons_out"]
         return set(range(cursor_chunk)) | set(self.staged_rows)
+
+    def _remove_previous_run(self) -> None:
+        if self.manifest_path.exists():
+            for entry in json.loads(self.manifest_path.read_text())["files"]:
+                (self.directory / entry["name"]).unlink(missing_ok=True)
+            self.manifest_path.unlink()
+        if self.staging.exists():
+            for path in self.staging.iterdir():
+                path.unlink()
+            self.staging.rmdir()
 
     def _clean_leftovers(self) -> None:
         listed = {entry["name"] for entry in self.manifest["files"]}

@@ -146,13 +146,17 @@ def _dask(plan: ChunkPlan, todo: list[int], workers: int, address: str | None):
 
 
 def run_production(config: RunConfig, resume: bool = False, progress: bool = True,
-                   registry: ComponentRegistry | None = None) -> dict[str, Any]:
-    """Run a validated config to completion; return the run summary (also saved as JSON)."""
+                   registry: ComponentRegistry | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Run a validated config to completion; return the run summary (also saved as JSON).
+
+    ``resume`` continues an interrupted run of the same config; ``overwrite``
+    replaces a previous run's output instead.
+    """
     from shipfastsim.summary import build_summary, write_summary
 
     registry = registry or get_registry()
     store = OutputStore(config.output, config.fingerprint(), config.n_chunks)
-    done = store.open(resume)
+    done = store.open(resume, overwrite)
     todo = [chunk for chunk in range(config.n_chunks) if chunk not in done]
     plan = ChunkPlan(tuple(config.stages), config.seed, config.events, config.chunk_size, str(config.device),
                      str(staging_dir_for(config.output)), config.output.target_z0)

@@ -28,3 +28,6 @@ def test_existing_output_needs_resume(write_config, capsys):
     capsys.readouterr()
     assert main(["run", path, "--no-progress"]) == 1
     assert "pass --resume" in capsys.readouterr().err
+    assert main(["run", path, "--no-progress", "--overwrite", "--events", "300"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(["run", path, "--resume", "--overwrite"]) == 2
