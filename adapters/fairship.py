@@ -24,6 +24,7 @@ from shipfastsim.units import MUON_PDG_IDS, FairShipFrame
 
 __all__ = [
     "TREE_NAME",
+    "DEFAULT_FRAME",
     "BRANCH_OF_COLUMN",
     "COMPRESSIONS",
     "NtupleWriter",
@@ -56,6 +57,8 @@ BRANCH_OF_COLUMN = {
     "process_id": "process_id",
 }
 _POSITIONS = ("x", "y")
+#: FairShip's current frame (target start at z = 0 cm); frozen, so safe as a default.
+DEFAULT_FRAME = FairShipFrame()
 #: Names accepted for the ``compression`` argument.
 COMPRESSIONS = ("zstd", "zlib", "lz4", "none")
 
@@ -71,7 +74,7 @@ def _compression(name: str, level: int):
         raise ValueError(f"unknown compression {name!r}; allowed: {COMPRESSIONS}") from None
 
 
-def batch_to_branches(batch: MuonBatch, frame: FairShipFrame = FairShipFrame()) -> dict[str, np.ndarray]:
+def batch_to_branches(batch: MuonBatch, frame: FairShipFrame = DEFAULT_FRAME) -> dict[str, np.ndarray]:
     """Branch name -> float32 array in the ntuple's units and frame.
 
     The arrays are big-endian, as ROOT stores them, so writing needs no further copy.
@@ -89,7 +92,7 @@ def batch_to_branches(batch: MuonBatch, frame: FairShipFrame = FairShipFrame()) 
 
 
 def branches_to_batch(
-    branches: dict[str, np.ndarray], frame: FairShipFrame = FairShipFrame(), device: str | torch.device = "cpu"
+    branches: dict[str, np.ndarray], frame: FairShipFrame = DEFAULT_FRAME, device: str | torch.device = "cpu"
 ) -> MuonBatch:
     """The inverse of `batch_to_branches` (float32 ntuple arrays to a batch)."""
     columns = {}
@@ -114,7 +117,7 @@ class NtupleWriter:
             it since 6.20 (use zlib for older ROOT).
     """
 
-    def __init__(self, path: str | os.PathLike, frame: FairShipFrame = FairShipFrame(),
+    def __init__(self, path: str | os.PathLike, frame: FairShipFrame = DEFAULT_FRAME,
                  compression: str = "zstd", level: int = 1):
         import uproot
 
@@ -160,7 +163,7 @@ class NtupleWriter:
 
 
 def write_ntuple(path: str | os.PathLike, batches: MuonBatch | Iterable[MuonBatch],
-                 frame: FairShipFrame = FairShipFrame(), compression: str = "zstd", level: int = 1) -> int:
+                 frame: FairShipFrame = DEFAULT_FRAME, compression: str = "zstd", level: int = 1) -> int:
     """Write one or several batches to a FairShip ntuple; returns the muon count."""
     if isinstance(batches, MuonBatch):
         batches = [batches]
@@ -187,7 +190,7 @@ def count_muons(path: str | os.PathLike) -> int:
     return int(np.isin(ids, MUON_PDG_IDS).sum())
 
 
-def read_ntuple(path: str | os.PathLike, frame: FairShipFrame = FairShipFrame(), entry_start: int = 0,
+def read_ntuple(path: str | os.PathLike, frame: FairShipFrame = DEFAULT_FRAME, entry_start: int = 0,
                 entry_stop: int | None = None, device: str | torch.device = "cpu",
                 muons_only: bool = True) -> tuple[MuonBatch, int]:
     """Read rows ``[entry_start, entry_stop)`` of an ntuple.
@@ -216,7 +219,7 @@ def read_ntuple(path: str | os.PathLike, frame: FairShipFrame = FairShipFrame(),
     return branches_to_batch(arrays, frame, device), skipped
 
 
-def iter_ntuple(path: str | os.PathLike, step: int, frame: FairShipFrame = FairShipFrame(),
+def iter_ntuple(path: str | os.PathLike, step: int, frame: FairShipFrame = DEFAULT_FRAME,
                 device: str | torch.device = "cpu") -> Iterator[MuonBatch]:
     """Stream an ntuple's muons in batches of at most ``step`` rows."""
     total = count_entries(path)

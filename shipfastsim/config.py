@@ -119,7 +119,8 @@ def _schema_error(error) -> ConfigError:
         allowed = ", ".join(map(str, error.validator_value))
         return ConfigError(where, f"{error.instance!r} is not allowed; allowed values: {allowed}")
     if error.validator == "const":
-        return ConfigError(where, f"{error.instance!r} is not supported; this shipfastsim reads version {SCHEMA_VERSION}")
+        return ConfigError(where, f"{error.instance!r} is not supported; this shipfastsim reads "
+                                  f"version {SCHEMA_VERSION}")
     if error.validator == "pattern":
         return ConfigError(where, f"{error.instance!r} is not valid; allowed: cpu, cuda, cuda:N")
     if error.validator in ("minItems", "minProperties"):

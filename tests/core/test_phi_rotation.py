@@ -6,8 +6,8 @@ from scipy import stats
 
 from shipfastsim.adapters.fairship import read_ntuple
 from shipfastsim.config import make_stage
-from shipfastsim.runner import apply_stage
 from shipfastsim.registry import get_registry
+from shipfastsim.runner import apply_stage
 
 
 @pytest.fixture(scope="module")
