@@ -1,7 +1,7 @@
 """Crash-safe, resumable output: staged chunks, a manifest, and FairShip files.
 
 Each finished chunk is first *staged*: its muons (already as float32 ntuple
-branches) and its statistics go to ``.<stem>.chunks/chunk-NNNNNN.npy`` under a
+branches) and its statistics go to ``.<stem>.chunks/chunk-NNNNNN.bin`` under a
 temporary name that is renamed into place, so a staged chunk is either complete or
 absent.  The driver then assembles the staged chunks, in chunk order, into the
 output files (one file, or files of exactly ``muons_per_file`` muons), each written
@@ -54,22 +54,22 @@ def _atomic_write_bytes(path: Path, write, durable: bool = True) -> None:
 def stage_chunk(staging_dir: Path, chunk: int, branches: dict[str, np.ndarray], stats: dict[str, Any]) -> None:
     """Atomically store one finished chunk (run in whichever process made it).
 
-    Layout: 8-byte length, the statistics as JSON, then one ``.npy`` array of shape
-    (branches, muons) in big-endian float32, the byte order ROOT files use, so that
-    assembling needs no conversion.
+    Layout: 8-byte length, the statistics as JSON, then each branch in order as raw
+    big-endian float32, the byte order ROOT files use, so that neither staging nor
+    assembling copies or converts the arrays.
     """
     staging_dir.mkdir(parents=True, exist_ok=True)
-    table = np.stack([branches[b] for b in _BRANCHES]).astype(">f4", copy=False)
     header = json.dumps(stats).encode()
 
     def write(handle) -> None:
         handle.write(len(header).to_bytes(8, "little"))
         handle.write(header)
-        np.save(handle, table, allow_pickle=False)
+        for name in _BRANCHES:
+            handle.write(memoryview(np.ascontiguousarray(branches[name], dtype=">f4")).cast("B"))
 
     # A staged chunk can always be recomputed from (seed, chunk): rename atomicity is
     # enough, and skipping fsync keeps staging cheap.
-    _atomic_write_bytes(staging_dir / f"chunk-{chunk:06d}.npy", write, durable=False)
+    _atomic_write_bytes(staging_dir / f"chunk-{chunk:06d}.bin", write, durable=False)
 
 
 def read_staged(path: Path, with_table: bool = True) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -79,7 +79,8 @@ def read_staged(path: Path, with_table: bool = True) -> tuple[dict[str, Any], np
         stats = json.loads(handle.read(size))
         if not with_table:
             return stats, None
-        return stats, np.load(handle, allow_pickle=False)
+        table = np.fromfile(handle, dtype=">f4", count=len(_BRANCHES) * stats["muons_out"])
+    return stats, table.reshape(len(_BRANCHES), stats["muons_out"])
 
 
 def merge_stats(total: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +138,7 @@ class OutputStore:
             self._save_manifest()
         self._clean_leftovers()
         cursor_chunk = self.manifest["cursor"][0]
-        for path in self.staging.glob("chunk-*.npy"):
+        for path in self.staging.glob("chunk-*.bin"):
             chunk = int(path.stem.split("-")[1])
             if chunk < cursor_chunk:
                 path.unlink()  # already in a file; the deletion was interrupted
@@ -235,7 +236,7 @@ class OutputStore:
             for chunk in chunks:
                 if remaining == 0:
                     break
-                stats, table = read_staged(self.staging / f"chunk-{chunk:06d}.npy")
+                stats, table = read_staged(self.staging / f"chunk-{chunk:06d}.bin")
                 stop = min(self.staged_rows[chunk], row + remaining)
                 writer.write_branches({b: table[i, row:stop] for i, b in enumerate(_BRANCHES)})
                 remaining -= stop - row
@@ -249,14 +250,14 @@ class OutputStore:
         self.manifest["cursor"] = [cursor_chunk, row]
         self._save_manifest()
         for done in consumed:
-            (self.staging / f"chunk-{done:06d}.npy").unlink()
+            (self.staging / f"chunk-{done:06d}.bin").unlink()
             del self.staged_rows[done]
 
     def pending_stats(self) -> dict[str, Any]:
         """Statistics of all chunks: in files, plus staged but not yet consumed."""
         total = json.loads(json.dumps(self.manifest["stats"]))
         for chunk in sorted(self.staged_rows):
-            path = self.staging / f"chunk-{chunk:06d}.npy"
+            path = self.staging / f"chunk-{chunk:06d}.bin"
             if path.exists():
                 total = merge_stats(total, read_staged(path, with_table=False)[0])
         return total

@@ -99,7 +99,7 @@ def test_crash_then_resume_matches_uninterrupted_run(tmp_path, write_config, con
     path = write_config(config_doc)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _run(path, registry)
-    staged = sorted(p.name for p in (tmp_path / "out" / ".muons.chunks").glob("*.npy"))
+    staged = sorted(p.name for p in (tmp_path / "out" / ".muons.chunks").glob("*.bin"))
     written = json.loads((tmp_path / "out" / "muons.manifest.json").read_text())["files"]
     assert staged or written, "finished chunks must survive the crash"
     with pytest.raises(OutputExistsError, match="--resume"):
@@ -143,7 +143,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, write_config, c
     manifest = tmp_path / "out" / "muons.manifest.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if manifest.exists() and json.loads(manifest.read_text())["files"] and len(list(staging.glob("*.npy"))) > 3:
+        if manifest.exists() and json.loads(manifest.read_text())["files"] and len(list(staging.glob("*.bin"))) > 3:
             break
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
