@@ -1,0 +1,72 @@
+"""``shipfastsim validate``: the validation report of candidate muon files against reference files.
+
+Example (the bundled GAN's production output against the holdout of the shared sample)::
+
+    shipfastsim validate --reference ../shared/data/ship_gan_target_muons_50k.root \\
+        --reference-split holdout --candidate ../output/target_gan.root --output ../output/report
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["register", "read_sample", "run_validate"]
+
+
+def read_sample(files: Sequence[str | Path], max_rows: int | None = None, seed: int = 0, split: str = "all"):
+    """The muons of ``files`` as one `MuonBatch`: those of the given split part (muon numbers
+    counted over all files), thinned at random to about ``max_rows`` rows while streaming,
+    so files of 10^7 muons need no more memory than the sample kept."""
+    from shipfastsim.adapters.fairship import count_entries, iter_ntuple
+    from shipfastsim.batch import MuonBatch
+    from shipfastsim.validation.split import SPLITS, split_mask
+
+    low, high = SPLITS.get(split, (0.0, 1.0))
+    expected = sum(count_entries(path) for path in files) * (high - low)
+    fraction = 1.0 if not max_rows or expected <= max_rows else max_rows / expected
+    rng = np.random.default_rng(seed)
+    parts, first = [], 0
+    for path in files:
+        for batch in iter_ntuple(path, 1_000_000):
+            keep = rng.random(len(batch)) < fraction
+            if split != "all":
+                keep &= split_mask(first + len(batch), split)[first:]
+            first += len(batch)
+            parts.append(batch.select(torch.as_tensor(keep)))
+    return MuonBatch.concat(parts)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from shipfastsim.validation.report import write_report
+
+    for path in [*args.reference, *args.candidate]:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+    reference = read_sample(args.reference, args.max_rows, args.seed, args.reference_split)
+    candidate = read_sample(args.candidate, args.max_rows, args.seed + 1)
+    metrics = write_report(reference, candidate, args.output, args.features, tuple(args.labels), args.seed)
+    print(metrics.table())
+    print(f"validate: report written to {Path(args.output) / 'report.md'}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``validate`` subcommand."""
+    parser = subparsers.add_parser("validate", help="validation report of candidate vs reference muon files",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", nargs="+", required=True, metavar="FILE", help="reference FairShip ntuples")
+    parser.add_argument("--candidate", nargs="+", required=True, metavar="FILE", help="candidate FairShip ntuples")
+    parser.add_argument("--output", required=True, type=Path, help="report directory")
+    parser.add_argument("--reference-split", default="all", choices=("all", "train", "validation", "holdout"),
+                        help="use only this part of the reference (the fixed split of shipfastsim.validation.split)")
+    parser.add_argument("--features", nargs="+", default=None,
+                        help="MuonBatch attributes to compare (default: x y z px py pz p pt charge)")
+    parser.add_argument("--max-rows", type=int, default=200_000, help="random subsample of each side (rows)")
+    parser.add_argument("--labels", nargs=2, default=("reference", "candidate"), metavar=("REF", "CAND"))
+    parser.add_argument("--seed", type=int, default=0, help="seed of subsampling, splits and the classifier")
+    parser.set_defaults(func=run_validate)

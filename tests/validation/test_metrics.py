@@ -1,0 +1,132 @@
+"""Validation metrics on distributions with known answers, and the report writer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from shipfastsim.batch import MuonBatch
+from shipfastsim.validation.metrics import (
+    MUON_FEATURES,
+    classifier_auc,
+    compare,
+    feature_arrays,
+    fpd,
+    frechet_distance,
+    kpd,
+    ks_statistic,
+    wasserstein1,
+    weighted_auc,
+)
+from shipfastsim.validation.split import SPLITS, split_mask
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(12345)
+
+
+def test_w1_of_shifted_gaussians_is_the_shift(rng):
+    a, b = rng.normal(size=20000), rng.normal(size=20000) + 0.3
+    assert wasserstein1(a, b) == pytest.approx(0.3, abs=0.02)
+
+
+def test_weighted_w1_and_ks_equal_repeated_samples(rng):
+    a, b = rng.normal(size=300), rng.normal(size=400)
+    wa = rng.integers(1, 4, size=300)
+    assert wasserstein1(a, b, wa.astype(float)) == pytest.approx(wasserstein1(np.repeat(a, wa), b), rel=1e-9)
+    assert ks_statistic(a, b, wa.astype(float)) == pytest.approx(ks_statistic(np.repeat(a, wa), b), rel=1e-9)
+
+
+def test_ks_matches_scipy(rng):
+    a, b = rng.normal(size=1000), rng.normal(0.1, 1.2, size=1500)
+    assert ks_statistic(a, b) == pytest.approx(scipy.stats.ks_2samp(a, b).statistic, abs=1e-12)
+
+
+def test_weighted_auc_known_cases():
+    labels = np.r_[np.zeros(10), np.ones(10)]
+    assert weighted_auc(np.arange(20.0), labels) == 1.0
+    assert weighted_auc(-np.arange(20.0), labels) == 0.0
+    assert weighted_auc(np.zeros(20), labels) == 0.5
+    scores = np.array([0.1, 0.4, 0.35, 0.8])
+    assert weighted_auc(scores, np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+
+
+def test_classifier_auc_same_and_different(rng):
+    a, b = rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3))
+    same = classifier_auc(a, b, epochs=10)
+    shifted = b.copy()
+    shifted[:, 1] += 1.0
+    different = classifier_auc(a, shifted, epochs=10)
+    print(f"AUC same={same:.3f} shifted={different:.3f}")
+    assert abs(same - 0.5) < 0.05
+    assert different > 0.65  # ideal: Phi(1/sqrt(2)) = 0.76
+
+
+def test_frechet_distance_of_shifted_gaussians(rng):
+    a, b = rng.normal(size=(50000, 2)), rng.normal(size=(50000, 2)) + np.array([0.5, 0.0])
+    assert frechet_distance(a, b) == pytest.approx(0.25, abs=0.02)
+
+
+def test_fpd_extrapolates_to_zero_for_identical_distributions(rng):
+    a, b = rng.normal(size=(5000, 4)), rng.normal(size=(5000, 4))
+    value, error = fpd(a, b)
+    biased = frechet_distance(a[:1000], b[:1000])
+    print(f"FPD={value:.5f}+-{error:.5f}, finite-N value {biased:.5f}")
+    assert abs(value) < max(3 * error, 2e-3)
+    assert abs(value) < biased  # the 1/N bias is removed
+    shifted, _ = fpd(a, b + 0.2)
+    assert shifted == pytest.approx(4 * 0.04, rel=0.25)
+
+
+def test_kpd_zero_for_same_positive_for_different(rng):
+    a, b = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    same, error = kpd(a, b)
+    different, _ = kpd(a, b * 1.3)
+    assert abs(same) < 5 * error + 1e-3
+    assert different > 10 * max(abs(same), error)
+
+
+def test_compare_on_muon_batches_and_arrays(rng):
+    def batch(n, shift=0.0):
+        return MuonBatch.from_columns({
+            "pdg_id": rng.choice([13, -13], n), "x": rng.normal(size=n), "y": rng.normal(size=n),
+            "z": rng.exponential(30, n), "px": rng.normal(size=n) + shift, "py": rng.normal(size=n),
+            "pz": rng.exponential(60, n) + 10})
+
+    metrics = compare(batch(3000), batch(3000, 0.5), classifier_epochs=5)
+    assert metrics.features == MUON_FEATURES
+    assert metrics.per_feature["px"].w1_over_sigma > 0.3 > metrics.per_feature["pz"].w1_over_sigma
+    assert metrics.auc > 0.55
+    assert metrics.fpd > 3 * metrics.fpd_ref
+    assert metrics.kpd > metrics.kpd_ref
+    x, names, weights = feature_arrays({"a": np.arange(5.0), "b": np.ones(5)})
+    assert x.shape == (5, 2) and names == ("a", "b") and weights is None
+    assert "classifier AUC" in metrics.table()
+
+
+def test_split_is_fixed_and_disjoint():
+    masks = {part: split_mask(100000, part) for part in SPLITS}
+    assert np.all(sum(m.astype(int) for m in masks.values()) == 1)
+    assert masks["holdout"].mean() == pytest.approx(0.1, abs=0.005)
+    assert np.array_equal(split_mask(1000, "holdout"), masks["holdout"][:1000])
+
+
+def test_report_writes_figures_and_metrics(tmp_path, rng):
+    pytest.importorskip("mplhep")
+    from shipfastsim.validation.report import write_report
+
+    n = 2000
+    columns = {"pdg_id": rng.choice([13, -13], n), "x": rng.normal(size=n), "y": rng.normal(size=n),
+               "z": rng.exponential(30, n), "px": rng.normal(size=n), "py": rng.normal(size=n),
+               "pz": rng.exponential(60, n) + 10}
+    reference = MuonBatch.from_columns(columns)
+    candidate = reference.replace(px=reference.px * 1.1, weight=torch.full((n,), 0.5, dtype=torch.float64))
+    metrics = write_report(reference, candidate, tmp_path)
+    for name in ("features.png", "p_pt.png", "correlations.png", "metrics.json", "metrics.md", "report.md"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert json.loads((tmp_path / "metrics.json").read_text())["auc"] == metrics.auc
