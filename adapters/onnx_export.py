@@ -153,10 +153,23 @@ def export_onnx_bytes(description: ExportDescription, batch: int | None = None, 
             input_names=list(description.input_names), output_names=list(description.output_names),
             dynamic_axes=axes,
         )
-    data = buffer.getvalue()
     onnx = _require("onnx")
-    model = onnx.load_from_string(data)
+    model = onnx.load_from_string(buffer.getvalue())
+    # The exporter may leave output dimensions symbolic (e.g. after Concat); write the
+    # known ones, so that the graph documents them and SOFIE sizes its buffers statically.
+    with torch.no_grad():
+        results = module(*inputs)
+    results = results if isinstance(results, tuple | list) else (results,)
+    for value, result in zip(model.graph.output, results, strict=True):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != result.dim():
+            raise ExportError(f"output {value.name!r} has rank {len(dims)} in the graph and {result.dim()} in torch")
+        for axis, size in enumerate(result.shape):
+            if axis > 0 or batch is not None:
+                dims[axis].Clear()
+                dims[axis].dim_value = int(size)
     onnx.checker.check_model(model)
+    data = model.SerializeToString()
     for value in [*model.graph.input, *model.graph.output]:
         if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
             raise ExportError(f"graph tensor {value.name!r} is not float32; FairShip's interface is float32 only")

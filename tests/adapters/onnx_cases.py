@@ -1,0 +1,174 @@
+"""Neural cases shared by the ONNX and SOFIE tests.
+
+Every registered component whose export hook answers (e.g. ``gan-target``) is a
+case, plus small test-only components registered by `ToyPlugin` on a separate
+plugin manager, so that the machinery is tested whether or not a bundled neural
+component is exportable:
+
+* ``toy-flow`` (generator): affine-coupling flow, noise [n, 6] -> state [n, 6]
+  with an affine "inverse preprocessing" at the end (Gemm, Relu, Tanh, Exp, Mul,
+  Add, Slice, Concat);
+* ``toy-classifier`` (filter): two inputs (momentum [n, 3], position [n, 3]) to
+  two outputs (probability [n, 1], logit [n, 1]) through LeakyRelu and Sigmoid;
+* ``toy-sign`` (generator): uses ``torch.sign``, an operator SOFIE lacks;
+* ``toy-gun`` (generator): declared but not neural.
+
+Agreement criterion (`max_deviation`): per element ``|a - b| / max(|b|, floor)``
+with ``floor`` = 10 % of the RMS of b's column over the test sample (the absolute
+floor for values near zero: e.g. a value computed as the difference of two large
+terms); the tests require it below `RTOL` = 1e-5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pluggy
+import torch
+from torch import nn
+
+from shipfastsim import hookspecs
+from shipfastsim.adapters.onnx_export import exportable_components
+from shipfastsim.adapters.sofie_codegen import column_distributions
+from shipfastsim.components import ComponentSpec, ExportDescription
+from shipfastsim.hookspecs import hookimpl
+from shipfastsim.registry import ComponentRegistry, get_registry
+
+RTOL = 1e-5
+FLOOR_FRACTION_OF_RMS = 0.1
+N_ROWS = 256
+
+
+class Coupling(nn.Module):
+    def __init__(self, dim: int, hidden: int, flip: bool):
+        super().__init__()
+        self.half, self.flip = dim // 2, flip
+        self.net = nn.Sequential(nn.Linear(self.half, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 2 * (dim - self.half)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        a, b = z[:, : self.half], z[:, self.half:]
+        if self.flip:
+            a, b = b, a
+        st = self.net(a)
+        scale, shift = torch.tanh(st[:, : b.shape[1]]), st[:, b.shape[1]:]
+        b = b * torch.exp(scale) + shift
+        return torch.cat([b, a] if self.flip else [a, b], dim=1)
+
+
+class AffineFlow(nn.Module):
+    """Noise -> physical state: 4 affine couplings then the inverse of a standardisation."""
+
+    def __init__(self, dim: int = 6, hidden: int = 32, layers: int = 4):
+        super().__init__()
+        self.couplings = nn.ModuleList(Coupling(dim, hidden, i % 2 == 1) for i in range(layers))
+        self.register_buffer("std", torch.tensor([1.5, 1.5, 60.0, 0.8, 0.8, 40.0]))
+        self.register_buffer("mean", torch.tensor([0.0, 0.0, 100.0, 0.0, 0.0, 50.0]))
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        for coupling in self.couplings:
+            noise = coupling(noise)
+        return noise * self.std + self.mean
+
+
+class Classifier(nn.Module):
+    """Kinematics in, keep probability out (two inputs, two outputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, 24), nn.LeakyReLU(0.1), nn.Linear(24, 24), nn.LeakyReLU(0.1),
+                                 nn.Linear(24, 1))
+        self.register_buffer("scale", torch.tensor([2.0, 2.0, 50.0, 10.0, 10.0, 100.0]))
+
+    def forward(self, momentum: torch.Tensor, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logit = self.net(torch.cat([momentum, position], dim=1) / self.scale)
+        return torch.sigmoid(logit), logit
+
+
+class SignModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        u = self.linear(noise)
+        return torch.sign(u) * u * u
+
+
+def _description(name: str) -> ExportDescription:
+    torch.manual_seed(7)
+    if name == "toy-flow":
+        return ExportDescription(AffineFlow().eval(), ("noise",), ("state",), (torch.randn(4, 6),),
+                                 {"noise": "[n, 6]: N(0,1)", "state": "[n, 6]: x, y, z [cm], px, py, pz [GeV/c]"},
+                                 version="toy-flow-1")
+    if name == "toy-classifier":
+        return ExportDescription(Classifier().eval(), ("momentum", "position"), ("probability", "logit"),
+                                 (torch.randn(4, 3), torch.randn(4, 3)),
+                                 {"momentum": "px, py, pz [GeV/c]", "position": "x, y, z [cm]",
+                                  "probability": "keep probability", "logit": "log-odds"}, version="toy-classifier-1")
+    return ExportDescription(SignModel().eval(), ("noise",), ("out",), (torch.randn(4, 3),), version="toy-sign-1")
+
+
+class ToyPlugin:
+    """Test-only neural components (see the module docstring)."""
+
+    @hookimpl
+    def shipfastsim_declare_components(self) -> list[ComponentSpec]:
+        return [ComponentSpec("toy-flow", "generator", "test flow"), ComponentSpec("toy-sign", "generator", "sign"),
+                ComponentSpec("toy-gun", "generator", "not neural"),
+                ComponentSpec("toy-classifier", "filter", "test classifier")]
+
+    @hookimpl
+    def shipfastsim_export_description(self, component: str, params: dict) -> ExportDescription | None:
+        if component in ("toy-flow", "toy-classifier", "toy-sign"):
+            return _description(component)
+        return None
+
+
+def toy_registry() -> ComponentRegistry:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    manager.register(ToyPlugin(), name="toy")
+    return ComponentRegistry(manager)
+
+
+TOY_CASES = ("toy-flow", "toy-classifier")
+
+
+def cases() -> list[tuple[str, ComponentRegistry]]:
+    """(component, registry) for every exportable registered component and the toy ones."""
+    registered = [(name, get_registry()) for name in sorted(exportable_components(get_registry()))]
+    return registered + [(name, toy_registry()) for name in TOY_CASES]
+
+
+def case_ids() -> list[str]:
+    return [name for name, _ in cases()]
+
+
+def sample_inputs(description: ExportDescription, n: int = N_ROWS, seed: int = 3) -> list[np.ndarray]:
+    """Inputs of ``n`` rows drawn per column as the units say (N(0,1) unless U(0,1) is declared)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for name, example in zip(description.input_names, description.example_inputs, strict=True):
+        width = int(np.prod(example.shape[1:]))
+        kinds = column_distributions(description.units.get(name, ""), width)
+        columns = [rng.random(n) if kind == "uniform" else rng.standard_normal(n) for kind in kinds]
+        arrays.append(np.stack(columns, axis=1).astype(np.float32).reshape(n, *example.shape[1:]))
+    return arrays
+
+
+def torch_outputs(description: ExportDescription, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    module = description.module.eval()
+    dtype = next(iter(module.state_dict().values())).dtype
+    with torch.no_grad():
+        out = module(*[torch.from_numpy(a).to(dtype) for a in inputs])
+    out = out if isinstance(out, tuple | list) else (out,)
+    return [o.detach().cpu().float().numpy() for o in out]
+
+
+def max_deviation(values: np.ndarray, reference: np.ndarray) -> float:
+    """Largest ``|a - b| / max(|b|, 10 % of the column RMS of b)`` (columns: the last axis)."""
+    values = values.reshape(len(values), -1).astype(np.float64)
+    reference = reference.reshape(len(reference), -1).astype(np.float64)
+    assert values.shape == reference.shape
+    floor = FLOOR_FRACTION_OF_RMS * np.sqrt(np.mean(reference**2, axis=0)) + 1e-30
+    return float(np.max(np.abs(values - reference) / np.maximum(np.abs(reference), floor)))

@@ -1,0 +1,153 @@
+"""ONNX export of every neural component: graph, sidecar, onnxruntime = torch, CLI errors.
+
+Cases: every registered component whose export hook answers, plus the test-only
+components of `onnx_cases` (an affine-coupling flow and a two-input classifier).
+Agreement: relative deviation below 1e-5 with an absolute floor of 10 % of the
+column RMS (see `onnx_cases.max_deviation`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx_cases import RTOL, case_ids, cases, max_deviation, sample_inputs, torch_outputs, toy_registry
+
+from shipfastsim.adapters import onnx_export
+from shipfastsim.adapters.onnx_export import (
+    OPSET,
+    ExportError,
+    OnnxRuntimeModule,
+    export_component,
+    get_export_description,
+    weights_sha256,
+)
+from shipfastsim.cli import main
+
+CASES = cases()
+
+
+@pytest.mark.parametrize(("component", "registry"), CASES, ids=case_ids())
+def test_onnxruntime_module_matches_torch(component, registry):
+    description = get_export_description(component, registry=registry)
+    inputs = sample_inputs(description)
+    expected = torch_outputs(description, inputs)
+    engine = OnnxRuntimeModule(description, threads=1)
+    got = engine(*[torch.from_numpy(a) for a in inputs])
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert isinstance(g, torch.Tensor) and g.device.type == "cpu" and g.dtype == torch.float32
+        assert max_deviation(g.numpy(), e) < RTOL
+
+
+@pytest.mark.parametrize(("component", "registry"), CASES, ids=case_ids())
+def test_export_writes_graph_and_sidecar(component, registry, tmp_path):
+    result = export_component(component, tmp_path, registry=registry, sofie=False)
+    description = get_export_description(component, registry=registry)
+    stem = component.replace("-", "_")
+    assert result.onnx_path == tmp_path / f"{stem}.onnx"
+    sidecar = json.loads((tmp_path / f"{stem}.json").read_text())
+    model = onnx.load(str(result.onnx_path))
+    assert [i.name for i in model.graph.input] == list(description.input_names)
+    assert [o.name for o in model.graph.output] == list(description.output_names)
+    opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    assert sidecar["onnx"]["opset"] == OPSET == max(opsets)
+    assert sidecar["batch"] == {"dynamic": True, "axis": 0, "name": "batch"}
+    assert sidecar["version"] == description.version
+    assert [t["name"] for t in sidecar["inputs"]] == list(description.input_names)
+    for tensor, example in zip(sidecar["inputs"], description.example_inputs, strict=True):
+        assert tensor["shape"] == ["batch", *example.shape[1:]]
+        assert tensor["unit"] == description.units.get(tensor["name"], "")
+    assert sidecar["operators"] == sorted({n.op_type for n in model.graph.node})
+    assert sidecar["parameters"] == sum(p.numel() for p in description.module.parameters()) > 0
+    assert sidecar["sha256"]["graph"] == hashlib.sha256(result.onnx_path.read_bytes()).hexdigest()
+    assert sidecar["sha256"]["state_dict"] == weights_sha256(description)["state_dict"]
+    if description.weights_path:
+        assert "weights_file" in sidecar["sha256"]
+    assert sidecar["sofie"] is None
+
+    # The file on disk, any batch size, through onnxruntime: the torch outputs.
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    for n in (1, 37):
+        inputs = sample_inputs(description, n=n, seed=n)
+        got = session.run(list(description.output_names), dict(zip(description.input_names, inputs, strict=True)))
+        for g, e in zip(got, torch_outputs(description, inputs), strict=True):
+            assert g.shape[0] == n
+            assert max_deviation(g, e) < RTOL
+
+
+def test_fixed_batch_export(tmp_path):
+    registry = toy_registry()
+    result = export_component("toy-flow", tmp_path, batch=8, sofie=False, registry=registry)
+    assert result.sidecar["batch"] == {"dynamic": False, "size": 8}
+    assert result.sidecar["inputs"][0]["shape"] == [8, 6]
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    description = get_export_description("toy-flow", registry=registry)
+    inputs = sample_inputs(description, n=8)
+    (got,) = session.run(None, {"noise": inputs[0]})
+    assert max_deviation(got, torch_outputs(description, inputs)[0]) < RTOL
+    with pytest.raises(Exception, match="(?i)dimension|shape"):
+        session.run(None, {"noise": sample_inputs(description, n=9)[0]})
+
+
+def test_weights_hash_follows_the_weights():
+    description = get_export_description("toy-flow", registry=toy_registry())
+    before = weights_sha256(description)["state_dict"]
+    assert weights_sha256(get_export_description("toy-flow", registry=toy_registry()))["state_dict"] == before
+    with torch.no_grad():
+        description.module.couplings[0].net[0].weight[0, 0] += 1e-3
+    assert weights_sha256(description)["state_dict"] != before
+
+
+def test_float64_module_through_onnxruntime():
+    description = get_export_description("toy-flow", registry=toy_registry())
+    description.module.double()
+    noise = torch.from_numpy(sample_inputs(description)[0]).double()
+    with torch.no_grad():
+        expected = description.module(noise)
+    got = OnnxRuntimeModule(description)(noise)
+    assert got.dtype == torch.float64
+    assert next(description.module.parameters()).dtype == torch.float64  # the caller's module is left alone
+    assert max_deviation(got.numpy(), expected.numpy()) < 1e-5  # float32 graph: float32 precision
+
+
+def test_unknown_and_non_neural_components_are_clear_errors():
+    registry = toy_registry()
+    with pytest.raises(ExportError, match="'nope' is not a registered component; exportable components: "
+                                          "toy-classifier, toy-flow, toy-sign"):
+        get_export_description("nope", registry=registry)
+    with pytest.raises(ExportError, match="'toy-gun' is not a neural component; exportable components: toy-"):
+        get_export_description("toy-gun", registry=registry)
+
+
+def test_cli_export(tmp_path, monkeypatch, capsys):
+    import shipfastsim.registry
+
+    monkeypatch.setattr(shipfastsim.registry, "get_registry", toy_registry)
+    assert main(["export", "onnx", "toy-flow", "--output", str(tmp_path / "out"), "--no-sofie"]) == 0
+    printed = capsys.readouterr().out
+    assert f"opset {OPSET}, batch dynamic" in printed and "Exp" in printed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["toy_flow.json", "toy_flow.onnx"]
+
+    assert main(["export", "onnx", "toy-gun", "--output", str(tmp_path / "gun")]) == 2
+    error = capsys.readouterr().err
+    assert "'toy-gun' is not a neural component" in error and "toy-classifier, toy-flow" in error
+
+
+def test_missing_package_gives_install_hint(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(ExportError, match=r"pip install shipfastsim\[onnx\]"):
+        onnx_export._require("onnxruntime")
+
+
+def test_sample_inputs_follow_declared_distributions():
+    description = get_export_description("toy-flow", registry=toy_registry())
+    (noise,) = sample_inputs(description, n=4000)
+    assert abs(noise.mean()) < 0.05 and abs(noise.std() - 1) < 0.05 and noise.min() < -2
+    assert np.isfinite(noise).all()
