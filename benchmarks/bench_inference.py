@@ -1,0 +1,216 @@
+"""Single-thread inference time per muon: SOFIE C++ vs onnxruntime vs torch, per neural component.
+
+Run:  python benchmarks/bench_inference.py [--batch 1024] [--seconds 1] [--json out.json] [--demo]
+
+For every registered component whose export hook answers (e.g. ``gan-target``), and
+for a demo affine-coupling flow (with ``--demo``, or when no component is exportable):
+
+* SOFIE: the component is exported (dynamic batch), ``adapters/cpp/sofie_driver.cpp``
+  is compiled against the generated header (g++ ``--cxxflags``, default -O2;
+  OpenBLAS) and times
+  ``doInfer`` in a loop inside C++ (OPENBLAS_NUM_THREADS=1);
+* onnxruntime: an InferenceSession with intra_op_num_threads = inter_op_num_threads
+  = 1, numpy in and out;
+* torch: the module itself under ``torch.inference_mode`` with torch.set_num_threads(1).
+
+Each engine runs batches of ``--batch`` muons for about ``--seconds`` seconds, three
+times; the best of the three is reported, in microseconds per muon.  The table also
+gives the ONNX operators, the parameter count and the largest deviation of the SOFIE
+and onnxruntime outputs from torch (relative, floor 10 % of the column RMS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pluggy
+import torch
+from torch import nn
+
+from shipfastsim import hookspecs
+from shipfastsim.adapters.onnx_export import OPSET, export_component, exportable_components, get_export_description
+from shipfastsim.adapters.sofie_codegen import CPP_DIR, column_distributions, compile_program
+from shipfastsim.components import ComponentSpec, ExportDescription
+from shipfastsim.hookspecs import hookimpl
+from shipfastsim.registry import ComponentRegistry, get_registry
+
+SINGLE_THREAD = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+class _Coupling(nn.Module):
+    def __init__(self, dim: int, hidden: int, flip: bool):
+        super().__init__()
+        self.half, self.flip = dim // 2, flip
+        self.net = nn.Sequential(nn.Linear(self.half, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 2 * (dim - self.half)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        a, b = z[:, : self.half], z[:, self.half:]
+        if self.flip:
+            a, b = b, a
+        st = self.net(a)
+        b = b * torch.exp(torch.tanh(st[:, : b.shape[1]])) + st[:, b.shape[1]:]
+        return torch.cat([b, a] if self.flip else [a, b], dim=1)
+
+
+class DemoFlow(nn.Module):
+    """RealNVP-sized demo (6 features, 6 couplings, 64 hidden): noise -> standardised-then-inverted state."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.couplings = nn.ModuleList(_Coupling(6, 64, i % 2 == 1) for i in range(6))
+        self.register_buffer("std", torch.tensor([1.5, 1.5, 60.0, 0.8, 0.8, 40.0]))
+        self.register_buffer("mean", torch.tensor([0.0, 0.0, 100.0, 0.0, 0.0, 50.0]))
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        for coupling in self.couplings:
+            noise = coupling(noise)
+        return noise * self.std + self.mean
+
+
+class _DemoPlugin:
+    @hookimpl
+    def shipfastsim_declare_components(self) -> list[ComponentSpec]:
+        return [ComponentSpec("demo-flow", "generator", "benchmark demo affine-coupling flow")]
+
+    @hookimpl
+    def shipfastsim_export_description(self, component: str, params: dict) -> ExportDescription | None:
+        if component != "demo-flow":
+            return None
+        return ExportDescription(DemoFlow().eval(), ("noise",), ("state",), (torch.randn(4, 6),),
+                                 {"noise": "N(0,1)", "state": "x, y, z [cm], px, py, pz [GeV/c]"}, "demo-1")
+
+
+def _demo_registry() -> ComponentRegistry:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    manager.register(_DemoPlugin(), name="demo")
+    return ComponentRegistry(manager)
+
+
+def _inputs(description: ExportDescription, n: int, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for name, example in zip(description.input_names, description.example_inputs, strict=True):
+        width = int(np.prod(example.shape[1:]))
+        kinds = column_distributions(description.units.get(name, ""), width)
+        columns = [rng.random(n) if k == "uniform" else rng.standard_normal(n) for k in kinds]
+        arrays.append(np.stack(columns, axis=1).astype(np.float32).reshape(n, *example.shape[1:]))
+    return arrays
+
+
+def _best_time_per_row(call: Callable[[], object], n: int, seconds: float) -> float:
+    call()
+    best = float("inf")
+    for _ in range(3):
+        repeats, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds / 3 or repeats < 3:
+            call()
+            repeats += 1
+        best = min(best, elapsed / (repeats * n))
+    return best
+
+
+def _deviation(values: np.ndarray, reference: np.ndarray) -> float:
+    values, reference = values.reshape(len(values), -1), reference.reshape(len(reference), -1)
+    floor = 0.1 * np.sqrt(np.mean(reference.astype(np.float64) ** 2, axis=0)) + 1e-30
+    return float(np.max(np.abs(values - reference) / np.maximum(np.abs(reference), floor)))
+
+
+def bench_component(name: str, registry: ComponentRegistry, batch: int, seconds: float, folder: Path,
+                    cxxflags: tuple[str, ...] = ("-O2",)) -> dict:
+    """Time one component on the three engines; returns a row of the table."""
+    import onnxruntime as ort
+
+    description = get_export_description(name, registry=registry)
+    result = export_component(name, folder / name, registry=registry, max_batch=batch)
+    driver = compile_program(CPP_DIR / "sofie_driver.cpp", result.sofie.binding, folder / name / "driver",
+                             flags=cxxflags)
+    inputs = _inputs(description, batch)
+    in_file, out_file = folder / name / "in.bin", folder / name / "out.bin"
+    in_file.write_bytes(b"".join(a.tobytes() for a in inputs))
+
+    # SOFIE: the timing loop runs inside the C++ driver.
+    def sofie_run(repeats: int) -> float:
+        done = subprocess.run([str(driver), str(result.sofie.weights), str(in_file), str(out_file), str(batch),
+                               str(repeats)], check=True, capture_output=True, text=True, env=SINGLE_THREAD)
+        return float(done.stdout.split()[-1]) * 1e-9
+
+    probe = sofie_run(3)
+    repeats = max(3, int(seconds / 3 / max(probe * batch, 1e-9)))
+    sofie_s = min(sofie_run(repeats) for _ in range(3))
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(result.onnx_path), options, providers=["CPUExecutionProvider"])
+    feed = dict(zip(description.input_names, inputs, strict=True))
+    ort_s = _best_time_per_row(lambda: session.run(None, feed), batch, seconds)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    module = description.module.eval()
+    tensors = [torch.from_numpy(a) for a in inputs]
+    try:
+        with torch.inference_mode():
+            torch_s = _best_time_per_row(lambda: module(*tensors), batch, seconds)
+            reference = module(*tensors)
+    finally:
+        torch.set_num_threads(threads)
+    reference = [r.numpy() for r in (reference if isinstance(reference, tuple | list) else (reference,))]
+
+    flat = np.fromfile(out_file, dtype=np.float32)
+    sofie_out, start = [], 0
+    for r in reference:
+        sofie_out.append(flat[start:start + r.size].reshape(r.shape))
+        start += r.size
+    return {
+        "component": name, "version": description.version, "batch": batch, "opset": OPSET,
+        "cxxflags": " ".join(cxxflags),
+        "parameters": result.sidecar["parameters"], "operators": result.sidecar["operators"],
+        "us_per_muon": {"sofie_cpp": sofie_s * 1e6, "onnxruntime": ort_s * 1e6, "torch": torch_s * 1e6},
+        "max_rel_deviation_vs_torch": {
+            "sofie_cpp": max(_deviation(s, r) for s, r in zip(sofie_out, reference, strict=True)),
+            "onnxruntime": max(_deviation(o, r) for o, r in zip(session.run(None, feed), reference, strict=True)),
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=1024, help="muons per inference call (default 1024)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per engine (default 1 s)")
+    parser.add_argument("--demo", action="store_true", help="also time the demo affine-coupling flow")
+    parser.add_argument("--cxxflags", default="-O2", help="flags compiling the SOFIE driver (default -O2)")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    args = parser.parse_args()
+
+    components = [(name, get_registry()) for name in sorted(exportable_components(get_registry()))]
+    if args.demo or not components:
+        components.append(("demo-flow", _demo_registry()))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, registry in components:
+            rows.append(bench_component(name, registry, args.batch, args.seconds, Path(tmp),
+                                        tuple(args.cxxflags.split())))
+            row = rows[-1]
+            t, d = row["us_per_muon"], row["max_rel_deviation_vs_torch"]
+            print(f"{name} ({row['version']}): {row['parameters']:,} parameters, batch {args.batch}, "
+                  f"opset {OPSET}, SOFIE built with {args.cxxflags}; operators: {', '.join(row['operators'])}")
+            print(f"  us/muon, 1 thread: SOFIE C++ {t['sofie_cpp']:.3f}  onnxruntime {t['onnxruntime']:.3f}  "
+                  f"torch {t['torch']:.3f}")
+            print(f"  max rel. deviation from torch: SOFIE {d['sofie_cpp']:.2e}  onnxruntime {d['onnxruntime']:.2e}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
