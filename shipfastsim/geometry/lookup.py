@@ -101,37 +101,38 @@ class GeometryLookup:
 
     def field_at(self, x, y, z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Magnetic field (Bx, By, Bz) [T] at positions [cm]."""
+        _, bx, by, bz = self.query(x, y, z)
+        return bx, by, bz
+
+    def material_at(self, x, y, z) -> torch.Tensor:
+        """Index into `materials` of the material at positions [cm]."""
+        return self.query(x, y, z)[0]
+
+    def query(self, x, y, z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Material index and field (Bx, By, Bz) [T] in one pass over the magnets."""
         x, y, z = _t(x), _t(y), _t(z)
+        g = self.geometry
+        material = torch.zeros_like(x, dtype=torch.int64)
+        if g.cavern_sections:
+            material = torch.full_like(material, self.material_index(g.cavern_material))
+            for s in g.cavern_sections:
+                material = torch.where(self._in_box(s, x, y, z), 0, material)
+        for b in g.blocks:
+            material = torch.where(self._in_box(b, x, y, z), self.material_index(b.material), material)
+        t = g.target
+        in_target = (z >= t.z0) & (z < t.z_end) & (x.abs() <= t.half_x) & (y.abs() <= t.half_y)
+        material = torch.where(in_target, TARGET_INDEX, material)
+        iron = self.material_index(g.shield_material)
         bx, by = torch.zeros_like(x), torch.zeros_like(x)
-        for m, in_z, region in self._magnet_regions(x, y, z):
+        for m, _, region in self._magnet_regions(x, y, z):
             if region is None:
                 continue
+            material = torch.where(region != REGION_NONE, iron, material)
             s_b = m.polarity
             by = torch.where(region == REGION_CORE, s_b, by)
             by = torch.where(region == REGION_RETURN, -s_b, by)
             bx = torch.where(region == REGION_YOKE, s_b * torch.sign(x) * torch.sign(y), bx)
-        return bx, by, torch.zeros_like(x)
-
-    def material_at(self, x, y, z) -> torch.Tensor:
-        """Index into `materials` of the material at positions [cm]."""
-        x, y, z = _t(x), _t(y), _t(z)
-        g = self.geometry
-        out = torch.zeros_like(x, dtype=torch.int64)
-        if g.cavern_sections:
-            # Rock everywhere, air inside the cavern sections.
-            out = torch.full_like(out, self.material_index(g.cavern_material))
-            for s in g.cavern_sections:
-                out = torch.where(self._in_box(s, x, y, z), 0, out)
-        for b in g.blocks:
-            out = torch.where(self._in_box(b, x, y, z), self.material_index(b.material), out)
-        t = g.target
-        in_target = (z >= t.z0) & (z < t.z_end) & (x.abs() <= t.half_x) & (y.abs() <= t.half_y)
-        out = torch.where(in_target, TARGET_INDEX, out)
-        iron = self.material_index(g.shield_material)
-        for _, in_z, region in self._magnet_regions(x, y, z):
-            if region is not None:
-                out = torch.where(region != REGION_NONE, iron, out)
-        return out
+        return material, bx, by, torch.zeros_like(x)
 
     @staticmethod
     def _in_box(b, x, y, z) -> torch.Tensor:
