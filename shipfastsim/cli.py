@@ -19,6 +19,8 @@ __all__ = ["main", "SUBCOMMAND_MODULES", "UsageError"]
 SUBCOMMAND_MODULES: list[str] = [
     "shipfastsim.commands",
     "shipfastsim.adapters.cli",
+    "shipfastsim.plugins.gan_target.cli",
+    "shipfastsim.validation.cli",
 ]
 
 

@@ -1,0 +1,121 @@
+"""Benchmark: gan-target generation speed [muons/s] against replaying a FairShip file.
+
+For batch sizes 10^3 .. 10^6 it times, in one run:
+
+* ``gan eager``: the ``gan-target`` component through the registry hook (noise,
+  network, MuonBatch in float64), as a production run calls it;
+* ``gan module``: the bare network under ``torch.inference_mode`` (float32, noise drawn);
+* ``gan onnxruntime``: the same module exported to ONNX and run by onnxruntime
+  (when onnx and onnxruntime are installed);
+* ``file replay``: the ``fairship-file`` generator sampling the shipped 10k file;
+
+and prints the ratio of each GAN path to file replay.  Usage::
+
+    python benchmarks/bench_gan.py [--threads 2] [--device cpu] [--max-batch 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from collections.abc import Callable
+
+import torch
+
+from shipfastsim.components import ChunkContext, Stage
+from shipfastsim.data import TARGET_SAMPLE
+from shipfastsim.plugins.fairship_file import COMPONENT as FILE_COMPONENT
+from shipfastsim.plugins.gan_target import COMPONENT as GAN_COMPONENT
+from shipfastsim.plugins.gan_target import draw_noise
+from shipfastsim.registry import get_registry
+
+
+def _rate(call: Callable[[int], object], n: int, device: torch.device, min_seconds: float = 1.0) -> float:
+    call(n)  # warm up (model load, allocations)
+    repeats, start = 0, time.perf_counter()
+    while True:
+        call(n)
+        repeats += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        if elapsed > min_seconds or repeats >= 50:
+            return repeats * n / elapsed
+
+
+def _hook_call(component: str, params: dict, device: torch.device) -> Callable[[int], object]:
+    stage = Stage(kind="generator", component=component, params=params, device=device)
+    hook = get_registry().hook.shipfastsim_generate_muons
+
+    def call(n: int):
+        context = ChunkContext(0, 0, torch.Generator(device=device).manual_seed(1), device)
+        return hook(stage=stage, n_muons=n, context=context)
+
+    return call
+
+
+def _onnx_call(module: torch.nn.Module, noise_dim: int) -> Callable[[int], object] | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    buffer = io.BytesIO()
+    example = torch.cat([torch.randn(8, noise_dim), torch.rand(8, 1)], dim=1)
+    try:
+        torch.onnx.export(module, (example,), buffer, input_names=["noise"], output_names=["muon"],
+                          dynamic_axes={"noise": {0: "n"}, "muon": {0: "n"}}, opset_version=17, dynamo=False)
+    except Exception as error:  # exporter missing or failing: report and go on
+        print(f"onnx export failed: {error}")
+        return None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(1)
+
+    def call(n: int):
+        return session.run(None, {"noise": draw_noise(n, noise_dim, generator).numpy()})[0]
+
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-batch", type=int, default=1_000_000)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    gan = _hook_call("gan-target", GAN_COMPONENT.defaults(), device)
+    replay = _hook_call("fairship-file", FILE_COMPONENT.defaults() | {"files": [str(TARGET_SAMPLE)], "order": "sample"},
+                        device)
+    from shipfastsim.plugins.gan_target.model import load_generator
+
+    module = load_generator(GAN_COMPONENT.defaults()["weights"], device)
+    noise_dim = module.config.noise_dim
+
+    def bare(n: int):
+        generator = torch.Generator(device=device).manual_seed(1)
+        with torch.inference_mode():
+            return module(draw_noise(n, noise_dim, generator))
+
+    paths = {"gan eager": gan, "gan module": bare}
+    if device.type == "cpu":
+        onnx = _onnx_call(load_generator(GAN_COMPONENT.defaults()["weights"]), noise_dim)
+        if onnx is not None:
+            paths["gan onnxruntime"] = onnx
+    paths["file replay"] = replay
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} threads"
+    print(f"gan-target generation [muons/s] on {name}")
+    print(f"{'batch':>9} " + " ".join(f"{p:>16}" for p in paths) + "   ratio best GAN / replay")
+    size = 1000
+    while size <= args.max_batch:
+        rates = {p: _rate(call, size, device) for p, call in paths.items()}
+        best = max(v for p, v in rates.items() if p != "file replay")
+        print(f"{size:>9} " + " ".join(f"{rates[p]:>16.3e}" for p in paths) + f"   {best / rates['file replay']:.2f}")
+        size *= 10
+
+
+if __name__ == "__main__":
+    main()

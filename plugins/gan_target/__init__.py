@@ -1,0 +1,110 @@
+"""Generator ``gan-target``: muons at their production point in the SHiP target from a GAN.
+
+A conditional WGAN-GP (see `model` and `train`) trained on the SHiP muon-GAN sample
+maps seeded noise to x, y, z [cm, FairShip frame], px, py, pz [GeV/c] and the PDG id
+(+-13), weight 1.  The bundled weights (``gan_target.safetensors`` with its JSON
+training config beside it) are the default; ``shipfastsim train gan-target``
+makes new ones.  The same deterministic module (noise in, muons out) serves the
+torch backend, the onnxruntime backend and the ONNX/SOFIE export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shipfastsim.batch import MuonBatch
+from shipfastsim.components import ChunkContext, ComponentSpec, ExportDescription, Parameter, Stage
+from shipfastsim.hookspecs import hookimpl
+from shipfastsim.plugins.gan_target.model import MuonGenerator, load_generator
+from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
+
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "draw_noise", "muons_from_state"]
+
+#: The bundled model's weights (trained on the shared 50k SHiP GAN sample).
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "gan_target.safetensors"
+
+COMPONENT = ComponentSpec(
+    name="gan-target",
+    kind="generator",
+    description="Muons at their production point in the target from a conditional WGAN (cm, GeV/c, weight 1)",
+    parameters=(
+        Parameter("weights", "path", str(BUNDLED_WEIGHTS), "generator weights (.safetensors, JSON config beside)"),
+        Parameter("backend", "choice", "torch", "inference engine", choices=("torch", "onnxruntime")),
+        Parameter("dtype", "choice", "float32", "network precision on the device", choices=("float32", "float64")),
+        Parameter("target_z0", "float", 0.0, "z of the target start in FairShip's frame [cm], added to z"),
+    ),
+)
+
+
+def draw_noise(n: int, noise_dim: int, generator: torch.Generator) -> torch.Tensor:
+    """Noise ``[n, noise_dim + 1]`` on the random generator's device: normals, then one uniform."""
+    device = generator.device
+    return torch.cat([torch.randn(n, noise_dim, generator=generator, device=device),
+                      torch.rand(n, 1, generator=generator, device=device)], dim=1)
+
+
+def muons_from_state(state: torch.Tensor, first_muon: int, device: torch.device, target_z0: float = 0.0) -> MuonBatch:
+    """Generator output ``[n, 7]`` (x, y, z, px, py, pz, pdg) to a `MuonBatch` with global event ids."""
+    state = state.to(device=device, dtype=torch.float64)
+    n = state.shape[0]
+    pdg = torch.where(state[:, 6] < 0, PDG_MU_PLUS, PDG_MU_MINUS)
+    columns: dict[str, Any] = {name: state[:, j] for j, name in enumerate(("x", "y", "z", "px", "py", "pz"))}
+    if target_z0:
+        columns["z"] = columns["z"] + target_z0
+    columns |= {"pdg_id": pdg, "pythia_id": pdg,
+                "event_id": torch.arange(first_muon, first_muon + n, device=device, dtype=torch.int64)}
+    return MuonBatch.from_columns(columns, device=device)
+
+
+def _build(stage: Stage, params: dict[str, Any]):
+    dtype = torch.float64 if params["dtype"] == "float64" else torch.float32
+    module = load_generator(params["weights"], stage.device).to(dtype)
+    if params["backend"] == "onnxruntime":
+        from shipfastsim.adapters.onnx_export import OnnxRuntimeModule  # provided by the ONNX adapter
+
+        return module, OnnxRuntimeModule(_describe(module, params["weights"]))
+    return module, module
+
+
+@hookimpl
+def shipfastsim_declare_components() -> list[ComponentSpec]:
+    return [COMPONENT]
+
+
+@hookimpl
+def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
+    if stage.component != COMPONENT.name:
+        return None
+    params = COMPONENT.defaults() | stage.params
+    module, engine = stage.cached("model", lambda: _build(stage, params))
+    noise = draw_noise(n_muons, module.config.noise_dim, context.generator)
+    dtype = module.feature_mean.dtype
+    with torch.inference_mode():
+        state = engine(noise.to(device=stage.device, dtype=dtype))
+    return muons_from_state(torch.as_tensor(state), context.first_muon, stage.device, params["target_z0"])
+
+
+def _describe(module: MuonGenerator, weights: str | Path) -> ExportDescription:
+    noise_dim = module.config.noise_dim
+    example = torch.cat([torch.randn(4, noise_dim), torch.rand(4, 1)], dim=1).to(module.feature_mean.dtype)
+    return ExportDescription(
+        module=module.cpu().eval(),
+        input_names=("noise",),
+        output_names=("muon",),
+        example_inputs=(example,),
+        units={"noise": f"[n, {noise_dim + 1}]: {noise_dim} standard normals, then one uniform in [0, 1)",
+               "muon": "[n, 7]: x, y, z [cm, FairShip frame, target start at 0], px, py, pz [GeV/c], PDG id (+-13)"},
+        version="gan-target-1",
+        weights_path=str(weights),
+    )
+
+
+@hookimpl
+def shipfastsim_export_description(component: str, params: dict) -> ExportDescription | None:
+    if component != COMPONENT.name:
+        return None
+    weights = (params or {}).get("weights", str(BUNDLED_WEIGHTS))
+    return _describe(load_generator(weights, "cpu"), weights)

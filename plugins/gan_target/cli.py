@@ -1,0 +1,62 @@
+"""``shipfastsim train COMPONENT``: train a neural component from FairShip muon files.
+
+Trainers are looked up in `TRAINERS` (component name -> function(args) -> int), so a
+later component adds its own entry; ``gan-target`` is the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["register", "TRAINERS", "train_gan_target"]
+
+
+def train_gan_target(args: argparse.Namespace) -> int:
+    """Train the target GAN on ``args.input`` and write weights + config to ``args.output``."""
+    from shipfastsim.plugins.gan_target.train import TrainConfig, train
+
+    files = args.input or [str(_default_sample())]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"input files not found: {missing}")
+    config = TrainConfig(seed=args.seed, max_steps=args.max_steps, eval_every=args.eval_every,
+                         patience=args.patience, max_minutes=args.max_minutes, batch_size=args.batch_size)
+    result = train(files, args.output, config, progress=not args.quiet, device=args.device)
+    print(f"gan-target: best validation mean W1/sigma {result.best_metric:.4f} at step {result.best_step} "
+          f"of {result.steps}; weights {result.weights_path} (config beside it)")
+    return 0
+
+
+def _default_sample() -> Path:
+    from shipfastsim.data import TARGET_SAMPLE
+
+    return Path(TARGET_SAMPLE)
+
+
+#: Component name -> trainer taking the parsed arguments.
+TRAINERS: dict[str, Callable[[argparse.Namespace], int]] = {"gan-target": train_gan_target}
+
+
+def _run(args: argparse.Namespace) -> int:
+    return TRAINERS[args.component](args)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand."""
+    parser = subparsers.add_parser("train", help="train a neural component (gan-target) from FairShip muon files",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("component", choices=sorted(TRAINERS), help="component to train")
+    parser.add_argument("--input", nargs="+", metavar="FILE",
+                        help="FairShip pythia8-Geant4 ntuples (default: the shipped 10k sample)")
+    parser.add_argument("--output", required=True, type=Path, help="directory for weights, config and checkpoint")
+    parser.add_argument("--seed", type=int, default=2024, help="training seed")
+    parser.add_argument("--max-steps", type=int, default=20000, help="maximum generator steps")
+    parser.add_argument("--eval-every", type=int, default=500, help="generator steps between validations")
+    parser.add_argument("--patience", type=int, default=8, help="validations without improvement before stopping")
+    parser.add_argument("--max-minutes", type=float, default=45.0, help="wall-clock limit [min]")
+    parser.add_argument("--batch-size", type=int, default=256, help="muons per batch")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run)
