@@ -16,9 +16,17 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from shipfastsim.adapters.onnx_export import ExportError, export_component
     from shipfastsim.cli import UsageError
 
+    params = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--param wants NAME=VALUE, got {item!r}")
+        import yaml
+
+        params[name] = yaml.safe_load(value)
     try:
-        result = export_component(args.component, args.output, batch=args.batch, sofie=not args.no_sofie,
-                                  max_batch=args.max_batch)
+        result = export_component(args.component, args.output, params=params, batch=args.batch,
+                                  sofie=not args.no_sofie, max_batch=args.max_batch)
     except ExportError as error:
         raise UsageError(str(error)) from error
     sidecar = result.sidecar
@@ -47,5 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="fixed batch size N (default: a dynamic batch axis)")
     onnx.add_argument("--max-batch", type=int, default=4096, metavar="N",
                       help="default maximum batch of the SOFIE session for a dynamic batch (default 4096)")
+    onnx.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="component parameter overriding its default, e.g. weights=my.safetensors (repeatable)")
     onnx.add_argument("--no-sofie", action="store_true", help="write only the ONNX graph and sidecar")
     onnx.set_defaults(func=_export_onnx)

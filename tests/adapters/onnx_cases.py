@@ -29,7 +29,7 @@ from torch import nn
 from shipfastsim import hookspecs
 from shipfastsim.adapters.onnx_export import exportable_components
 from shipfastsim.adapters.sofie_codegen import column_distributions
-from shipfastsim.components import ComponentSpec, ExportDescription
+from shipfastsim.components import ComponentSpec, ExportDescription, Parameter
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.registry import ComponentRegistry, get_registry
 
@@ -94,8 +94,8 @@ class SignModel(nn.Module):
         return torch.sign(u) * u * u
 
 
-def _description(name: str) -> ExportDescription:
-    torch.manual_seed(7)
+def _description(name: str, seed: int = 7) -> ExportDescription:
+    torch.manual_seed(seed)
     if name == "toy-flow":
         return ExportDescription(AffineFlow().eval(), ("noise",), ("state",), (torch.randn(4, 6),),
                                  {"noise": "[n, 6]: N(0,1)", "state": "[n, 6]: x, y, z [cm], px, py, pz [GeV/c]"},
@@ -113,14 +113,15 @@ class ToyPlugin:
 
     @hookimpl
     def shipfastsim_declare_components(self) -> list[ComponentSpec]:
-        return [ComponentSpec("toy-flow", "generator", "test flow"), ComponentSpec("toy-sign", "generator", "sign"),
+        return [ComponentSpec("toy-flow", "generator", "test flow", (Parameter("seed", "int", 7, "weights seed"),)),
+                ComponentSpec("toy-sign", "generator", "sign"),
                 ComponentSpec("toy-gun", "generator", "not neural"),
                 ComponentSpec("toy-classifier", "filter", "test classifier")]
 
     @hookimpl
     def shipfastsim_export_description(self, component: str, params: dict) -> ExportDescription | None:
         if component in ("toy-flow", "toy-classifier", "toy-sign"):
-            return _description(component)
+            return _description(component, int(params.get("seed", 7)))
         return None
 
 

@@ -137,6 +137,12 @@ def test_cli_export(tmp_path, monkeypatch, capsys):
     assert f"opset {OPSET}, batch dynamic" in printed and "Exp" in printed
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["toy_flow.json", "toy_flow.onnx"]
 
+    default = json.loads((tmp_path / "out" / "toy_flow.json").read_text())["sha256"]["state_dict"]
+    assert main(["export", "onnx", "toy-flow", "-o", str(tmp_path / "p"), "--no-sofie", "--param", "seed=8"]) == 0
+    assert json.loads((tmp_path / "p" / "toy_flow.json").read_text())["sha256"]["state_dict"] != default
+    assert main(["export", "onnx", "toy-flow", "-o", str(tmp_path / "q"), "--param", "seed"]) == 2
+    capsys.readouterr()
+
     assert main(["export", "onnx", "toy-gun", "--output", str(tmp_path / "gun")]) == 2
     error = capsys.readouterr().err
     assert "'toy-gun' is not a neural component" in error and "toy-classifier, toy-flow" in error
