@@ -168,6 +168,12 @@ def export_onnx_bytes(description: ExportDescription, batch: int | None = None, 
             if axis > 0 or batch is not None:
                 dims[axis].Clear()
                 dims[axis].dim_value = int(size)
+    model.doc_string = (f"shipfastsim export, model version {description.version}; batch axis 0 "
+                        f"{'dynamic (' + BATCH_AXIS + ')' if batch is None else f'fixed at {batch}'}; float32")
+    for key, value in {"shipfastsim.version": description.version,
+                       "shipfastsim.units": json.dumps(description.units)}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     data = model.SerializeToString()
     for value in [*model.graph.input, *model.graph.output]:

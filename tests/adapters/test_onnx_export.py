@@ -59,6 +59,10 @@ def test_export_writes_graph_and_sidecar(component, registry, tmp_path):
     opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
     assert sidecar["onnx"]["opset"] == OPSET == max(opsets)
     assert sidecar["batch"] == {"dynamic": True, "axis": 0, "name": "batch"}
+    assert "batch axis 0 dynamic (batch)" in model.doc_string
+    metadata = {p.key: p.value for p in model.metadata_props}
+    assert metadata["shipfastsim.version"] == description.version
+    assert json.loads(metadata["shipfastsim.units"]) == description.units
     assert sidecar["version"] == description.version
     assert [t["name"] for t in sidecar["inputs"]] == list(description.input_names)
     for tensor, example in zip(sidecar["inputs"], description.example_inputs, strict=True):
