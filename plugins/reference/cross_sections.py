@@ -69,7 +69,8 @@ def brems_dsigma_dv(E, v, mat: Material) -> np.ndarray:
         phi_n = np.clip(phi_n, 0.0, None)
         # Atomic electrons contribute only below the kinematic limit of muon-electron brems.
         eps_max_e = E / (1.0 + 0.5 * _M**2 / (_ME * E))
-        phi_e = np.log(b1 * z13**2 * _M / ((1.0 + delta * _M / (_ME**2 * SQRT_E)) * (_ME + delta * SQRT_E * b1 * z13**2)))
+        phi_e = np.log(b1 * z13**2 * _M
+                       / ((1.0 + delta * _M / (_ME**2 * SQRT_E)) * (_ME + delta * SQRT_E * b1 * z13**2)))
         phi_e = np.where(v * E < eps_max_e, np.clip(phi_e, 0.0, None), 0.0)
         coeff = 16.0 / 3.0 * ALPHA * (ELECTRON_RADIUS * _ME / _M) ** 2
         out = coeff / v * Z * (Z * phi_n + phi_e) * (1.0 - v + 0.75 * v**2) * AVOGADRO / A

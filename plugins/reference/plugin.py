@@ -1,0 +1,87 @@
+"""Propagator ``reference-shield``: the detailed reference transport as a pipeline stage.
+
+Returns the muons that reach the requested recording plane with their state there
+(weights and provenance unchanged).  Every call transports to the last plane of the
+geometry so that the run summary also gets the aperture counts: counters
+``reference-shield/<charge>/<p bin>/<what>`` (see `summary`), plus
+``reference-shield/stopped``, ``/left_world``, ``/backward``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from shipfastsim.batch import MuonBatch
+from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
+from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.geometry import load_geometry
+from shipfastsim.hookspecs import hookimpl
+from shipfastsim.plugins.reference.summary import COUNTER_PREFIX, transport_counts
+from shipfastsim.plugins.reference.transport import STOP_REASONS, ReferenceTransport, TransportSettings
+
+__all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "transport_for", "propagate_batch"]
+
+DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
+
+COMPONENT = ComponentSpec(
+    name="reference-shield",
+    kind="propagator",
+    description="detailed muon transport through the magnetised shield (Bethe, brems, pair, photonuclear, MCS)",
+    parameters=(
+        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML"),
+        Parameter("v_cut", "float", 0.01, "relative energy transfer above which radiative losses are sampled",
+                  minimum=1e-5),
+        Parameter("delta_cut", "float", 0.01, "knock-on electron energy above which they are sampled [GeV]",
+                  minimum=1e-4),
+        Parameter("min_momentum", "float", 0.5, "muons below this momentum stop [GeV]", minimum=0.0),
+        Parameter("max_step_dense", "float", 10.0, "largest step in and between iron pieces [cm]", minimum=0.01),
+        Parameter("max_step_air", "float", 50.0, "largest step in air outside the shield [cm]", minimum=0.01),
+        Parameter("max_bend", "float", 0.02, "largest bending angle per step [rad]", minimum=1e-5),
+        Parameter("max_loss_fraction", "float", 0.05, "largest mean fractional energy loss per step",
+                  minimum=1e-4),
+    ),
+)
+
+
+def transport_for(stage: Stage) -> ReferenceTransport:
+    """The stage's transport (geometry and tables built once per process)."""
+    params = stage.params
+    settings = TransportSettings(**{k: float(params[k]) for k in (
+        "v_cut", "delta_cut", "min_momentum", "max_step_dense", "max_step_air", "max_bend", "max_loss_fraction")})
+    return stage.cached("transport", lambda: ReferenceTransport(load_geometry(params["geometry"]), settings))
+
+
+def propagate_batch(transport: ReferenceTransport, batch: MuonBatch, plane: str, generator: torch.Generator,
+                    counters=None) -> MuonBatch:
+    """Transport a batch and return the muons at ``plane`` (state at the plane)."""
+    transport.geometry.plane(plane)  # unknown plane names fail before any work
+    cpu = batch.to("cpu")
+    pos = torch.stack([cpu.x, cpu.y, cpu.z], 1)
+    mom = torch.stack([cpu.px, cpu.py, cpu.pz], 1)
+    result = transport.propagate(pos, mom, cpu.charge, generator)
+    if counters is not None:
+        counters.update(transport_counts(cpu.p, cpu.charge, result))
+        for code, name in STOP_REASONS.items():
+            if code:
+                counters[f"{COUNTER_PREFIX}/{name}"] += int((result.stop_reason == code).sum())
+    keep = result.reached[plane]
+    state = result.state[plane][keep]
+    out = cpu.select(keep).replace(x=state[:, 0].contiguous(), y=state[:, 1].contiguous(),
+                                   z=state[:, 2].contiguous(), px=state[:, 3].contiguous(),
+                                   py=state[:, 4].contiguous(), pz=state[:, 5].contiguous())
+    return out.to(batch.device)
+
+
+@hookimpl
+def shipfastsim_declare_components() -> list[ComponentSpec]:
+    return [COMPONENT]
+
+
+@hookimpl
+def shipfastsim_propagate_muons(stage: Stage, batch: MuonBatch, plane: str, context: ChunkContext) -> MuonBatch | None:
+    if stage.component != COMPONENT.name:
+        return None
+    # The transport runs on the CPU generator; a device generator is not used here.
+    generator = context.generator if context.generator.device.type == "cpu" else \
+        torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=context.generator)))
+    return propagate_batch(transport_for(stage), batch, plane, generator, context.counters)
