@@ -18,6 +18,7 @@ __all__ = ["main", "SUBCOMMAND_MODULES", "UsageError"]
 #: Modules providing ``register(subparsers)``; order is the order in ``--help``.
 SUBCOMMAND_MODULES: list[str] = [
     "shipfastsim.commands",
+    "shipfastsim.geometry.cli",
     "shipfastsim.adapters.cli",
     "shipfastsim.plugins.gan_target.cli",
     "shipfastsim.validation.cli",

@@ -29,6 +29,7 @@ ENTRY_POINT_GROUP = "shipfastsim"
 DEFAULT_PLUGINS: dict[str, str] = {
     "fairship-file": "shipfastsim.plugins.fairship_file",
     "phi-rotation": "shipfastsim.plugins.phi_rotation",
+    "reference-shield": "shipfastsim.plugins.reference.plugin",
     "gan-target": "shipfastsim.plugins.gan_target",
 }
 
