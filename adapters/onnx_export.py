@@ -1,4 +1,4 @@
-"""ONNX export of neural components, their JSON sidecar, and onnxruntime inference.
+"""ONNX export of neural components and their JSON sidecar (onnxruntime inference: `onnx_runtime`).
 
 A neural component describes its inference graph through the
 ``shipfastsim_export_description(component, params)`` hook (an `ExportDescription`:
@@ -51,7 +51,6 @@ __all__ = [
     "parameter_count",
     "weights_sha256",
     "export_component",
-    "OnnxRuntimeModule",
 ]
 
 #: ONNX opset of every exported graph (SOFIE's ONNX parser reads it; onnxruntime too).
@@ -294,37 +293,11 @@ def export_component(
     return result
 
 
-class OnnxRuntimeModule(torch.nn.Module):
-    """A neural component run by onnxruntime, called like its torch module.
+def __getattr__(name: str) -> Any:
+    # OnnxRuntimeModule lives in onnx_runtime (which imports this module); re-exported here.
+    if name == "OnnxRuntimeModule":
+        from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
 
-    The module of ``description`` is exported once (in memory, dynamic batch) and run
-    on the CPU by onnxruntime in float32 (a float64 module is exported as a float32
-    copy); calls take torch tensors and return tensors on the device and in the
-    floating dtype of the first input.  One output gives a tensor, several a tuple.
+        return OnnxRuntimeModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Args:
-        description: the component's `ExportDescription`.
-        threads: onnxruntime intra-op threads (None: onnxruntime's default).
-    """
-
-    def __init__(self, description: ExportDescription, threads: int | None = None):
-        super().__init__()
-        ort = _require("onnxruntime")
-        self.input_names = tuple(description.input_names)
-        self.output_names = tuple(description.output_names)
-        self.graph = export_onnx_bytes(description)
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(self.graph, options, providers=["CPUExecutionProvider"])
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        if len(inputs) != len(self.input_names):
-            raise TypeError(f"expected {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}")
-        device = inputs[0].device
-        feed = {name: t.detach().to("cpu", torch.float32).contiguous().numpy() for name, t in
-                zip(self.input_names, inputs, strict=True)}
-        dtype = inputs[0].dtype if inputs[0].is_floating_point() else torch.float32
-        outputs = [torch.from_numpy(a).to(device, dtype) for a in self.session.run(list(self.output_names), feed)]
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)

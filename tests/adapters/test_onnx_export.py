@@ -22,11 +22,11 @@ from shipfastsim.adapters import onnx_export
 from shipfastsim.adapters.onnx_export import (
     OPSET,
     ExportError,
-    OnnxRuntimeModule,
     export_component,
     get_export_description,
     weights_sha256,
 )
+from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
 from shipfastsim.cli import main
 
 CASES = cases()
@@ -150,6 +150,10 @@ def test_cli_export(tmp_path, monkeypatch, capsys):
     assert main(["export", "onnx", "toy-gun", "--output", str(tmp_path / "gun")]) == 2
     error = capsys.readouterr().err
     assert "'toy-gun' is not a neural component" in error and "toy-classifier, toy-flow" in error
+
+
+def test_onnxruntime_module_is_importable_from_onnx_export():
+    assert onnx_export.OnnxRuntimeModule is OnnxRuntimeModule  # the neural plugins import it from there
 
 
 def test_missing_package_gives_install_hint(monkeypatch):
