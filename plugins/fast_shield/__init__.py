@@ -1,0 +1,92 @@
+"""Propagator ``fast-shield``: muons through the shield by sampling pre-computed step tables.
+
+The fast counterpart of the reference propagator: same geometry YAML, same field
+model, recording planes and stopping conditions, but the energy loss and scattering
+of each step come from inverse-CDF tables built once from the reference physics
+(`tables`), and a whole chunk moves as torch tensor operations on ``stage.device``
+(`stepper`).  ``shipfastsim tables build`` (`cli`) rebuilds the tables.
+
+Units: cm, GeV/c, tesla; FairShip's frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from shipfastsim.batch import MuonBatch
+from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
+from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.hookspecs import hookimpl
+
+__all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_TABLES", "make_transport", "propagate_batch"]
+
+DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_tables() -> Path:
+    from shipfastsim.plugins.fast_shield.tables import TableSettings, tables_filename
+
+    return PACKAGE_DIR / tables_filename(TableSettings())
+
+
+#: The shipped tables (versioned name: format version and settings hash).
+DEFAULT_TABLES = _default_tables()
+
+COMPONENT = ComponentSpec(
+    name="fast-shield",
+    kind="propagator",
+    description="muons through the shield geometry by sampling pre-computed step tables (batched, CPU or CUDA)",
+    parameters=(
+        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML"),
+        Parameter("tables", "path", str(DEFAULT_TABLES), "step tables .npz (shipfastsim tables build)"),
+        Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
+                  minimum=0.5),
+        Parameter("air_step", "float", 50.0, "step elsewhere [cm]", minimum=0.5),
+        Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
+        Parameter("precision", "choice", "float32", "arithmetic of the transport", choices=("float32", "float64")),
+    ),
+)
+
+
+def make_transport(params: dict, device: torch.device | str = "cpu"):
+    """A `FastTransport` for validated ``fast-shield`` parameters."""
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.plugins.fast_shield.stepper import FastSettings, FastTransport
+    from shipfastsim.plugins.fast_shield.tables import load_tables
+
+    settings = FastSettings(dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 50.0),
+                            min_momentum=params.get("min_momentum", 0.5),
+                            dtype=getattr(torch, params.get("precision", "float32")))
+    tables = load_tables(params.get("tables", DEFAULT_TABLES))
+    if settings.min_momentum < tables.settings.p_min:
+        raise ValueError(f"min_momentum {settings.min_momentum} is below the tables' {tables.settings.p_min} GeV/c")
+    return FastTransport(load_geometry(params.get("geometry", DEFAULT_GEOMETRY)), tables, settings, device)
+
+
+def propagate_batch(transport, batch: MuonBatch, plane: str, generator: torch.Generator) -> MuonBatch:
+    """The muons of ``batch`` that reach ``plane``, with their state there (float64 columns)."""
+    pos = torch.stack([batch.x, batch.y, batch.z], 1)
+    mom = torch.stack([batch.px, batch.py, batch.pz], 1)
+    hits = transport.propagate(pos, mom, batch.charge, plane, generator)
+    reached = hits.reached[plane].to(batch.device)
+    state = hits.state[plane].to(batch.device)[reached]
+    out = batch.select(reached)
+    return out.replace(**{name: state[:, k].contiguous() for k, name in enumerate(("x", "y", "z", "px", "py", "pz"))})
+
+
+@hookimpl
+def shipfastsim_declare_components() -> list[ComponentSpec]:
+    return [COMPONENT]
+
+
+@hookimpl
+def shipfastsim_propagate_muons(stage: Stage, batch: MuonBatch, plane: str, context: ChunkContext
+                                ) -> MuonBatch | None:
+    if stage.component != COMPONENT.name:
+        return None
+    key = f"transport:{stage.device}"
+    transport = stage.cached(key, lambda: make_transport(stage.params, stage.device))
+    return propagate_batch(transport, batch.to(stage.device), plane, context.generator)

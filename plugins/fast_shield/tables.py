@@ -1,0 +1,280 @@
+"""Pre-computed step tables: energy loss and scattering of one step, per bin.
+
+For every material (name, density scale), every node of a log-spaced momentum grid
+``P_NODES`` [GeV/c] and of a log-spaced step-length grid ``L_NODES`` [cm], the
+reference physics (`StepPhysics.sample_step`, chained over the reference's own
+sub-steps) is sampled for many muons and reduced to inverse-CDF tables:
+
+* ``loss``: quantiles of eps = dE / (rho L) [GeV cm2/g] on the u grid ``U_LOSS``;
+* ``angle``: quantiles of a = theta_space / sigma, where sigma is Highland's projected
+  width of the whole step (t_before = 0), *conditional on the loss class* (loss rank
+  below 0.5, 0.5-0.9, 0.9-0.99, above 0.99): this keeps the loss-angle correlation;
+* ``disp``: quantiles of r = |d - L theta / 2| / (L sigma / sqrt 12), the lateral
+  displacement left after removing its part correlated with the angle.
+
+The radiative tail above the last probability node (1 - 1e-4) is rarer than the
+samples resolve, yet carries a few percent of the mean loss; so where the step loses
+little energy, the top node of the loss table is raised until the table's mean equals
+the reference's mean stopping power (`preserve_mean_loss`).
+
+Storing normalised values lets the stepper rescale to the muon's actual p, L and
+traversed radiation lengths.  Tables are cached in an ``.npz`` file (float16 values,
+``allow_pickle=False``) whose name and metadata carry a hash of every setting;
+`load_tables` refuses a file whose format version or hash does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shipfastsim.geometry.materials import get_material
+from shipfastsim.plugins.reference.cross_sections import MUON_MASS_GEV
+from shipfastsim.plugins.reference.physics import StepPhysics
+
+__all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "U_ANGLE", "U_DISP", "TableSettings",
+           "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename", "highland_h",
+           "preserve_mean_loss"]
+
+#: Bump when the file layout or the meaning of a stored array changes.
+FORMAT_VERSION = 2
+#: Loss classes are split at these ranks (the angle is tabulated per class).
+LOSS_CLASS_EDGES = (0.5, 0.9, 0.99)
+
+
+def u_grid(n_lin: int, split: float, n_tail: int, tail_min: float) -> np.ndarray:
+    """Probability nodes: uniform on [0, split), then geometric in 1-u down to
+    ``tail_min`` (resolves the radiative / single-scattering tails), then 1."""
+    return np.concatenate([np.linspace(0.0, split, n_lin, endpoint=False),
+                           1.0 - np.geomspace(1.0 - split, tail_min, n_tail), [1.0]])
+
+
+def highland_h(t):
+    """Highland's theta0^2 (p beta / 13.6 MeV)^2 after t radiation lengths (numpy or torch)."""
+    if isinstance(t, torch.Tensor):
+        t = t.clamp_min(1e-12)
+        return t * (1.0 + 0.038 * torch.log(t)) ** 2
+    t = np.maximum(t, 1e-12)
+    return t * (1.0 + 0.038 * np.log(t)) ** 2
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """Everything the tables depend on (hashed into the file name and metadata).
+
+    Physics settings mirror `plugins.reference.transport.TransportSettings`: cuts
+    v_cut and delta_cut [GeV], min_momentum [GeV/c], sub-step control of the
+    reference (max steps [cm], max loss fraction).  Grids: momenta [GeV/c] and
+    step lengths [cm], log-spaced; ``samples`` muons per bin.
+    """
+
+    materials: tuple[tuple[str, float], ...] = (("air", 1.0), ("tungsten", 0.94554), ("iron", 1.0),
+                                                ("copper", 1.0), ("concrete", 1.0))
+    v_cut: float = 0.01
+    delta_cut: float = 0.01
+    scattering_tail_factor: float = 2.5
+    min_momentum: float = 0.5
+    max_step_dense: float = 10.0
+    max_step_air: float = 50.0
+    max_loss_fraction: float = 0.05
+    p_min: float = 0.5
+    p_max: float = 1000.0
+    p_per_decade: int = 12
+    l_min: float = 0.5
+    l_max: float = 64.0
+    samples: int = 16000
+    seed: int = 12345
+
+    @property
+    def p_nodes(self) -> np.ndarray:
+        n = round(math.log10(self.p_max / self.p_min) * self.p_per_decade) + 1
+        return np.geomspace(self.p_min, self.p_max, n)
+
+    @property
+    def l_nodes(self) -> np.ndarray:
+        return np.geomspace(self.l_min, self.l_max, round(math.log2(self.l_max / self.l_min)) + 1)
+
+    def digest(self) -> str:
+        """Hash of the settings, the material properties and the format version."""
+        props = {f"{n}:{s}": asdict(get_material(n)) for n, s in self.materials}
+        text = json.dumps({"format": FORMAT_VERSION, "settings": asdict(self), "materials": props,
+                           "u": [U_LOSS.tolist(), U_ANGLE.tolist(), U_DISP.tolist()]}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+#: (n_lin, split, n_tail, tail_min) of the probability grids of loss, angle, displacement.
+GRID_LOSS, GRID_ANGLE, GRID_DISP = (40, 0.8, 23, 1e-4), (24, 0.8, 15, 1e-3), (16, 0.8, 7, 1e-3)
+U_LOSS, U_ANGLE, U_DISP = u_grid(*GRID_LOSS), u_grid(*GRID_ANGLE), u_grid(*GRID_DISP)
+
+
+@dataclass
+class StepTables:
+    """Inverse-CDF tables; arrays indexed [material, p node, L node, ...] (see module doc)."""
+
+    settings: TableSettings
+    loss: np.ndarray   # (M, P, L, len(U_LOSS)) eps [GeV cm2/g]
+    angle: np.ndarray  # (M, P, L, n_classes, len(U_ANGLE)) theta / sigma
+    disp: np.ndarray   # (M, P, L, len(U_DISP)) residual displacement / (L sigma / sqrt 12)
+
+    @property
+    def digest(self) -> str:
+        return self.settings.digest()
+
+    def material_index(self, name: str, scale: float) -> int:
+        """Row of (name, density scale) in the tables; KeyError if it was not built."""
+        for i, (n, s) in enumerate(self.settings.materials):
+            if n == name and abs(s - scale) < 1e-9:
+                return i
+        raise KeyError(f"material {name!r} x{scale:g} is not in the step tables (built for "
+                       f"{list(self.settings.materials)}); run `shipfastsim tables build --geometry ...`")
+
+
+def _sample_macro_steps(physics: StepPhysics, s: TableSettings, index: int, p0: torch.Tensor,
+                        length: torch.Tensor, generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Muons of momenta p0 [GeV/c] over ``length`` [cm] of one material, in the
+    reference's sub-steps; returns dE [GeV] (all of E0 if stopped), theta (n, 2) [rad]
+    and lateral displacement d (n, 2) [cm] at the end of the step."""
+    mat, scale = physics.materials[index]
+    rho = mat.density * scale
+    n = p0.shape[0]
+    e0 = torch.sqrt(p0**2 + MUON_MASS_GEV**2)
+    E = e0.clone()
+    theta, disp = torch.zeros(n, 2, dtype=torch.float64), torch.zeros(n, 2, dtype=torch.float64)
+    t_x0, done = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+    alive = torch.ones(n, dtype=torch.bool)
+    max_step = s.max_step_dense if rho > 0.05 else s.max_step_air
+    mats = torch.full((n,), index, dtype=torch.int64)
+    while True:
+        idx = torch.nonzero(alive & (done < length - 1e-9)).squeeze(1)
+        if idx.numel() == 0:
+            break
+        e = E[idx]
+        # The reference's step control: rough dE/dx, at most max_loss_fraction of E.
+        limit = s.max_loss_fraction * e / (rho * (2.5e-3 + 8e-6 * e))
+        step = torch.minimum(torch.clamp(length[idx] - done[idx], max=max_step), limit).clamp_min(1e-6)
+        p = torch.sqrt((e**2 - MUON_MASS_GEV**2).clamp_min(1e-12))
+        out = physics.sample_step(mats[idx], p, step, generator, t_x0[idx])
+        t_x0[idx] += physics.radiation_lengths(mats[idx], step)
+        # Small-angle accumulation: earlier angles move the muon sideways over this sub-step.
+        disp[idx] += theta[idx] * step[:, None] + torch.stack([out.dx, out.dy], 1)
+        theta[idx] += torch.stack([out.theta_x, out.theta_y], 1)
+        E[idx] = e - out.delta_e
+        done[idx] += step
+        alive[idx] = torch.sqrt((E[idx] ** 2 - MUON_MASS_GEV**2).clamp_min(0.0)) >= s.min_momentum
+    return torch.where(alive, e0 - E, e0), theta, disp
+
+
+def _reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: float, p0: float, length: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantile tables of one bin from its samples (see module docstring)."""
+    beta = p0 / math.sqrt(p0**2 + MUON_MASS_GEV**2)
+    eps = de / (rho * length)
+    sigma = 0.0136 / (p0 * beta) * math.sqrt(highland_h(length * rho / x0))
+    a = np.hypot(th[:, 0], th[:, 1]) / sigma
+    rank = np.empty(len(eps))
+    rank[np.argsort(eps, kind="stable")] = (np.arange(len(eps)) + 0.5) / len(eps)
+    cls = np.searchsorted(LOSS_CLASS_EDGES, rank, side="right")
+    angle = np.stack([np.quantile(a[cls == c], U_ANGLE) for c in range(len(LOSS_CLASS_EDGES) + 1)])
+    r = d - 0.5 * length * th
+    disp = np.quantile(np.hypot(r[:, 0], r[:, 1]) / (length * sigma / math.sqrt(12.0)), U_DISP)
+    return np.quantile(eps, U_LOSS), angle, disp
+
+
+def preserve_mean_loss(tables: StepTables, max_fraction: float = 0.05) -> None:
+    """Raise the top loss node of every bin whose mean loss is below ``max_fraction``
+    of the muon energy so that the tabulated mean equals the reference's mean
+    stopping power (`StepPhysics.mean_dedx`) [GeV cm2/g]; in place."""
+    s = tables.settings
+    physics = StepPhysics([(get_material(n), sc) for n, sc in s.materials], s.v_cut, s.delta_cut,
+                          s.scattering_tail_factor)
+    du = np.diff(U_LOSS)
+    energy = np.sqrt(s.p_nodes**2 + MUON_MASS_GEV**2)
+    for m, (name, scale) in enumerate(s.materials):
+        rho = get_material(name).density * scale
+        target = physics.mean_dedx(m, torch.as_tensor(energy, dtype=torch.float64))["total"].numpy()
+        for i in range(len(energy)):
+            for j, length in enumerate(s.l_nodes):
+                q = tables.loss[m, i, j]
+                cap = energy[i] / (rho * length)  # all the energy
+                if target[i] > max_fraction * cap:
+                    continue
+                deficit = target[i] - float(np.sum(0.5 * (q[1:] + q[:-1]) * du))
+                if deficit > 0:
+                    q[-1] = min(q[-1] + 2.0 * deficit / du[-1], cap)
+
+
+def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk: int = 600_000) -> StepTables:
+    """Sample the reference physics in every bin, ``chunk`` muons per call (minutes
+    on two cores); ``progress(message)`` is called after each material."""
+    s = settings
+    physics = StepPhysics([(get_material(n), sc) for n, sc in s.materials], s.v_cut, s.delta_cut,
+                          s.scattering_tail_factor)
+    generator = torch.Generator().manual_seed(s.seed)
+    P, L = s.p_nodes, s.l_nodes
+    shape = (len(s.materials), len(P), len(L))
+    loss = np.zeros(shape + (len(U_LOSS),), np.float32)
+    angle = np.zeros(shape + (len(LOSS_CLASS_EDGES) + 1, len(U_ANGLE)), np.float32)
+    disp = np.zeros(shape + (len(U_DISP),), np.float32)
+    bins = [(i, j) for i in range(len(P)) for j in range(len(L))]
+    per_call = max(1, chunk // s.samples)
+    for m, (name, scale) in enumerate(s.materials):
+        mat = get_material(name)
+        for start in range(0, len(bins), per_call):
+            group = bins[start:start + per_call]
+            p0 = torch.tensor([P[i] for i, _ in group], dtype=torch.float64).repeat_interleave(s.samples)
+            length = torch.tensor([L[j] for _, j in group], dtype=torch.float64).repeat_interleave(s.samples)
+            de, th, d = (t.numpy() for t in _sample_macro_steps(physics, s, m, p0, length, generator))
+            for k, (i, j) in enumerate(group):
+                rows = slice(k * s.samples, (k + 1) * s.samples)
+                loss[m, i, j], angle[m, i, j], disp[m, i, j] = _reduce_bin(
+                    de[rows], th[rows], d[rows], mat.density * scale, mat.radiation_length, float(P[i]), float(L[j]))
+        if progress is not None:
+            progress(f"{name} x{scale:g} done")
+    tables = StepTables(s, loss, angle, disp)
+    preserve_mean_loss(tables)
+    return tables
+
+
+def tables_filename(settings: TableSettings) -> str:
+    """Versioned file name: ``step_tables_v<format>_<settings hash>.npz``."""
+    return f"step_tables_v{FORMAT_VERSION}_{settings.digest()}.npz"
+
+
+def save_tables(tables: StepTables, path: str | Path) -> Path:
+    """Write an ``.npz`` (float16 values, settings as JSON metadata); a directory gets
+    the versioned file name."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / tables_filename(tables.settings)
+    meta = json.dumps({"format": FORMAT_VERSION, "digest": tables.digest, "settings": asdict(tables.settings)})
+    # float16 is enough: every stored value is normalised to O(1e-3 .. 1e3).
+    np.savez_compressed(path, meta=np.array(meta), loss=tables.loss.astype(np.float16),
+                        angle=tables.angle.astype(np.float16), disp=tables.disp.astype(np.float16))
+    return path
+
+
+def load_tables(path: str | Path, expected: TableSettings | None = None) -> StepTables:
+    """Read tables; refuse another format version, a corrupt hash or, when
+    ``expected`` is given, tables built with other settings."""
+    with np.load(Path(path), allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path}: step-table format {meta.get('format')}, this code reads {FORMAT_VERSION}; "
+                             "rebuild with `shipfastsim tables build`")
+        raw = meta["settings"]
+        raw["materials"] = tuple((n, float(sc)) for n, sc in raw["materials"])
+        settings = TableSettings(**raw)
+        if settings.digest() != meta["digest"]:
+            raise ValueError(f"{path}: settings hash {meta['digest']} does not match its settings "
+                             f"({settings.digest()}); material data or grids changed, rebuild the tables")
+        if expected is not None and expected.digest() != settings.digest():
+            raise ValueError(f"{path}: tables built for settings {settings.digest()}, {expected.digest()} asked for")
+        return StepTables(settings, data["loss"].astype(np.float32), data["angle"].astype(np.float32),
+                          data["disp"].astype(np.float32))

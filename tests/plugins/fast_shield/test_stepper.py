@@ -1,0 +1,102 @@
+"""`fast-shield` transport: analytic bending, mean loss, determinism, the component."""
+
+import math
+
+import pytest
+import torch
+
+from shipfastsim.components import ChunkContext
+from shipfastsim.config import make_stage
+from shipfastsim.geometry import get_material
+from shipfastsim.plugins.fast_shield import DEFAULT_TABLES
+from shipfastsim.plugins.fast_shield.compare import target_sample
+from shipfastsim.plugins.fast_shield.stepper import C_LIGHT, FastSettings, FastTransport
+from shipfastsim.plugins.fast_shield.tables import load_tables
+from shipfastsim.plugins.reference.physics import StepPhysics
+from shipfastsim.registry import get_registry
+from shipfastsim.runner import apply_stage
+
+MU = 0.1056583755
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return load_tables(DEFAULT_TABLES)
+
+
+def _beam(n, p, charge=1.0):
+    pos = torch.zeros(n, 3, dtype=torch.float64)
+    pos[:, 2] = 50.0
+    mom = torch.zeros(n, 3, dtype=torch.float64)
+    mom[:, 2] = p
+    return pos, mom, torch.full((n,), charge, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("charge", [1.0, -1.0])
+def test_uniform_field_in_air_bends_as_a_helix(uniform_geometry, tables, charge):
+    transport = FastTransport(uniform_geometry("air"), tables, FastSettings(dtype=torch.float64))
+    p, field, length = 10.0, 1.5, 1000.0
+    hits = transport.propagate(*_beam(200, p, charge), "end", torch.Generator().manual_seed(1))
+    assert hits.reached["end"].all()
+    state = hits.state["end"]
+    radius = p / (C_LIGHT * field)
+    theta = math.asin(length / radius)
+    # F = q v x B with v along z, B along y points to -x for q > 0.
+    assert state[:, 0].mean().item() == pytest.approx(-charge * radius * (1 - math.cos(theta)), rel=0.01)
+    assert state[:, 3].mean().item() == pytest.approx(-charge * p * math.sin(theta), rel=0.01)
+    assert torch.linalg.norm(state[:, 3:], dim=1).mean().item() == pytest.approx(p, abs=0.01)
+
+
+def test_uniform_field_in_iron_matches_reference_mean_loss_and_bending(uniform_geometry, tables):
+    transport = FastTransport(uniform_geometry("iron"), tables)
+    p0, field, n = 100.0, 1.5, 4000
+    hits = transport.propagate(*_beam(n, p0), "end", torch.Generator().manual_seed(2))
+    state = hits.state["end"][hits.reached["end"]]
+    p_out = torch.linalg.norm(state[:, 3:], dim=1)
+    # Continuous-slowing-down expectation from the reference's mean stopping power,
+    # and the bending integral of 1/p(z) along it.
+    iron = get_material("iron")
+    physics = StepPhysics([(iron, 1.0)])
+    energy, slope, dz = math.hypot(p0, MU), 0.0, 1.0
+    for _ in range(1000):
+        p = math.sqrt(energy**2 - MU**2)
+        slope += C_LIGHT * field / p * dz
+        dedx = float(physics.mean_dedx(0, torch.tensor([energy], dtype=torch.float64))["total"][0])
+        energy -= dedx * iron.density * dz
+    expected_loss = math.hypot(p0, MU) - energy
+    loss = (math.hypot(p0, MU) - torch.sqrt(p_out**2 + MU**2)).mean().item()
+    assert hits.reached["end"].float().mean() > 0.97
+    assert loss == pytest.approx(expected_loss, rel=0.04)
+    assert (-state[:, 3] / state[:, 5]).median().item() == pytest.approx(math.tan(slope), rel=0.03)
+
+
+def _stage(**params):
+    return make_stage("propagator", "fast-shield", params, plane="shield_end")
+
+
+def _run(stage, batch, seed):
+    context = ChunkContext(0, 0, torch.Generator().manual_seed(seed), torch.device("cpu"))
+    return apply_stage(get_registry(), stage, batch, len(batch), context)
+
+
+def test_component_is_deterministic_and_keeps_weights():
+    batch = target_sample(500, seed=4)
+    # Tag every muon (the sample's event ids are not unique) to match output to input.
+    batch = batch.replace(mother_id=torch.arange(len(batch)), weight=torch.rand(len(batch), dtype=torch.float64))
+    stage = _stage()
+    out = _run(stage, batch, 7)
+    assert 0 < len(out) < len(batch)
+    assert out.equals(_run(stage, batch, 7))
+    assert not out.equals(_run(stage, batch, 8))
+    assert torch.allclose(out.z, torch.full_like(out.z, 3148.66))
+    index = out.mother_id
+    assert torch.equal(batch.weight[index], out.weight) and torch.equal(batch.pdg_id[index], out.pdg_id)
+    assert (out.p < batch.p[index]).all(), "muons lose energy in the shield"
+
+
+def test_float64_transport_agrees_with_float32():
+    batch = target_sample(3000, seed=5)
+    f32 = _run(_stage(), batch, 1)
+    f64 = _run(_stage(precision="float64"), batch, 1)
+    assert abs(len(f32) - len(f64)) < 4 * math.sqrt(len(batch) * 0.2)
+    assert f32.p.mean().item() == pytest.approx(f64.p.mean().item(), rel=0.03)
