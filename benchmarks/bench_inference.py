@@ -6,8 +6,9 @@ For every registered component whose export hook answers (e.g. ``gan-target``), 
 for a demo affine-coupling flow (with ``--demo``, or when no component is exportable):
 
 * SOFIE: the component is exported (dynamic batch), ``adapters/cpp/sofie_driver.cpp``
-  is compiled against the generated header (g++ ``--cxxflags``, default -O2;
-  OpenBLAS) and times
+  is compiled against the generated header (OpenBLAS; once per ``--cxxflags``,
+  by default -O2 and -O3 -march=native: at -O2 g++ leaves SOFIE's LeakyRelu select
+  loops scalar and branchy, ~3x slower) and times
   ``doInfer`` in a loop inside C++ (OPENBLAS_NUM_THREADS=1);
 * onnxruntime: an InferenceSession with intra_op_num_threads = inter_op_num_threads
   = 1, numpy in and out;
@@ -128,27 +129,29 @@ def _deviation(values: np.ndarray, reference: np.ndarray) -> float:
 
 
 def bench_component(name: str, registry: ComponentRegistry, batch: int, seconds: float, folder: Path,
-                    cxxflags: tuple[str, ...] = ("-O2",)) -> dict:
-    """Time one component on the three engines; returns a row of the table."""
+                    cxxflags: tuple[str, ...] = ("-O2",), params: dict | None = None) -> dict:
+    """Time one component on the three engines (SOFIE once per flag string); a row of the table."""
     import onnxruntime as ort
 
-    description = get_export_description(name, registry=registry)
-    result = export_component(name, folder / name, registry=registry, max_batch=batch)
-    driver = compile_program(CPP_DIR / "sofie_driver.cpp", result.sofie.binding, folder / name / "driver",
-                             flags=cxxflags)
+    description = get_export_description(name, params, registry=registry)
+    result = export_component(name, folder / name, params=params, registry=registry, max_batch=batch)
     inputs = _inputs(description, batch)
     in_file, out_file = folder / name / "in.bin", folder / name / "out.bin"
     in_file.write_bytes(b"".join(a.tobytes() for a in inputs))
 
     # SOFIE: the timing loop runs inside the C++ driver.
-    def sofie_run(repeats: int) -> float:
+    def sofie_run(driver: Path, repeats: int) -> float:
         done = subprocess.run([str(driver), str(result.sofie.weights), str(in_file), str(out_file), str(batch),
                                str(repeats)], check=True, capture_output=True, text=True, env=SINGLE_THREAD)
         return float(done.stdout.split()[-1]) * 1e-9
 
-    probe = sofie_run(3)
-    repeats = max(3, int(seconds / 3 / max(probe * batch, 1e-9)))
-    sofie_s = min(sofie_run(repeats) for _ in range(3))
+    sofie_us, sofie_flat = {}, {}
+    for i, flags in enumerate(cxxflags):
+        driver = compile_program(CPP_DIR / "sofie_driver.cpp", result.sofie.binding, folder / name / f"driver{i}",
+                                 flags=tuple(flags.split()))
+        repeats = max(3, int(seconds / 3 / max(sofie_run(driver, 3) * batch, 1e-9)))
+        sofie_us[f"sofie_cpp {flags}"] = min(sofie_run(driver, repeats) for _ in range(3)) * 1e6
+        sofie_flat[f"sofie_cpp {flags}"] = np.fromfile(out_file, dtype=np.float32)
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
@@ -168,20 +171,19 @@ def bench_component(name: str, registry: ComponentRegistry, batch: int, seconds:
         torch.set_num_threads(threads)
     reference = [r.numpy() for r in (reference if isinstance(reference, tuple | list) else (reference,))]
 
-    flat = np.fromfile(out_file, dtype=np.float32)
-    sofie_out, start = [], 0
-    for r in reference:
-        sofie_out.append(flat[start:start + r.size].reshape(r.shape))
-        start += r.size
+    deviations = {}
+    for engine, flat in sofie_flat.items():
+        outputs, start = [], 0
+        for r in reference:
+            outputs.append(flat[start:start + r.size].reshape(r.shape))
+            start += r.size
+        deviations[engine] = max(_deviation(o, r) for o, r in zip(outputs, reference, strict=True))
+    deviations["onnxruntime"] = max(_deviation(o, r) for o, r in zip(session.run(None, feed), reference, strict=True))
     return {
         "component": name, "version": description.version, "batch": batch, "opset": OPSET,
-        "cxxflags": " ".join(cxxflags),
         "parameters": result.sidecar["parameters"], "operators": result.sidecar["operators"],
-        "us_per_muon": {"sofie_cpp": sofie_s * 1e6, "onnxruntime": ort_s * 1e6, "torch": torch_s * 1e6},
-        "max_rel_deviation_vs_torch": {
-            "sofie_cpp": max(_deviation(s, r) for s, r in zip(sofie_out, reference, strict=True)),
-            "onnxruntime": max(_deviation(o, r) for o, r in zip(session.run(None, feed), reference, strict=True)),
-        },
+        "us_per_muon": {**sofie_us, "onnxruntime": ort_s * 1e6, "torch": torch_s * 1e6},
+        "max_rel_deviation_vs_torch": deviations,
     }
 
 
@@ -190,25 +192,33 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1024, help="muons per inference call (default 1024)")
     parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per engine (default 1 s)")
     parser.add_argument("--demo", action="store_true", help="also time the demo affine-coupling flow")
-    parser.add_argument("--cxxflags", default="-O2", help="flags compiling the SOFIE driver (default -O2)")
+    parser.add_argument("--cxxflags", action="append", metavar="FLAGS",
+                        help="flags compiling the SOFIE driver, repeatable (default: -O2 and -O3 -march=native)")
+    parser.add_argument("--param", action="append", default=[], metavar="COMPONENT:NAME=VALUE",
+                        help="parameter of one component, e.g. gan-target:weights=run/gan_target.safetensors")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args()
 
-    components = [(name, get_registry()) for name in sorted(exportable_components(get_registry()))]
+    params: dict[str, dict] = {}
+    for item in args.param:
+        component, _, assignment = item.partition(":")
+        key, _, value = assignment.partition("=")
+        params.setdefault(component, {})[key] = value
+    names = set(exportable_components(get_registry())) | set(params)
+    components = [(name, get_registry()) for name in sorted(names)]
     if args.demo or not components:
         components.append(("demo-flow", _demo_registry()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, registry in components:
             rows.append(bench_component(name, registry, args.batch, args.seconds, Path(tmp),
-                                        tuple(args.cxxflags.split())))
+                                        tuple(args.cxxflags or ("-O2", "-O3 -march=native")), params.get(name)))
             row = rows[-1]
             t, d = row["us_per_muon"], row["max_rel_deviation_vs_torch"]
             print(f"{name} ({row['version']}): {row['parameters']:,} parameters, batch {args.batch}, "
-                  f"opset {OPSET}, SOFIE built with {args.cxxflags}; operators: {', '.join(row['operators'])}")
-            print(f"  us/muon, 1 thread: SOFIE C++ {t['sofie_cpp']:.3f}  onnxruntime {t['onnxruntime']:.3f}  "
-                  f"torch {t['torch']:.3f}")
-            print(f"  max rel. deviation from torch: SOFIE {d['sofie_cpp']:.2e}  onnxruntime {d['onnxruntime']:.2e}")
+                  f"opset {OPSET}; operators: {', '.join(row['operators'])}")
+            print("  us/muon, 1 thread: " + "  ".join(f"{engine} {us:.3f}" for engine, us in t.items()))
+            print("  max rel. deviation from torch: " + "  ".join(f"{engine} {v:.2e}" for engine, v in d.items()))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
