@@ -8,7 +8,8 @@ the standardised features of `model` plus the class one-hot; during training the
 fake batch takes the classes of the real batch, so the penalty interpolates within
 one class.  The generator used for validation and saved is an exponential moving
 average (EMA) of the trained weights, which removes most of the GAN's step-to-step
-jitter.  Validation metric: the mean over `MUON_FEATURES` of W1 / sigma between the
+jitter; both learning rates decay linearly to ``lr_final_fraction`` of their start
+value.  Validation metric: the mean over `MUON_FEATURES` of W1 / sigma between the
 validation split and as many generated muons (fixed noise); training stops when it
 has not improved for ``patience`` evaluations, or at ``max_steps`` / ``max_minutes``.
 """
@@ -50,6 +51,7 @@ class TrainConfig:
     batch_size: int = 256
     lr_generator: float = 2e-4
     lr_critic: float = 2e-4
+    lr_final_fraction: float = 0.1  # both learning rates fall linearly to this fraction at max_steps
     n_critic: int = 3
     gp_lambda: float = 10.0
     ema_decay: float = 0.998
@@ -122,6 +124,8 @@ def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig |
     ema = copy.deepcopy(generator).requires_grad_(False)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=(0.5, 0.9))
     opt_c = torch.optim.Adam(critic.parameters(), lr=config.lr_critic, betas=(0.5, 0.9))
+    decay = lambda step: 1.0 - (1.0 - config.lr_final_fraction) * min(step / config.max_steps, 1.0)  # noqa: E731
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (opt_g, opt_c)]
 
     real = torch.as_tensor((features[is_train] - mean) / std, dtype=torch.float32, device=device)
     onehot_all = torch.nn.functional.one_hot(torch.as_tensor(classes[is_train], device=device), N_CLASSES).float()
@@ -155,6 +159,8 @@ def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig |
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        for scheduler in schedulers:
+            scheduler.step()
         with torch.no_grad():
             for p_ema, p in zip(ema.parameters(), generator.parameters(), strict=True):
                 p_ema.lerp_(p, 1 - config.ema_decay)

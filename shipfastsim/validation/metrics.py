@@ -147,7 +147,7 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
-def fpd(x: np.ndarray, y: np.ndarray, n_points: int = 8, repeats: int = 3, min_fraction: float = 0.2,
+def fpd(x: np.ndarray, y: np.ndarray, n_points: int = 8, repeats: int = 10, min_fraction: float = 0.2,
         seed: int = 0) -> tuple[float, float]:
     """Frechet physics distance extrapolated to infinite N; returns ``(value, error)``.
 

@@ -59,13 +59,16 @@ def plot_features(xr: np.ndarray, xc: np.ndarray, names: Sequence[str], path: Pa
     n = len(names)
     cols = min(3, n)
     rows = (n + cols - 1) // cols
-    fig = plt.figure(figsize=(5 * cols, 4.6 * rows))
-    grid = fig.add_gridspec(rows * 2, cols, height_ratios=[3, 1] * rows, hspace=0.05, wspace=0.3)
+    fig = plt.figure(figsize=(5 * cols, 5 * rows))
+    grid = fig.add_gridspec(rows, cols, hspace=0.3, wspace=0.3)
     for j, name in enumerate(names):
         label, log_y = FEATURE_STYLE.get(name, (name, False))
-        top = fig.add_subplot(grid[2 * (j // cols), j % cols])
-        bottom = fig.add_subplot(grid[2 * (j // cols) + 1, j % cols], sharex=top)
-        low, high = np.min(xr[:, j]), np.max(xr[:, j])
+        cell = grid[j // cols, j % cols].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.05)
+        top = fig.add_subplot(cell[0])
+        bottom = fig.add_subplot(cell[1], sharex=top)
+        # reference range, widened to the candidate's bulk (1e-4 quantiles); the rest goes to the edge bins
+        low = min(np.min(xr[:, j]), np.quantile(xc[:, j], 1e-4))
+        high = max(np.max(xr[:, j]), np.quantile(xc[:, j], 1 - 1e-4))
         if np.unique(xr[:, j]).size <= 3:
             edges = np.linspace(low - 0.5, high + 0.5, 2 * int(high - low) + 2)
         else:

@@ -107,7 +107,7 @@ def test_fidelity_on_holdout(holdout_and_generated):
     from shipfastsim.validation.metrics import compare
 
     holdout, generated = holdout_and_generated
-    metrics = compare(holdout, generated.select(torch.arange(20_000)), seed=0)
+    metrics = compare(holdout, generated, seed=0)  # 100k generated: the holdout's 5k dominate the noise
     print("\n" + metrics.table())
     for name, m in metrics.per_feature.items():
         assert m.w1_over_sigma < 0.05, name
