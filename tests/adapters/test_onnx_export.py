@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from onnx_cases import RTOL, case_ids, cases, column_scale, max_deviation, sample_inputs, torch_outputs, toy_registry
+from tests.adapters.onnx_cases import RTOL, case_ids, cases, column_scale, max_deviation, sample_inputs, torch_outputs, toy_registry
 
 from shipfastsim.adapters import onnx_export
 from shipfastsim.adapters.onnx_export import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx_cases import RTOL, case_ids, cases, max_deviation, sample_inputs, torch_outputs, toy_registry
+from tests.adapters.onnx_cases import RTOL, case_ids, cases, max_deviation, sample_inputs, torch_outputs, toy_registry
 
 from shipfastsim.adapters.onnx_export import ExportError, export_component, get_export_description
 from shipfastsim.adapters.sofie_codegen import (
