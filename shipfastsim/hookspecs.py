@@ -76,6 +76,20 @@ def shipfastsim_augment_muons(stage: Stage, batch: MuonBatch, context: ChunkCont
     """
 
 
+@hookspec
+def shipfastsim_report_run(summary: dict) -> str | None:
+    """Add a section to the report of a finished run.
+
+    Args:
+        summary: the run summary (the JSON written beside the output): per-stage
+            muons, weights and seconds, and the ``counters`` that stages filled.
+
+    Returns:
+        text printed after the summary table and kept in ``summary["reports"]``
+        (e.g. survival fractions by charge and momentum), or None.
+    """
+
+
 @hookspec(firstresult=True)
 def shipfastsim_export_description(component: str, params: dict) -> ExportDescription | None:
     """Describe the inference graph of a neural component for ONNX/SOFIE export.

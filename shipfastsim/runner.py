@@ -178,5 +178,6 @@ def run_production(config: RunConfig, resume: bool = False, progress: bool = Tru
     wall = time.perf_counter() - start
     files = [(store.directory / entry["name"], entry["entries"]) for entry in store.manifest["files"]]
     summary = build_summary(config, store.manifest["stats"], files, wall, len(todo), resumed=bool(done))
+    summary["reports"] = [text for text in registry.hook.shipfastsim_report_run(summary=summary) if text]
     write_summary(summary, config.output)
     return summary

@@ -76,7 +76,10 @@ def format_summary(summary: dict[str, Any]) -> str:
                  f"{summary['muons_out']:,} muons out in {summary['wall_seconds']:.2f} s wall "
                  f"({(f'{rate:,.0f}' if rate else '-')} muons/s, output writing included)")
     for name, count in sorted(summary["counters"].items()):
-        lines.append(f"{name}: {count:,}")
+        if name.count("/") < 2:  # deeper keys are tables for a plugin's report; all stay in the JSON
+            lines.append(f"{name}: {count:,}")
     for entry in summary["files"]:
         lines.append(f"wrote {entry['path']} ({entry['entries']:,} muons)")
+    for report in summary.get("reports", []):
+        lines.extend(["", report])
     return "\n".join(lines)

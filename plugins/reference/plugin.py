@@ -16,7 +16,12 @@ from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
 from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.geometry import load_geometry
 from shipfastsim.hookspecs import hookimpl
-from shipfastsim.plugins.reference.summary import COUNTER_PREFIX, transport_counts
+from shipfastsim.plugins.reference.summary import (
+    COUNTER_PREFIX,
+    format_summary,
+    summary_from_counters,
+    transport_counts,
+)
 from shipfastsim.plugins.reference.transport import STOP_REASONS, ReferenceTransport, TransportSettings
 
 __all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "transport_for", "propagate_batch"]
@@ -75,6 +80,15 @@ def propagate_batch(transport: ReferenceTransport, batch: MuonBatch, plane: str,
 @hookimpl
 def shipfastsim_declare_components() -> list[ComponentSpec]:
     return [COMPONENT]
+
+
+@hookimpl
+def shipfastsim_report_run(summary: dict) -> str | None:
+    table = summary_from_counters(summary["counters"])
+    if not table:
+        return None
+    return ("reference-shield: fraction of muons reaching each plane (and its aperture), by charge and "
+            "initial momentum\n" + format_summary(table))
 
 
 @hookimpl

@@ -48,13 +48,15 @@ def transport_counts(p0: torch.Tensor, charge: torch.Tensor, result: TransportRe
     return counts
 
 
-def summary_from_counters(counters: Mapping[str, int]) -> dict[str, dict[str, dict[str, float]]]:
-    """{charge: {bin or 'all': {what: fraction of generated, 'generated': n}}}."""
+def summary_from_counters(counters: Mapping[str, int],
+                          prefix: str = COUNTER_PREFIX) -> dict[str, dict[str, dict[str, float]]]:
+    """{charge: {bin or 'all': {what: fraction of generated, 'generated': n}}} from the
+    counters a propagator wrote under ``prefix``."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     raw: dict[tuple[str, str], dict[str, int]] = {}
     for key, value in counters.items():
         parts = key.split("/")
-        if len(parts) != 4 or parts[0] != COUNTER_PREFIX:
+        if len(parts) != 4 or parts[0] != prefix:
             continue
         _, charge, label, what = parts
         for lab in (label, "all"):
