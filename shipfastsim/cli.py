@@ -19,6 +19,7 @@ __all__ = ["main", "SUBCOMMAND_MODULES", "UsageError"]
 SUBCOMMAND_MODULES: list[str] = [
     "shipfastsim.commands",
     "shipfastsim.geometry.cli",
+    "shipfastsim.plugins.fast_shield.cli",
     "shipfastsim.adapters.cli",
     "shipfastsim.plugins.gan_target.cli",
     "shipfastsim.validation.cli",

@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "fairship-file": "shipfastsim.plugins.fairship_file",
     "phi-rotation": "shipfastsim.plugins.phi_rotation",
     "reference-shield": "shipfastsim.plugins.reference.plugin",
+    "fast-shield": "shipfastsim.plugins.fast_shield",
     "gan-target": "shipfastsim.plugins.gan_target",
 }
 

@@ -97,9 +97,9 @@ class TableSampler:
         return (lower + (r < f - lower).to(f.dtype)).long()
 
     def sample(self, material: torch.Tensor, p: torch.Tensor, length: torch.Tensor, sigma: torch.Tensor,
-               generator: torch.Generator):
-        """Energy loss [GeV], projected angles (tx, ty) [rad] and displacements (dx, dy) [cm]."""
-        r = torch.rand((7, p.shape[0]), generator=generator, device=p.device, dtype=p.dtype)
+               r: torch.Tensor):
+        """Energy loss [GeV], projected angles (tx, ty) [rad] and displacements (dx, dy) [cm]
+        from the (7, N) uniform random numbers ``r``."""
         i = self._node(p.clamp_min(1e-6), self.log_p0, self.inv_dlog_p, self.n_p, r[0])
         j = self._node(length, self.log_l0, self.inv_dlog_l, self.n_l, r[1])
         row = (self.rows[material] * self.n_p + i) * self.n_l + j

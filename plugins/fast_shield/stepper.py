@@ -20,6 +20,7 @@ given device.  Units: cm, GeV/c, tesla.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,11 +43,12 @@ class FastSettings:
     """Step control [cm, rad], stopping momentum [GeV/c] and arithmetic precision."""
 
     dense_step: float = 20.0
-    air_step: float = 50.0
+    air_step: float = 32.0
     loss_fraction: float = 0.1
     max_bend: float = 0.1
     min_momentum: float = 0.5
     dtype: torch.dtype = torch.float32
+    compile: bool = False
 
 
 @dataclass
@@ -99,6 +101,9 @@ class FastTransport:
         self.sampler = TableSampler(tables, rows, self.density, self.device, settings.dtype)
         # Float32 positions near z = 30 m have a 0.2 um grain: step just past boundaries by more.
         self.eps = 2e-3 if settings.dtype == torch.float32 else 1e-6
+        step = functools.partial(_advance_step, self)
+        # torch.compile fuses the ~150 elementwise operations of a step into a few kernels.
+        self._advance = torch.compile(step, dynamic=True) if settings.compile else step
 
     def propagate(self, pos: torch.Tensor, mom: torch.Tensor, charge: torch.Tensor, planes: str | Sequence[str],
                   generator: torch.Generator) -> PlaneHits:
@@ -125,36 +130,12 @@ class FastTransport:
         cols = [x, y, z, ux, uy, uz, p, q, t_x0, b_prev, idx, mat_prev]
         cols = [c[live] for c in cols]
         steps = 0
-        m2 = MUON_MASS**2
         while cols[0].numel():
             steps += 1
-            x, y, z, ux, uy, uz, p, q, t_x0, b_prev, idx, mat_prev = cols
-            seg = self.geo.segment(z)
-            rho_prev = self.density[mat_prev]
-            energy = torch.sqrt(p * p + m2)
-            dense = self.geo.dense_zone[seg] | (rho_prev > 0.05)
-            length = torch.where(dense, s.dense_step, s.air_step)
-            # Step control as the reference's (rough dE/dx), with looser bounds: the
-            # tables already hold the reference's sub-steps.
-            length = torch.minimum(length, s.loss_fraction * energy / (rho_prev * (2.5e-3 + 8e-6 * energy)))
-            length = torch.minimum(length, s.max_bend * p / (C_LIGHT * b_prev).clamp_min(1e-12))
-            to_edge = (self.geo.segment_end[seg] - z + self.eps) / uz.clamp_min(1e-6)
-            length = torch.minimum(length, to_edge).clamp_min(self.eps)
-            half = 0.5 * length
-            z_mid = z + uz * half
-            # The step ends just past the segment's end, so its midpoint is in the same
-            # segment unless the muon started within eps of the boundary.
-            seg = seg + (z_mid >= self.geo.segment_end[seg]).long()
-            mat, bx, by = self.geo.query(x + ux * half, y + uy * half, z_mid, seg)
-            z_old = z
-            x, y, z, ux, uy, uz, b_now = helix(x, y, z, ux, uy, uz, p, q, bx, by, length)
-            t_step = length / self.x0_cm[mat]
-            sigma = highland_sigma(p, energy, t_x0, t_step)
-            loss, (tx, ty), (dx, dy) = self.sampler.sample(mat, p, length, sigma, generator)
-            t_x0 = t_x0 + t_step
-            e_new = energy - loss
-            p = torch.sqrt((e_new * e_new - m2).clamp_min(0.0))
-            x, y, z, ux, uy, uz = _kick(x, y, z, ux, uy, uz, tx, ty, dx, dy)
+            z_old, idx = cols[2], cols[10]
+            # Random numbers are drawn here, outside the (optionally compiled) step.
+            r = torch.rand((7, z_old.shape[0]), generator=generator, device=dev, dtype=dt)
+            x, y, z, ux, uy, uz, p, q, t_x0, b_now, mat = self._advance(*cols[:10], cols[11], r)
             for pl in plane_objs:
                 cross = (z_old < pl.z) & (z >= pl.z) & (p >= s.min_momentum)
                 if bool(cross.any()):
@@ -177,6 +158,38 @@ class FastTransport:
                 hits.in_aperture[pl.name] = (hits.reached[pl.name] & (st[:, 0].abs() <= pl.aperture_half_x)
                                              & (st[:, 1].abs() <= pl.aperture_half_y))
         return hits
+
+
+def _advance_step(self: FastTransport, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, r):
+    """One step of every active muon (pure tensor arithmetic and gathers); ``r`` holds
+    7 uniform numbers per muon.  Returns the new state and the step's material."""
+    s, m2 = self.settings, MUON_MASS**2
+    seg = self.geo.segment(z)
+    rho_prev = self.density[mat_prev]
+    energy = torch.sqrt(p * p + m2)
+    dense = self.geo.dense_zone[seg] | (rho_prev > 0.05)
+    length = torch.where(dense, s.dense_step, s.air_step)
+    # Step control as the reference's (rough dE/dx), with looser bounds: the tables
+    # already hold the reference's sub-steps.
+    length = torch.minimum(length, s.loss_fraction * energy / (rho_prev * (2.5e-3 + 8e-6 * energy)))
+    length = torch.minimum(length, s.max_bend * p / (C_LIGHT * b_prev).clamp_min(1e-12))
+    to_edge = (self.geo.segment_end[seg] - z + self.eps) / uz.clamp_min(1e-6)
+    length = torch.minimum(length, to_edge).clamp_min(self.eps)
+    half = 0.5 * length
+    z_mid = z + uz * half
+    # The step ends just past the segment's end, so its midpoint is in the same segment
+    # unless the muon started within eps of the boundary.
+    seg = seg + (z_mid >= self.geo.segment_end[seg]).long()
+    mat, bx, by = self.geo.query(x + ux * half, y + uy * half, z_mid, seg)
+    x, y, z, ux, uy, uz, b_now = helix(x, y, z, ux, uy, uz, p, q, bx, by, length)
+    t_step = length / self.x0_cm[mat]
+    sigma = highland_sigma(p, energy, t_x0, t_step)
+    loss, (tx, ty), (dx, dy) = self.sampler.sample(mat, p, length, sigma, r)
+    # A loss larger than the energy (possible: it is sampled for the step's start energy) stops the muon.
+    e_new = (energy - loss).clamp_min(MUON_MASS)
+    p = torch.sqrt((e_new * e_new - m2).clamp_min(0.0))
+    x, y, z, ux, uy, uz = _kick(x, y, z, ux, uy, uz, tx, ty, dx, dy)
+    return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b_now, mat
 
 
 def _kick(x, y, z, ux, uy, uz, tx, ty, dx, dy):

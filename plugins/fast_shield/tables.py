@@ -40,7 +40,7 @@ from shipfastsim.plugins.reference.physics import StepPhysics
 
 __all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "U_ANGLE", "U_DISP", "TableSettings",
            "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename", "highland_h",
-           "preserve_mean_loss"]
+           "preserve_mean_loss", "merge_tables"]
 
 #: Bump when the file layout or the meaning of a stored array changes.
 FORMAT_VERSION = 2
@@ -87,8 +87,8 @@ class TableSettings:
     p_max: float = 1000.0
     p_per_decade: int = 12
     l_min: float = 0.5
-    l_max: float = 64.0
-    samples: int = 16000
+    l_max: float = 32.0
+    samples: int = 50000
     seed: int = 12345
 
     @property
@@ -167,7 +167,8 @@ def _sample_macro_steps(physics: StepPhysics, s: TableSettings, index: int, p0: 
         theta[idx] += torch.stack([out.theta_x, out.theta_y], 1)
         E[idx] = e - out.delta_e
         done[idx] += step
-        alive[idx] = torch.sqrt((E[idx] ** 2 - MUON_MASS_GEV**2).clamp_min(0.0)) >= s.min_momentum
+        # Losses are sampled at the sub-step's start energy and can exceed it: E < 0 is stopped too.
+        alive[idx] = E[idx] >= math.sqrt(s.min_momentum**2 + MUON_MASS_GEV**2)
     return torch.where(alive, e0 - E, e0), theta, disp
 
 
@@ -210,13 +211,16 @@ def preserve_mean_loss(tables: StepTables, max_fraction: float = 0.05) -> None:
                     q[-1] = min(q[-1] + 2.0 * deficit / du[-1], cap)
 
 
-def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk: int = 600_000) -> StepTables:
+def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk: int = 600_000,
+                 only: list[int] | None = None) -> StepTables:
     """Sample the reference physics in every bin, ``chunk`` muons per call (minutes
-    on two cores); ``progress(message)`` is called after each material."""
+    on two cores); ``progress(message)`` is called after each material.  Each
+    material has its own random stream (seed, material index), so ``only`` (material
+    indices; the others stay zero) lets processes build materials in parallel and
+    `merge_tables` gives the same tables as one sequential build."""
     s = settings
     physics = StepPhysics([(get_material(n), sc) for n, sc in s.materials], s.v_cut, s.delta_cut,
                           s.scattering_tail_factor)
-    generator = torch.Generator().manual_seed(s.seed)
     P, L = s.p_nodes, s.l_nodes
     shape = (len(s.materials), len(P), len(L))
     loss = np.zeros(shape + (len(U_LOSS),), np.float32)
@@ -225,6 +229,9 @@ def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk
     bins = [(i, j) for i in range(len(P)) for j in range(len(L))]
     per_call = max(1, chunk // s.samples)
     for m, (name, scale) in enumerate(s.materials):
+        if only is not None and m not in only:
+            continue
+        generator = torch.Generator().manual_seed(s.seed * 1000 + m)
         mat = get_material(name)
         for start in range(0, len(bins), per_call):
             group = bins[start:start + per_call]
@@ -238,8 +245,21 @@ def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk
         if progress is not None:
             progress(f"{name} x{scale:g} done")
     tables = StepTables(s, loss, angle, disp)
-    preserve_mean_loss(tables)
+    if only is None:
+        preserve_mean_loss(tables)
     return tables
+
+
+def merge_tables(parts: list[StepTables], materials: list[list[int]]) -> StepTables:
+    """Tables from parallel `build_tables(only=...)` runs, with the mean-preserving tail."""
+    s = parts[0].settings
+    merged = StepTables(s, parts[0].loss.copy(), parts[0].angle.copy(), parts[0].disp.copy())
+    for part, rows in zip(parts, materials, strict=True):
+        assert part.settings == s, "parts built with different settings"
+        for m in rows:
+            merged.loss[m], merged.angle[m], merged.disp[m] = part.loss[m], part.angle[m], part.disp[m]
+    preserve_mean_loss(merged)
+    return merged
 
 
 def tables_filename(settings: TableSettings) -> str:

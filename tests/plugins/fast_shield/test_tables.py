@@ -66,18 +66,21 @@ def test_shipped_tables_are_small_and_match_the_default_settings():
         assert np.isfinite(array).all() and (array >= 0).all()
 
 
-@pytest.mark.parametrize("p", [5.0, 50.0, 200.0])
-def test_shipped_tables_reproduce_the_reference_mean_loss(p):
-    """Mean tabulated loss over 8 cm of iron vs the reference's mean dE/dx."""
+@pytest.mark.parametrize(("p", "rel"), [(5.0, 0.02), (50.0, 0.03), (200.0, 0.10)])
+def test_shipped_tables_reproduce_the_reference_mean_loss(p, rel):
+    """Mean tabulated loss over 16 cm of iron vs the reference's mean dE/dx.  At high
+    momentum the mean rests on rare catastrophic losses (a few per 10^4 muons), so
+    50000 samples per bin fix it to a few percent only; and the reference's own
+    sampling is biased up there by a few percent."""
     tables = load_tables(DEFAULT_TABLES)
     s = tables.settings
     m = tables.material_index("iron", 1.0)
     i = int(np.argmin(np.abs(np.log(s.p_nodes / p))))
-    j = int(np.argmin(np.abs(s.l_nodes - 8.0)))
+    j = int(np.argmin(np.abs(s.l_nodes - 16.0)))
     p_node, length = s.p_nodes[i], s.l_nodes[j]
     iron = get_material("iron")
     physics = StepPhysics([(iron, 1.0)])
     energy = torch.tensor([math.hypot(p_node, 0.1056583755)], dtype=torch.float64)
     expected = float(physics.mean_dedx(0, energy)["total"][0]) * iron.density * length
     tabulated = _mean(tables.loss[m, i, j], U_LOSS) * iron.density * length
-    assert tabulated == pytest.approx(expected, rel=0.05)
+    assert tabulated == pytest.approx(expected, rel=rel)
