@@ -34,6 +34,7 @@ def register(subparsers) -> None:
 
 def build_command(args: argparse.Namespace) -> int:
     """Build, save and report; returns the exit status."""
+    from shipfastsim.cli import UsageError
     from shipfastsim.geometry import GeometryLookup, load_geometry
     from shipfastsim.plugins.fast_shield.tables import TableSettings, build_tables, save_tables
 
@@ -41,7 +42,7 @@ def build_command(args: argparse.Namespace) -> int:
     settings = replace(TableSettings(), materials=tuple((n, float(s)) for n, s in lookup.materials))
     if args.samples is not None:
         if args.samples < 100:
-            raise ValueError(f"--samples {args.samples}: at least 100 muons per bin are needed for the quantiles")
+            raise UsageError(f"--samples {args.samples}: at least 100 muons per bin are needed for the quantiles")
         settings = replace(settings, samples=args.samples)
     if args.seed is not None:
         settings = replace(settings, seed=args.seed)

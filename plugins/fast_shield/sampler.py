@@ -45,7 +45,8 @@ class _InverseCdf:
     (`tables.u_grid`), which is several times cheaper than a binary search; a
     rounding slip of one node at a node is harmless since w is clamped to [0, 1]."""
 
-    def __init__(self, values: torch.Tensor, grid: tuple[int, float, int, float], u: torch.Tensor):
+    def __init__(self, values: torch.Tensor, grid: tuple[int, float, int, float], u: torch.Tensor,
+                 geometric_tail: bool = False):
         self.values = values.reshape(-1).contiguous()
         self.u = u
         self.n = u.numel()
@@ -55,14 +56,22 @@ class _InverseCdf:
         self.lin_scale = n_lin / split
         self.log_scale = (n_tail - 1) / math.log((1.0 - split) / tail_min)
         self.log_tail0 = math.log(1.0 - split)
+        # Geometric interpolation between tail nodes (the loss tables' convention).
+        self.geometric_tail = geometric_tail
 
     def __call__(self, row: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         tail = self.n_lin + (self.log_tail0 - torch.log1p(-r.clamp_max(1.0 - 1e-7))) * self.log_scale
         k = torch.where(r < self.split, r * self.lin_scale, tail).long().clamp(0, self.n - 2)
         w = ((r - self.u[k]) * self.inv_du[k]).clamp(0.0, 1.0)
         base = row * self.n + k
-        lo = self.values[base]
-        return lo + w * (self.values[base + 1] - lo)
+        lo, hi = self.values[base], self.values[base + 1]
+        linear = lo + w * (hi - lo)
+        if not self.geometric_tail:
+            return linear
+        tail = (k >= self.n_lin) & (lo > 0) & (hi > 0)
+        safe_lo = torch.where(tail, lo, torch.ones_like(lo))
+        geometric = safe_lo * torch.exp(w * torch.log(torch.where(tail, hi, torch.ones_like(hi)) / safe_lo))
+        return torch.where(tail, geometric, linear)
 
 
 class TableSampler:
@@ -85,7 +94,8 @@ class TableSampler:
         self.rows = torch.tensor(rows, dtype=torch.int64, device=device)
         self.density = density
         self.n_classes = tables.angle.shape[3]
-        self.loss = _InverseCdf(torch.as_tensor(tables.loss, **kw), GRID_LOSS, torch.as_tensor(U_LOSS, **kw))
+        self.loss = _InverseCdf(torch.as_tensor(tables.loss, **kw), GRID_LOSS, torch.as_tensor(U_LOSS, **kw),
+                                geometric_tail=True)
         self.angle = _InverseCdf(torch.as_tensor(tables.angle, **kw), GRID_ANGLE, torch.as_tensor(U_ANGLE, **kw))
         self.disp = _InverseCdf(torch.as_tensor(tables.disp, **kw), GRID_DISP, torch.as_tensor(U_DISP, **kw))
         self.class_edges = torch.as_tensor(LOSS_CLASS_EDGES, **kw)

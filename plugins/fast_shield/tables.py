@@ -12,10 +12,12 @@ sub-steps) is sampled for many muons and reduced to inverse-CDF tables:
 * ``disp``: quantiles of r = |d - L theta / 2| / (L sigma / sqrt 12), the lateral
   displacement left after removing its part correlated with the angle.
 
-The radiative tail above the last probability node (1 - 1e-4) is rarer than the
-samples resolve, yet carries a few percent of the mean loss; so where the step loses
-little energy, the top node of the loss table is raised until the table's mean equals
-the reference's mean stopping power (`preserve_mean_loss`).
+The loss distribution has a radiative tail (inverse CDF convex in u): linear
+interpolation between its quantile nodes would overestimate the mean, so in the
+tail part of the grid (u above 0.8) the sampler interpolates geometrically
+(`loss_table_mean` is the matching mean), and the last node (1 - 1e-4), which rests
+on a few samples, is moved so that each bin's tabulated mean equals the mean of its
+samples (the reference's own mean, tail included): `match_sample_mean`.
 
 Storing normalised values lets the stepper rescale to the muon's actual p, L and
 traversed radiation lengths.  Tables are cached in an ``.npz`` file (float16 values,
@@ -40,10 +42,11 @@ from shipfastsim.plugins.reference.physics import StepPhysics
 
 __all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "U_ANGLE", "U_DISP", "TableSettings",
            "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename", "highland_h",
-           "preserve_mean_loss", "merge_tables"]
+           "match_sample_mean", "merge_tables",
+           "loss_table_mean"]
 
 #: Bump when the file layout or the meaning of a stored array changes.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 4
 #: Loss classes are split at these ranks (the angle is tabulated per class).
 LOSS_CLASS_EDGES = (0.5, 0.9, 0.99)
 
@@ -185,30 +188,33 @@ def _reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: f
     angle = np.stack([np.quantile(a[cls == c], U_ANGLE) for c in range(len(LOSS_CLASS_EDGES) + 1)])
     r = d - 0.5 * length * th
     disp = np.quantile(np.hypot(r[:, 0], r[:, 1]) / (length * sigma / math.sqrt(12.0)), U_DISP)
-    return np.quantile(eps, U_LOSS), angle, disp
+    all_energy = math.sqrt(p0**2 + MUON_MASS_GEV**2) / (rho * length)  # eps of a muon losing everything
+    loss = match_sample_mean(np.quantile(eps, U_LOSS), float(eps.mean()), all_energy)
+    return loss, angle, disp
 
 
-def preserve_mean_loss(tables: StepTables, max_fraction: float = 0.05) -> None:
-    """Raise the top loss node of every bin whose mean loss is below ``max_fraction``
-    of the muon energy so that the tabulated mean equals the reference's mean
-    stopping power (`StepPhysics.mean_dedx`) [GeV cm2/g]; in place."""
-    s = tables.settings
-    physics = StepPhysics([(get_material(n), sc) for n, sc in s.materials], s.v_cut, s.delta_cut,
-                          s.scattering_tail_factor)
+def loss_table_mean(q: np.ndarray) -> float:
+    """Mean of a loss inverse-CDF table as the sampler interpolates it: linearly in u
+    below node ``GRID_LOSS[0]``, geometrically above (where both nodes are > 0)."""
     du = np.diff(U_LOSS)
-    energy = np.sqrt(s.p_nodes**2 + MUON_MASS_GEV**2)
-    for m, (name, scale) in enumerate(s.materials):
-        rho = get_material(name).density * scale
-        target = physics.mean_dedx(m, torch.as_tensor(energy, dtype=torch.float64))["total"].numpy()
-        for i in range(len(energy)):
-            for j, length in enumerate(s.l_nodes):
-                q = tables.loss[m, i, j]
-                cap = energy[i] / (rho * length)  # all the energy
-                if target[i] > max_fraction * cap:
-                    continue
-                deficit = target[i] - float(np.sum(0.5 * (q[1:] + q[:-1]) * du))
-                if deficit > 0:
-                    q[-1] = min(q[-1] + 2.0 * deficit / du[-1], cap)
+    lo, hi = q[:-1], q[1:]
+    linear = 0.5 * (lo + hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mean = np.where(np.abs(hi - lo) > 1e-12 * np.maximum(hi, 1e-300), (hi - lo) / np.log(hi / lo), lo)
+    geometric = (np.arange(len(du)) >= GRID_LOSS[0]) & (lo > 0) & (hi > 0)
+    return float(np.sum(np.where(geometric, log_mean, linear) * du))
+
+
+def match_sample_mean(quantiles: np.ndarray, mean: float, cap: float) -> np.ndarray:
+    """Move the top node (within [previous node, cap]) so that the table's mean
+    (`loss_table_mean`) equals ``mean`` as nearly as that node allows."""
+    q = quantiles.copy()
+    lo, hi = q[-2], max(cap, q[-2])
+    for _ in range(60):  # bisection: the mean increases with the top node
+        q[-1] = 0.5 * (lo + hi)
+        lo, hi = (q[-1], hi) if loss_table_mean(q) < mean else (lo, q[-1])
+    q[-1] = 0.5 * (lo + hi)
+    return q
 
 
 def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk: int = 600_000,
@@ -244,21 +250,17 @@ def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk
                     de[rows], th[rows], d[rows], mat.density * scale, mat.radiation_length, float(P[i]), float(L[j]))
         if progress is not None:
             progress(f"{name} x{scale:g} done")
-    tables = StepTables(s, loss, angle, disp)
-    if only is None:
-        preserve_mean_loss(tables)
-    return tables
+    return StepTables(s, loss, angle, disp)
 
 
 def merge_tables(parts: list[StepTables], materials: list[list[int]]) -> StepTables:
-    """Tables from parallel `build_tables(only=...)` runs, with the mean-preserving tail."""
+    """Tables from parallel `build_tables(only=...)` runs."""
     s = parts[0].settings
     merged = StepTables(s, parts[0].loss.copy(), parts[0].angle.copy(), parts[0].disp.copy())
     for part, rows in zip(parts, materials, strict=True):
         assert part.settings == s, "parts built with different settings"
         for m in rows:
             merged.loss[m], merged.angle[m], merged.disp[m] = part.loss[m], part.angle[m], part.disp[m]
-    preserve_mean_loss(merged)
     return merged
 
 

@@ -16,7 +16,7 @@ from shipfastsim.plugins.fast_shield.compare import (
     target_sample,
 )
 
-N_MUONS = 3000
+N_MUONS = 6000
 PLANES = ["shield_end", "decay_vessel"]
 
 
@@ -44,12 +44,18 @@ def test_fractions_agree_per_charge_and_momentum_bin(transported, what):
 
 
 def test_distributions_at_the_end_of_the_shield_agree(transported):
-    _, ref, fast = transported
+    """W1/sigma < 0.05 per feature and AUC < 0.55, with the W1 bound widened by the
+    reference's own seed-to-seed W1/sigma at this sample size (the heavy-tailed y and
+    py reach ~0.05 reference against reference with a few thousand muons)."""
+    batch, ref, fast = transported
+    again = run_reference(batch, ["shield_end"], seed=99)
     a = state_features(ref.state["shield_end"][ref.reached["shield_end"]])
     b = state_features(fast.state["shield_end"][fast.reached["shield_end"]])
-    metrics = distribution_metrics(a, b)
+    c = state_features(again.state["shield_end"][again.reached["shield_end"]])
+    metrics, floor = distribution_metrics(a, b), distribution_metrics(a, c, epochs=1)
     for name in FEATURES:
-        print(name, metrics["features"][name])
+        print(name, metrics["features"][name], "reference vs reference", floor["features"][name])
     print("AUC", metrics["auc"])
-    assert all(metrics["features"][name]["w1_over_sigma"] < 0.05 for name in FEATURES)
+    for name in FEATURES:
+        assert metrics["features"][name]["w1_over_sigma"] < 0.05 + floor["features"][name]["w1_over_sigma"], name
     assert metrics["auc"] < 0.55

@@ -16,6 +16,7 @@ from shipfastsim.plugins.fast_shield.tables import (
     TableSettings,
     build_tables,
     load_tables,
+    loss_table_mean,
     save_tables,
     tables_filename,
     u_grid,
@@ -27,8 +28,8 @@ TINY = TableSettings(materials=(("iron", 1.0),), p_min=5.0, p_max=50.0, p_per_de
 
 
 def _mean(quantiles: np.ndarray, u: np.ndarray) -> float:
-    """Mean of a distribution from its inverse-CDF nodes (trapezoid in u)."""
-    return float(np.sum(0.5 * (quantiles[1:] + quantiles[:-1]) * np.diff(u)))
+    """Mean of the sampled distribution from its inverse-CDF nodes."""
+    return loss_table_mean(quantiles)
 
 
 def test_u_grid_is_increasing_from_0_to_1():
