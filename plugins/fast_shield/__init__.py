@@ -44,7 +44,7 @@ COMPONENT = ComponentSpec(
         Parameter("tables", "path", str(DEFAULT_TABLES), "step tables .npz (shipfastsim tables build)"),
         Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
                   minimum=0.5),
-        Parameter("air_step", "float", 32.0, "step elsewhere [cm] (at most the tables' longest step)", minimum=0.5),
+        Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)", minimum=0.5),
         Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
         Parameter("precision", "choice", "float32", "arithmetic of the transport", choices=("float32", "float64")),
         Parameter("compile", "bool", False, "torch.compile the step (about 3x faster, once ~1 min to compile)"),
@@ -58,7 +58,7 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
     from shipfastsim.plugins.fast_shield.stepper import FastSettings, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
 
-    settings = FastSettings(dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 32.0),
+    settings = FastSettings(dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
                             min_momentum=params.get("min_momentum", 0.5),
                             dtype=getattr(torch, params.get("precision", "float32")),
                             compile=bool(params.get("compile", False)))

@@ -43,7 +43,7 @@ class FastSettings:
     """Step control [cm, rad], stopping momentum [GeV/c] and arithmetic precision."""
 
     dense_step: float = 20.0
-    air_step: float = 32.0
+    air_step: float = 40.0
     loss_fraction: float = 0.1
     max_bend: float = 0.1
     min_momentum: float = 0.5

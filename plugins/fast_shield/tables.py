@@ -89,8 +89,9 @@ class TableSettings:
     p_min: float = 0.5
     p_max: float = 1000.0
     p_per_decade: int = 12
-    l_min: float = 0.5
-    l_max: float = 32.0
+    # 0.625 .. 40 cm doubling: a 20 cm node is exactly two 10 cm reference steps.
+    l_min: float = 0.625
+    l_max: float = 40.0
     samples: int = 50000
     seed: int = 12345
 
