@@ -143,7 +143,9 @@ class FastTransport:
                     pc = p[cross]
                     at = torch.stack([x[cross] - ux[cross] * back, y[cross] - uy[cross] * back,
                                       torch.full_like(pc, pl.z), ux[cross] * pc, uy[cross] * pc, uz[cross] * pc], 1)
-                    hits.state[pl.name][idx[cross]] = at.to(torch.float64)
+                    at = at.to(torch.float64)
+                    at[:, 2] = pl.z  # exactly on the plane, whatever the arithmetic precision
+                    hits.state[pl.name][idx[cross]] = at
                     hits.reached[pl.name][idx[cross]] = True
             gone = ((p < s.min_momentum) | (uz <= 0) | (z >= z_plane) | (z > g.world.z_max) | (z < g.world.z_min)
                     | (x.abs() > g.world.half_x) | (y.abs() > g.world.half_y))
