@@ -38,7 +38,7 @@ import torch
 
 from shipfastsim.geometry.materials import get_material
 from shipfastsim.plugins.reference.cross_sections import MUON_MASS_GEV
-from shipfastsim.plugins.reference.physics import StepPhysics
+from shipfastsim.plugins.reference.physics import PHYSICS_REVISION, StepPhysics
 
 __all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "U_ANGLE", "U_DISP", "TableSettings",
            "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename", "highland_h",
@@ -105,9 +105,11 @@ class TableSettings:
         return np.geomspace(self.l_min, self.l_max, round(math.log2(self.l_max / self.l_min)) + 1)
 
     def digest(self) -> str:
-        """Hash of the settings, the material properties and the format version."""
+        """Hash of the settings, the material properties, the format version and the
+        revision of the reference physics the tables sample."""
         props = {f"{n}:{s}": asdict(get_material(n)) for n, s in self.materials}
-        text = json.dumps({"format": FORMAT_VERSION, "settings": asdict(self), "materials": props,
+        text = json.dumps({"format": FORMAT_VERSION, "physics": PHYSICS_REVISION, "settings": asdict(self),
+                           "materials": props,
                            "u": [U_LOSS.tolist(), U_ANGLE.tolist(), U_DISP.tolist()]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -33,10 +33,25 @@ from shipfastsim.plugins.reference.energy_loss import (
 from shipfastsim.plugins.reference.scattering import sample_scattering
 from shipfastsim.plugins.reference.tables import ENERGY_GRID, ProcessTable, build_process_table
 
-__all__ = ["StepPhysics", "StepSample", "RADIATIVE_PROCESSES"]
+__all__ = ["StepPhysics", "StepSample", "RADIATIVE_PROCESSES", "PHYSICS_REVISION", "continuous_fluctuation"]
 
 RADIATIVE_PROCESSES = ("brems", "pair", "photonuclear")
 _CACHE: dict[tuple[str, float], dict[str, ProcessTable]] = {}
+
+
+#: Revision of the sampled physics; anything built from it (fast-shield tables) hashes it.
+PHYSICS_REVISION = 2
+
+
+def continuous_fluctuation(mean: torch.Tensor, var: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Sampled below-cut loss with the given mean and variance, from standard normals z.
+
+    A log-normal with matched mean and variance: Gaussian-like when the spread is
+    small, and never negative when it is not.  A Gaussian clamped at zero would bias
+    the mean upwards on short steps, making the loss depend on the step pattern.
+    """
+    s2 = torch.log1p(var / mean.clamp_min(1e-300) ** 2)
+    return mean * torch.exp(torch.sqrt(s2) * z - 0.5 * s2)
 
 
 @dataclass
@@ -119,7 +134,7 @@ class StepPhysics:
             var = xi * self.delta_cut * (1.0 - 0.5 * b**2) + e**2 * grams * sum(
                 interpolate(tables[k].var_cont, self.log_e, e) for k in RADIATIVE_PROCESSES)
             z = torch.randn(sel.numel(), generator=generator, dtype=dtype, device=dev)
-            loss = (cont + torch.sqrt(var) * z).clamp_min(0.0)
+            loss = continuous_fluctuation(cont, var, z)
             # Discrete: knock-on electrons, then the three radiative processes.
             n_rad = torch.zeros(sel.numel(), dtype=torch.int64, device=dev)
             rates = [("delta", knock_on_rate(e, mat, self.delta_cut))]

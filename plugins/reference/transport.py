@@ -117,7 +117,9 @@ class ReferenceTransport:
             step = self.physics.sample_step(mat, pa, L, generator, t_x0[active])
             t_x0[active] += self.physics.radiation_lengths(mat, L)
             e_new = E - step.delta_e
-            p_new = torch.sqrt((e_new**2 - MUON_MASS_GEV**2).clamp_min(0.0))
+            # A muon whose sampled loss exceeds its energy stops (p = 0), never comes back.
+            p_new = torch.where(e_new > MUON_MASS_GEV,
+                                torch.sqrt((e_new**2 - MUON_MASS_GEV**2).clamp_min(0.0)), 0.0)
             e1, e2 = transverse_basis(new_u)
             new_pos = new_pos + e1 * step.dx[:, None] + e2 * step.dy[:, None]
             new_u = rotate_direction(new_u, step.theta_x, step.theta_y)
