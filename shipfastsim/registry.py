@@ -21,7 +21,8 @@ import pluggy
 from shipfastsim import hookspecs
 from shipfastsim.components import STAGE_KINDS, ComponentSpec
 
-__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "RegisteredComponent", "ComponentRegistry", "get_plugin_manager", "get_registry"]
+__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "RegisteredComponent", "ComponentRegistry", "get_plugin_manager",
+           "get_registry"]
 
 ENTRY_POINT_GROUP = "shipfastsim"
 
