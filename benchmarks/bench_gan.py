@@ -4,9 +4,10 @@ For batch sizes 10^3 .. 10^6 it times, in one run:
 
 * ``gan eager``: the ``gan-target`` component through the registry hook (noise,
   network, MuonBatch in float64), as a production run calls it;
-* ``gan module``: the bare network under ``torch.inference_mode`` (float32, noise drawn);
+* ``gan module``: the bare network under ``torch.inference_mode`` (float32, noise
+  drawn), over chunks of `CHUNK_SIZE` rows as the component runs it;
 * ``gan onnxruntime``: the same module exported to ONNX and run by onnxruntime
-  (when onnx and onnxruntime are installed);
+  (when onnx and onnxruntime are installed), over the same chunks;
 * ``file replay``: the ``fairship-file`` generator sampling the shipped 10k file;
 
 and prints the ratio of each GAN path to file replay.  Usage::
@@ -27,7 +28,7 @@ from shipfastsim.components import ChunkContext, Stage
 from shipfastsim.data import TARGET_SAMPLE
 from shipfastsim.plugins.fairship_file import COMPONENT as FILE_COMPONENT
 from shipfastsim.plugins.gan_target import COMPONENT as GAN_COMPONENT
-from shipfastsim.plugins.gan_target import draw_noise
+from shipfastsim.plugins.gan_target import draw_noise, run_chunked
 from shipfastsim.registry import get_registry
 
 
@@ -74,7 +75,8 @@ def _onnx_call(module: torch.nn.Module, noise_dim: int) -> Callable[[int], objec
     generator = torch.Generator().manual_seed(1)
 
     def call(n: int):
-        return session.run(None, {"noise": draw_noise(n, noise_dim, generator).numpy()})[0]
+        noise = draw_noise(n, noise_dim, generator)
+        return run_chunked(lambda part: session.run(None, {"noise": part.numpy()})[0], noise)
 
     return call
 
@@ -98,7 +100,7 @@ def main() -> None:
     def bare(n: int):
         generator = torch.Generator(device=device).manual_seed(1)
         with torch.inference_mode():
-            return module(draw_noise(n, noise_dim, generator))
+            return module.generate(draw_noise(n, noise_dim, generator))
 
     paths = {"gan eager": gan, "gan module": bare}
     if device.type == "cpu":

@@ -5,7 +5,10 @@ maps seeded noise to x, y, z [cm, FairShip frame], px, py, pz [GeV/c] and the PD
 (+-13), weight 1.  The bundled weights (``gan_target.safetensors`` with its JSON
 training config beside it) are the default; ``shipfastsim train gan-target``
 makes new ones.  The same deterministic module (noise in, muons out) serves the
-torch backend, the onnxruntime backend and the ONNX/SOFIE export.
+torch backend, the onnxruntime backend and the ONNX/SOFIE export.  Both backends run
+it over chunks of `CHUNK_SIZE` rows (rows are independent, so the muons do not depend
+on the chunking): on a CPU the hidden activations of a chunk stay in cache, which is
+several times faster than one pass over 10^6 rows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from shipfastsim.hookspecs import hookimpl
 from shipfastsim.plugins.gan_target.model import MuonGenerator, load_generator
 from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
 
-__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "draw_noise", "muons_from_state"]
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "draw_noise", "muons_from_state", "run_chunked"]
+
+#: Rows per network call (activations of 16k x 96 floats: ~6 MB, cache-sized).
+CHUNK_SIZE = 16384
 
 #: The bundled model's weights (trained on the shared 50k SHiP GAN sample).
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "gan_target.safetensors"
@@ -44,6 +50,13 @@ def draw_noise(n: int, noise_dim: int, generator: torch.Generator) -> torch.Tens
     device = generator.device
     return torch.cat([torch.randn(n, noise_dim, generator=generator, device=device),
                       torch.rand(n, 1, generator=generator, device=device)], dim=1)
+
+
+def run_chunked(engine, noise: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> torch.Tensor:
+    """``engine(noise)`` over row chunks of ``noise``, concatenated."""
+    if len(noise) <= chunk_size:
+        return torch.as_tensor(engine(noise))
+    return torch.cat([torch.as_tensor(engine(part)) for part in noise.split(chunk_size)])
 
 
 def muons_from_state(state: torch.Tensor, first_muon: int, device: torch.device, target_z0: float = 0.0) -> MuonBatch:
@@ -83,8 +96,8 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
     noise = draw_noise(n_muons, module.config.noise_dim, context.generator)
     dtype = module.feature_mean.dtype
     with torch.inference_mode():
-        state = engine(noise.to(device=stage.device, dtype=dtype))
-    return muons_from_state(torch.as_tensor(state), context.first_muon, stage.device, params["target_z0"])
+        state = run_chunked(engine, noise.to(device=stage.device, dtype=dtype))
+    return muons_from_state(state, context.first_muon, stage.device, params["target_z0"])
 
 
 def _describe(module: MuonGenerator, weights: str | Path) -> ExportDescription:

@@ -15,16 +15,21 @@ __all__ = ["register", "TRAINERS", "train_gan_target"]
 
 def train_gan_target(args: argparse.Namespace) -> int:
     """Train the target GAN on ``args.input`` and write weights + config to ``args.output``."""
+    from shipfastsim.plugins.gan_target.model import GanConfig
     from shipfastsim.plugins.gan_target.train import TrainConfig, train
 
     files = args.input or [str(_default_sample())]
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"input files not found: {missing}")
-    config = TrainConfig(seed=args.seed, max_steps=args.max_steps, eval_every=args.eval_every,
-                         patience=args.patience, max_minutes=args.max_minutes, batch_size=args.batch_size)
+    defaults = TrainConfig()
+    overrides = {k: getattr(args, k) for k in ("max_steps", "eval_every", "patience", "max_minutes", "batch_size")
+                 if getattr(args, k) is not None}
+    gan = GanConfig(**{k: getattr(args, k) if getattr(args, k) is not None else getattr(defaults.gan, k)
+                       for k in ("hidden", "layers")})
+    config = TrainConfig(seed=args.seed, gan=gan, **overrides)
     result = train(files, args.output, config, progress=not args.quiet, device=args.device)
-    print(f"gan-target: best validation mean W1/sigma {result.best_metric:.4f} at step {result.best_step} "
+    print(f"gan-target: best validation score {result.best_metric:.4f} at step {result.best_step} "
           f"of {result.steps}; weights {result.weights_path} (config beside it)")
     return 0
 
@@ -52,11 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="FairShip pythia8-Geant4 ntuples (default: the shipped 10k sample)")
     parser.add_argument("--output", required=True, type=Path, help="directory for weights, config and checkpoint")
     parser.add_argument("--seed", type=int, default=2024, help="training seed")
-    parser.add_argument("--max-steps", type=int, default=20000, help="maximum generator steps")
-    parser.add_argument("--eval-every", type=int, default=500, help="generator steps between validations")
-    parser.add_argument("--patience", type=int, default=8, help="validations without improvement before stopping")
-    parser.add_argument("--max-minutes", type=float, default=45.0, help="wall-clock limit [min]")
-    parser.add_argument("--batch-size", type=int, default=256, help="muons per batch")
+    parser.add_argument("--max-steps", type=int, help="maximum generator steps (default: TrainConfig)")
+    parser.add_argument("--eval-every", type=int, help="generator steps between validations (default: TrainConfig)")
+    parser.add_argument("--patience", type=int,
+                        help="validations without improvement before stopping (default: TrainConfig)")
+    parser.add_argument("--max-minutes", type=float, help="wall-clock safety limit [min] (default: TrainConfig)")
+    parser.add_argument("--batch-size", type=int, help="muons per batch (default: TrainConfig)")
+    parser.add_argument("--hidden", type=int, help="generator hidden width (default: GanConfig)")
+    parser.add_argument("--layers", type=int, help="generator hidden layers (default: GanConfig)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

@@ -1,19 +1,42 @@
 """The target-muon GAN: feature transforms, generator and critic networks.
 
-Representation (checked on the shared SHiP GAN sample): about 79 % of the muons start
-within a few micrometres of the beam axis (*prompt*: r = hypot(x, y) < `R_PROMPT`),
-the others at r ~ 0.01-5 cm, mostly displaced *along* their transverse momentum
-(decays in flight of pions and kaons).  z spans the target (0-230 cm, falling
-exponentially), pz 14-360 GeV/c, pT up to ~7 GeV/c.  So the networks work in
+Representation (checked on the shared SHiP GAN sample): about 73-79 % of the muons
+start within a few micrometres of the beam axis (*prompt*: r = hypot(x, y) <
+`R_PROMPT`), the others at r ~ 0.01-6 cm, mostly displaced *along* their transverse
+momentum (decays in flight of pions and kaons).  z spans the target (0-230 cm,
+falling exponentially), pz 14-360 GeV/c, pT up to ~7 GeV/c.  So the physics features
+are
 
     [log pz, px, py, log z, log r, cos(dphi), sin(dphi)]
 
-(each standardised with the training set's mean and std), where dphi is the azimuth
-of the position relative to that of the transverse momentum.  Charge and the prompt
-flag form four classes drawn from their training frequencies by one uniform noise
-number and fed to the networks as a one-hot condition (one conditional GAN in place
-of the paper's four GANs).  Every inverse transform is plain arithmetic (Exp, Sqrt,
-Mul, Div, Relu, Gemm), so `MuonGenerator` exports to ONNX opsets SOFIE reads.
+where dphi is the azimuth of the position relative to that of the transverse momentum
+(r is floored at `R_FLOOR`: the sample stores x, y to 1e-5 cm, smaller radii are 0).
+
+*Gaussianising transforms.*  The first five features are heavy-tailed or multi-modal
+(log r is bimodal: prompt vs displaced), and a network with Gaussian-like outputs
+under-resolves their tails.  Each is therefore mapped by a monotone piecewise-linear
+function fitted to the training quantiles (`fit_quantile_map`) onto a roughly
+standard-normal variable g; the generator outputs g and the inverse map (also
+monotone piecewise linear) returns the physics feature.  Both maps are written as
+
+    f(g) = a0 + b * g + sum_k c_k * relu(g - knot_k)
+
+so the exported graph needs only MatMul, Add, Mul and Relu (SOFIE reads them), no
+searchsorted or gather.  Beyond the outer knots (the training minimum and maximum)
+the map continues linearly with the slope of its outer segment: there is no clamp,
+so no probability mass piles up in edge bins, and the tails are learnable; physical
+validity needs no clamp either (pz, z, r come out of Exp, hence > 0; the charge and
+|PDG id| = 13 come from the class).  The quantiles are taken with prompt and displaced
+muons weighted equally, so the knots resolve both modes of log r (and the displaced
+muons' r tail, which with unweighted quantiles would be squeezed into the top 20 %
+of the Gaussian).  cos and sin stay standardised: the generator's two raw outputs are
+normalised to a unit vector.
+
+Charge and the prompt flag form four classes drawn from their training frequencies by
+one uniform noise number and fed to the networks as a one-hot condition (one
+conditional GAN in place of the paper's four GANs).  Every inverse transform is plain
+arithmetic (Exp, Sqrt, Mul, Div, Relu, MatMul, Gemm), so `MuonGenerator` exports to
+ONNX opsets SOFIE reads.
 
 Units: cm, GeV/c; output z is in FairShip's frame (target start at z = 0).
 """
@@ -28,13 +51,17 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["save_generator", "load_generator", "R_PROMPT", "N_CLASSES", "N_FEATURES", "GanConfig",
-           "physical_to_features", "class_of", "MuonGenerator", "Critic"]
+__all__ = ["save_generator", "load_generator", "R_PROMPT", "R_FLOOR", "N_CLASSES", "N_FEATURES", "N_MAPPED",
+           "GanConfig", "physical_to_features", "class_of", "fit_quantile_map", "apply_quantile_map",
+           "MuonGenerator", "Critic"]
 
 #: Radius below which a muon counts as prompt [cm].
 R_PROMPT = 3e-4
 N_CLASSES = 4  # (non-prompt, mu-), (non-prompt, mu+), (prompt, mu-), (prompt, mu+)
 N_FEATURES = 7
+N_MAPPED = 5  # features 0-4 (log pz, px, py, log z, log r) go through the Gaussianising map
+#: Radii below this are stored as 0 in the sample (x, y have 1e-5 cm resolution) [cm].
+R_FLOOR = 1e-6
 _STEEP = 1e9  # slope of the arithmetic step function used for class selection
 _EPS = 1e-12
 
@@ -44,9 +71,10 @@ class GanConfig:
     """Architecture of the generator (saved beside the weights)."""
 
     noise_dim: int = 16
-    hidden: int = 128
+    hidden: int = 96
     layers: int = 3
     negative_slope: float = 0.2
+    knots: int = 24  # knots of each Gaussianising piecewise-linear map
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +91,48 @@ def physical_to_features(x, y, z, px, py, pz) -> np.ndarray:
     ux, uy = px / pt, py / pt
     r = np.sqrt(x**2 + y**2) + _EPS
     cos, sin = (x * ux + y * uy) / r, (-x * uy + y * ux) / r
-    return np.stack([np.log(pz), px, py, np.log(np.maximum(z, 1e-4)), np.log(r), cos, sin], axis=1)
+    return np.stack([np.log(pz), px, py, np.log(np.maximum(z, 1e-4)), np.log(np.maximum(r, R_FLOOR)), cos, sin],
+                    axis=1)
+
+
+def fit_quantile_map(values: np.ndarray, weights: np.ndarray, knots: int, g_inner: float = 3.0,
+                     g_outer: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """Knots ``(t, g)`` of a monotone piecewise-linear map from ``values`` to ~N(0, 1).
+
+    ``knots - 2`` inner knots sit at the weighted quantiles Phi(g) for g evenly spaced in
+    [-g_inner, g_inner]; the outer two at the sample minimum and maximum, mapped to
+    -+g_outer (4: about the extreme of 4e4 normal draws, so the linear continuation
+    beyond is no steeper than the outer segment).  Tied quantiles (discrete values) are
+    separated by 1e-6 of the range so the map stays strictly increasing (the inverse
+    then has a near-flat segment there).
+    """
+    import scipy.stats
+
+    g = np.concatenate([[-g_outer], np.linspace(-g_inner, g_inner, knots - 2), [g_outer]])
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order]
+    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
+    t = np.interp(scipy.stats.norm.cdf(g), cdf, v)
+    t[0], t[-1] = v[0], v[-1]
+    gap = 1e-6 * (v[-1] - v[0])
+    for k in range(1, len(t)):
+        t[k] = max(t[k], t[k - 1] + gap)
+    return t, g
+
+
+def apply_quantile_map(values: np.ndarray, t: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The piecewise-linear map through knots ``(t, g)``, extended linearly beyond the outer knots (numpy)."""
+    lo = g[0] + (values - t[0]) * (g[1] - g[0]) / (t[1] - t[0])
+    hi = g[-1] + (values - t[-1]) * (g[-1] - g[-2]) / (t[-1] - t[-2])
+    return np.where(values < t[0], lo, np.where(values > t[-1], hi, np.interp(values, t, g)))
+
+
+def relu_form(x_knots: np.ndarray, y_knots: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """``(a0, b, hinges, c)`` with f(x) = a0 + b x + sum_k c_k relu(x - hinge_k) through the knots."""
+    slopes = np.diff(y_knots) / np.diff(x_knots)
+    b = slopes[0]
+    a0 = y_knots[0] - b * x_knots[0]
+    return float(a0), float(b), x_knots[1:-1].copy(), np.diff(slopes)
 
 
 def _step(t: torch.Tensor) -> torch.Tensor:
@@ -95,9 +164,30 @@ class MuonGenerator(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(N_FEATURES))
         self.register_buffer("feature_std", torch.ones(N_FEATURES))
         self.register_buffer("class_edges", torch.tensor([0.25, 0.5, 0.75]))  # cumulative class probabilities
-        # physical range of the unstandardised features (training min/max): outputs are clamped into it
-        self.register_buffer("feature_low", torch.full((N_FEATURES,), -1e4))
-        self.register_buffer("feature_high", torch.full((N_FEATURES,), 1e4))
+        # inverse Gaussianising maps g -> feature of features 0-4, in relu form (identity until set):
+        # f = inv_offset + inv_slope * g + relu(g @ inv_select - inv_hinges) @ inv_coef
+        hinges = N_MAPPED * (config.knots - 2)
+        self.register_buffer("inv_offset", torch.zeros(N_MAPPED))
+        self.register_buffer("inv_slope", torch.ones(N_MAPPED))
+        self.register_buffer("inv_select", torch.repeat_interleave(torch.eye(N_MAPPED), config.knots - 2, dim=1))
+        self.register_buffer("inv_hinges", torch.zeros(hinges))
+        self.register_buffer("inv_coef", torch.zeros(hinges, N_MAPPED))
+
+    def set_quantile_maps(self, maps: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Store the inverse (g -> feature) of the ``N_MAPPED`` maps ``(t, g)`` from `fit_quantile_map`."""
+        inner = self.config.knots - 2
+        coef = torch.zeros(N_MAPPED * inner, N_MAPPED, dtype=torch.float64)
+        for j, (t, g) in enumerate(maps):
+            a0, b, hinges, c = relu_form(g, t)
+            self.inv_offset[j], self.inv_slope[j] = a0, b
+            self.inv_hinges[j * inner:(j + 1) * inner] = torch.as_tensor(hinges)
+            coef[j * inner:(j + 1) * inner, j] = torch.as_tensor(c)
+        self.inv_coef.copy_(coef)
+
+    def inverse_map(self, g: torch.Tensor) -> torch.Tensor:
+        """Gaussianised ``[n, N_MAPPED]`` -> physics features 0-4 (MatMul, Sub, Relu, Mul, Add)."""
+        hinge = torch.relu(torch.matmul(g, self.inv_select) - self.inv_hinges)
+        return self.inv_offset + self.inv_slope * g + torch.matmul(hinge, self.inv_coef)
 
     def one_hot(self, u: torch.Tensor) -> torch.Tensor:
         """Class one-hot ``[n, 4]`` from uniforms ``u`` ``[n, 1]``."""
@@ -120,14 +210,15 @@ class MuonGenerator(nn.Module):
         cos, sin = a / norm, b / norm
         mean, std = self.feature_mean, self.feature_std
         direction = torch.cat([(cos - mean[5]) / std[5], (sin - mean[6]) / std[6]], dim=1)
-        return torch.cat([out[:, :5], direction], dim=1)
+        return torch.cat([out[:, :N_MAPPED], direction], dim=1)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         features, onehot = self.raw(noise)
-        f = features * self.feature_std + self.feature_mean
-        f = self.feature_low + torch.relu(f - self.feature_low) - torch.relu(f - self.feature_high)  # clamp
+        f = self.inverse_map(features[:, :N_MAPPED])
+        cos = features[:, 5:6] * self.feature_std[5] + self.feature_mean[5]
+        sin = features[:, 6:7] * self.feature_std[6] + self.feature_mean[6]
         pz, px, py = torch.exp(f[:, 0:1]), f[:, 1:2], f[:, 2:3]
-        z, r, cos, sin = torch.exp(f[:, 3:4]), torch.exp(f[:, 4:5]), f[:, 5:6], f[:, 6:7]
+        z, r = torch.exp(f[:, 3:4]), torch.exp(f[:, 4:5])
         pt = torch.sqrt(px * px + py * py + 1e-24)
         ux, uy = px / pt, py / pt
         x = r * (cos * ux - sin * uy)
@@ -135,6 +226,13 @@ class MuonGenerator(nn.Module):
         charge = 2.0 * (onehot[:, 1:2] + onehot[:, 3:4]) - 1.0
         pdg = charge * -13.0
         return torch.cat([x, y, z, px, py, pz, pdg], dim=1)
+
+    def generate(self, noise: torch.Tensor, chunk_size: int = 16384) -> torch.Tensor:
+        """`forward` over row chunks of ``noise``: the same muons, several times faster for
+        large n on a CPU, as the chunk's activations stay in cache (each row is independent)."""
+        if len(noise) <= chunk_size:
+            return self(noise)
+        return torch.cat([self(part) for part in noise.split(chunk_size)])
 
 
 class Critic(nn.Module):

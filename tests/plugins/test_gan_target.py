@@ -58,6 +58,49 @@ def test_weights_small_and_loadable():
     assert "seed" in config["training"] and config["split"]["holdout"] == [0.9, 1.0]
 
 
+def test_quantile_map_relu_form_inverts_and_extends_linearly():
+    import numpy as np
+
+    from shipfastsim.plugins.gan_target.model import (
+        N_MAPPED,
+        GanConfig,
+        MuonGenerator,
+        apply_quantile_map,
+        fit_quantile_map,
+    )
+
+    rng = np.random.default_rng(0)
+    samples = [rng.standard_cauchy(20000), np.log(rng.exponential(40.0, 20000)),
+               np.concatenate([np.full(15000, -11.5), rng.normal(-3, 1.5, 5000)]),  # point mass + bulk (prompt r)
+               rng.normal(size=20000), rng.uniform(14, 360, 20000)]
+    maps = [fit_quantile_map(v, np.ones(len(v)), 24) for v in samples]
+    for t, g in maps:
+        assert np.all(np.diff(t) > 0) and np.all(np.diff(g) > 0)
+    module = MuonGenerator(GanConfig(knots=24)).double()
+    module.set_quantile_maps(maps)
+    for j, v in enumerate(samples):
+        g = apply_quantile_map(v, *maps[j])
+        if j != 2:  # continuous samples map to ~ standard normal
+            assert abs(np.median(g)) < 0.05 and 0.9 < np.std(g[np.abs(g) < 3.5]) < 1.1
+        columns = np.zeros((len(v), N_MAPPED))
+        columns[:, j] = g
+        back = module.inverse_map(torch.as_tensor(columns))[:, j].numpy()
+        np.testing.assert_allclose(back, v, rtol=1e-9, atol=1e-9 * np.ptp(v))
+    # beyond the outer knots: linear continuation with the outer segments' slopes (no clamp)
+    wide = torch.linspace(-8, 8, 161, dtype=torch.float64)[:, None].repeat(1, N_MAPPED)
+    out = module.inverse_map(wide).numpy()
+    assert np.all(np.diff(out, axis=0) > 0)
+    for j, (t, g) in enumerate(maps):
+        np.testing.assert_allclose(out[-1, j], t[-1] + (8 - g[-1]) * (t[-1] - t[-2]) / (g[-1] - g[-2]), rtol=1e-9)
+
+
+def test_chunked_generation_matches_forward():
+    module = load_generator(BUNDLED_WEIGHTS)
+    noise = torch.cat([torch.randn(1000, module.config.noise_dim), torch.rand(1000, 1)], dim=1)
+    with torch.inference_mode():
+        assert torch.allclose(module.generate(noise, chunk_size=128), module(noise), rtol=1e-5, atol=1e-6)
+
+
 def test_export_module_matches_generator():
     description = get_registry().hook.shipfastsim_export_description(component="gan-target", params={})
     assert description.input_names == ("noise",) and description.output_names == ("muon",)
@@ -114,6 +157,23 @@ def test_fidelity_on_holdout(holdout_and_generated):
     assert metrics.auc < 0.60
     # the reference-vs-reference FPD is consistent with 0: scale by its uncertainty if larger
     assert metrics.fpd <= 3 * max(metrics.fpd_ref, metrics.fpd_ref_err)
+
+
+@needs_shared
+def test_no_pile_up_and_displaced_tail(holdout_and_generated):
+    """No clamp spikes (repeated identical values), physical outputs, and the displaced
+    muons' radial tail (r > 2 cm, ~15 muons in the holdout) Poisson-consistent with it."""
+    holdout, generated = holdout_and_generated
+    for name in ("z", "p", "pt"):
+        _, counts = torch.unique(getattr(generated, name), return_counts=True)
+        assert int(counts.max()) < 20, f"{name}: {int(counts.max())} identical values (pile-up at a bound)"
+    assert torch.all(generated.pz > 0) and torch.all(generated.z > 0)
+    r_gen, r_hold = torch.hypot(generated.x, generated.y), torch.hypot(holdout.x, holdout.y)
+    for cut in (1.0, 2.0):
+        expected = float((r_gen > cut).double().mean()) * len(holdout)
+        observed = int((r_hold > cut).sum())
+        print(f"holdout muons with r > {cut} cm: {observed}, GAN expects {expected:.1f}")
+        assert abs(observed - expected) < 3 * expected**0.5 + 1, cut
 
 
 @needs_shared
