@@ -26,8 +26,9 @@ from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
 
 __all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "draw_noise", "muons_from_state", "run_chunked"]
 
-#: Rows per network call (activations of 16k x 96 floats: ~6 MB, cache-sized).
-CHUNK_SIZE = 16384
+#: Rows per network call: activations of 4096 x 96 floats (1.5 MB) stay in cache; measured
+#: fastest of 1k-16k rows on the development CPU (1.33 M/s per core vs 1.12 M/s at 16k).
+CHUNK_SIZE = 4096
 
 #: The bundled model's weights (trained on the shared 50k SHiP GAN sample).
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "gan_target.safetensors"

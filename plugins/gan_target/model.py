@@ -227,7 +227,7 @@ class MuonGenerator(nn.Module):
         pdg = charge * -13.0
         return torch.cat([x, y, z, px, py, pz, pdg], dim=1)
 
-    def generate(self, noise: torch.Tensor, chunk_size: int = 16384) -> torch.Tensor:
+    def generate(self, noise: torch.Tensor, chunk_size: int = 4096) -> torch.Tensor:
         """`forward` over row chunks of ``noise``: the same muons, several times faster for
         large n on a CPU, as the chunk's activations stay in cache (each row is independent)."""
         if len(noise) <= chunk_size:
