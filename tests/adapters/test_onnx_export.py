@@ -16,7 +16,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from tests.adapters.onnx_cases import RTOL, case_ids, cases, column_scale, max_deviation, sample_inputs, torch_outputs, toy_registry
 
 from shipfastsim.adapters import onnx_export
 from shipfastsim.adapters.onnx_export import (
@@ -28,6 +27,16 @@ from shipfastsim.adapters.onnx_export import (
 )
 from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
 from shipfastsim.cli import main
+from tests.adapters.onnx_cases import (
+    RTOL,
+    case_ids,
+    cases,
+    column_scale,
+    max_deviation,
+    sample_inputs,
+    torch_outputs,
+    toy_registry,
+)
 
 CASES = cases()
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.adapters.onnx_cases import RTOL, case_ids, cases, max_deviation, sample_inputs, torch_outputs, toy_registry
 
 from shipfastsim.adapters.onnx_export import ExportError, export_component, get_export_description
 from shipfastsim.adapters.sofie_codegen import (
@@ -28,6 +27,7 @@ from shipfastsim.adapters.sofie_codegen import (
     find_toolchain,
 )
 from shipfastsim.cli import main
+from tests.adapters.onnx_cases import RTOL, case_ids, cases, max_deviation, sample_inputs, torch_outputs, toy_registry
 
 CASES = cases()
 SINGLE_THREAD = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
