@@ -1,0 +1,7 @@
+"""``python -m shipfastsim``: the same as the ``shipfastsim`` command."""
+
+import sys
+
+from shipfastsim.cli import main
+
+sys.exit(main())
