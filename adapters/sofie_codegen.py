@@ -33,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shipfastsim.adapters.onnx_export import INSTALL_HINT, ExportError
+from shipfastsim.components import ExportDescription
 
 __all__ = [
     "CPP_DIR",
@@ -43,6 +46,7 @@ __all__ = [
     "unsupported_operators",
     "generate_sofie",
     "column_distributions",
+    "sample_graph_inputs",
     "find_toolchain",
     "compile_program",
 ]
@@ -139,6 +143,19 @@ def column_distributions(unit: str, width: int) -> list[str]:
         return [k for n, k in counts for _ in range(n)]
     found = {kind(t) for t in re.findall(token, unit, flags=re.IGNORECASE)}
     return [found.pop() if len(found) == 1 else "normal"] * width
+
+
+def sample_graph_inputs(description: ExportDescription, n: int, seed: int) -> list[np.ndarray]:
+    """float32 inputs of ``n`` rows for an `ExportDescription`, each column drawn as its
+    units declare (`column_distributions`: U(0,1) or N(0,1))."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for name, example in zip(description.input_names, description.example_inputs, strict=True):
+        width = int(np.prod(example.shape[1:]))
+        kinds = column_distributions(description.units.get(name, ""), width)
+        columns = [rng.random(n) if kind == "uniform" else rng.standard_normal(n) for kind in kinds]
+        arrays.append(np.stack(columns, axis=1).astype(np.float32).reshape(n, *example.shape[1:]))
+    return arrays
 
 
 @dataclass

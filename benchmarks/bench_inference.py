@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,48 +36,19 @@ from pathlib import Path
 import numpy as np
 import pluggy
 import torch
-from torch import nn
 
 from shipfastsim import hookspecs
 from shipfastsim.adapters.onnx_export import OPSET, export_component, exportable_components, get_export_description
-from shipfastsim.adapters.sofie_codegen import CPP_DIR, column_distributions, compile_program
+from shipfastsim.adapters.sofie_codegen import CPP_DIR, compile_program, sample_graph_inputs
 from shipfastsim.components import ComponentSpec, ExportDescription
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.registry import ComponentRegistry, get_registry
 
+# The demo flow is the affine-coupling model of the ONNX tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.adapters.onnx_cases import AffineFlow  # noqa: E402
+
 SINGLE_THREAD = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-
-
-class _Coupling(nn.Module):
-    def __init__(self, dim: int, hidden: int, flip: bool):
-        super().__init__()
-        self.half, self.flip = dim // 2, flip
-        self.net = nn.Sequential(nn.Linear(self.half, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 2 * (dim - self.half)))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        a, b = z[:, : self.half], z[:, self.half:]
-        if self.flip:
-            a, b = b, a
-        st = self.net(a)
-        b = b * torch.exp(torch.tanh(st[:, : b.shape[1]])) + st[:, b.shape[1]:]
-        return torch.cat([b, a] if self.flip else [a, b], dim=1)
-
-
-class DemoFlow(nn.Module):
-    """RealNVP-sized demo (6 features, 6 couplings, 64 hidden): noise -> standardised-then-inverted state."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.couplings = nn.ModuleList(_Coupling(6, 64, i % 2 == 1) for i in range(6))
-        self.register_buffer("std", torch.tensor([1.5, 1.5, 60.0, 0.8, 0.8, 40.0]))
-        self.register_buffer("mean", torch.tensor([0.0, 0.0, 100.0, 0.0, 0.0, 50.0]))
-
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        for coupling in self.couplings:
-            noise = coupling(noise)
-        return noise * self.std + self.mean
 
 
 class _DemoPlugin:
@@ -88,7 +60,9 @@ class _DemoPlugin:
     def shipfastsim_export_description(self, component: str, params: dict) -> ExportDescription | None:
         if component != "demo-flow":
             return None
-        return ExportDescription(DemoFlow().eval(), ("noise",), ("state",), (torch.randn(4, 6),),
+        torch.manual_seed(0)
+        flow = AffineFlow(dim=6, hidden=64, layers=6)  # RealNVP-sized: 6 couplings of 64 hidden
+        return ExportDescription(flow.eval(), ("noise",), ("state",), (torch.randn(4, 6),),
                                  {"noise": "N(0,1)", "state": "x, y, z [cm], px, py, pz [GeV/c]"}, "demo-1")
 
 
@@ -97,17 +71,6 @@ def _demo_registry() -> ComponentRegistry:
     manager.add_hookspecs(hookspecs)
     manager.register(_DemoPlugin(), name="demo")
     return ComponentRegistry(manager)
-
-
-def _inputs(description: ExportDescription, n: int, seed: int = 1) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for name, example in zip(description.input_names, description.example_inputs, strict=True):
-        width = int(np.prod(example.shape[1:]))
-        kinds = column_distributions(description.units.get(name, ""), width)
-        columns = [rng.random(n) if k == "uniform" else rng.standard_normal(n) for k in kinds]
-        arrays.append(np.stack(columns, axis=1).astype(np.float32).reshape(n, *example.shape[1:]))
-    return arrays
 
 
 def _best_time_per_row(call: Callable[[], object], n: int, seconds: float) -> float:
@@ -135,7 +98,7 @@ def bench_component(name: str, registry: ComponentRegistry, batch: int, seconds:
 
     description = get_export_description(name, params, registry=registry)
     result = export_component(name, folder / name, params=params, registry=registry, max_batch=batch)
-    inputs = _inputs(description, batch)
+    inputs = sample_graph_inputs(description, batch, seed=1)
     in_file, out_file = folder / name / "in.bin", folder / name / "out.bin"
     in_file.write_bytes(b"".join(a.tobytes() for a in inputs))
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from shipfastsim import hookspecs
 from shipfastsim.adapters.onnx_export import exportable_components
-from shipfastsim.adapters.sofie_codegen import column_distributions
+from shipfastsim.adapters.sofie_codegen import sample_graph_inputs
 from shipfastsim.components import ComponentSpec, ExportDescription, Parameter
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.registry import ComponentRegistry, get_registry
@@ -155,14 +155,7 @@ def case_ids() -> list[str]:
 
 def sample_inputs(description: ExportDescription, n: int = N_ROWS, seed: int = 3) -> list[np.ndarray]:
     """Inputs of ``n`` rows drawn per column as the units say (N(0,1) unless U(0,1) is declared)."""
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for name, example in zip(description.input_names, description.example_inputs, strict=True):
-        width = int(np.prod(example.shape[1:]))
-        kinds = column_distributions(description.units.get(name, ""), width)
-        columns = [rng.random(n) if kind == "uniform" else rng.standard_normal(n) for kind in kinds]
-        arrays.append(np.stack(columns, axis=1).astype(np.float32).reshape(n, *example.shape[1:]))
-    return arrays
+    return sample_graph_inputs(description, n, seed)
 
 
 def torch_outputs(description: ExportDescription, inputs: list[np.ndarray]) -> list[np.ndarray]:
