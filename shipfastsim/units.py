@@ -33,6 +33,7 @@ __all__ = [
     "MeV",
     "tesla",
     "MUON_MASS",
+    "C_LIGHT",
     "PDG_MU_MINUS",
     "PDG_MU_PLUS",
     "MUON_PDG_IDS",
@@ -47,6 +48,9 @@ mm = 0.1 * cm
 GeV = 1.0
 MeV = 1e-3 * GeV
 tesla = 1.0
+
+#: Bending constant: curvature [1/cm] = C_LIGHT * |q| B [T] / p [GeV/c].
+C_LIGHT = 0.299792458e-2
 
 #: Muon mass [GeV], PDG 2024.
 MUON_MASS = 0.1056583755 * GeV

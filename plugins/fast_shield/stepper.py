@@ -30,12 +30,10 @@ from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
 from shipfastsim.plugins.fast_shield.geometry import SegmentGeometry
 from shipfastsim.plugins.fast_shield.sampler import TableSampler, highland_sigma
 from shipfastsim.plugins.fast_shield.tables import StepTables
-from shipfastsim.units import MUON_MASS
+from shipfastsim.units import C_LIGHT, MUON_MASS
 
 __all__ = ["FastSettings", "PlaneHits", "FastTransport", "C_LIGHT", "helix"]
 
-#: Curvature k [1/cm] = C_LIGHT q B[T] / p[GeV/c].
-C_LIGHT = 0.299792458e-2
 
 
 @dataclass(frozen=True)

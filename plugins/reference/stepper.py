@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["C_LIGHT", "helix_step", "rotate_direction", "transverse_basis"]
+from shipfastsim.units import C_LIGHT
 
-#: Curvature constant: k [1/cm] = C_LIGHT * q * B[T] / p[GeV].
-C_LIGHT = 0.299792458e-2
+__all__ = ["C_LIGHT", "helix_step", "rotate_direction", "transverse_basis"]
 
 
 def helix_step(pos: torch.Tensor, u: torch.Tensor, p: torch.Tensor, q: torch.Tensor, B: torch.Tensor,
