@@ -27,6 +27,7 @@ __all__ = [
     "Target",
     "Magnet",
     "RecordingPlane",
+    "DecayVesselSection",
     "World",
     "ShieldGeometry",
     "load_geometry",
@@ -83,6 +84,11 @@ GEOMETRY_SCHEMA: dict[str, Any] = {
                 }},
             },
         },
+        "decay_vessel": {"type": "object", "required": ["plane", "length", "exit_half_x", "exit_half_y"],
+                         "additionalProperties": False,
+                         "properties": {"plane": {"type": "string"},
+                                        **{k: {"type": "number", "exclusiveMinimum": 0}
+                                           for k in ("length", "exit_half_x", "exit_half_y")}}},
         "planes": {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["name", "z"], "additionalProperties": False,
             "properties": {"name": {"type": "string"}, "z": _num,
@@ -189,6 +195,19 @@ class RecordingPlane:
 
 
 @dataclass(frozen=True)
+class DecayVesselSection:
+    """The decay vessel downstream of its entrance plane ``plane`` (whose z and
+    aperture are the entrance): ``length`` [cm] and exit half-widths [cm]; the
+    half-widths grow linearly in z between entrance and exit (a pyramidal frustum).
+    Used by `shipfastsim.geometry.decay_vessel` for the dangerous-subset labels."""
+
+    plane: str
+    length: float
+    exit_half_x: float
+    exit_half_y: float
+
+
+@dataclass(frozen=True)
 class World:
     """Transport volume [cm]: muons leaving |x| < half_x, |y| < half_y,
     z_min < z < z_max are dropped; ``default_material`` fills what nothing else does."""
@@ -215,6 +234,7 @@ class ShieldGeometry:
     cavern_material: str | None = None
     target_z0: float = 0.0
     ntuple_z_shift: float = 5000.0
+    decay_vessel: DecayVesselSection | None = None
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -293,6 +313,11 @@ def geometry_from_dict(data: dict[str, Any], source: str | None = None) -> Shiel
             problems.append(f"box {box.name!r} has a non-positive size")
     if target.length <= 0 or target.half_x <= 0 or target.half_y <= 0:
         problems.append("target sizes must be positive")
+    vessel = DecayVesselSection(**data["decay_vessel"]) if "decay_vessel" in data else None
+    if vessel is not None:
+        entrance = next((p for p in planes if p.name == vessel.plane), None)
+        if entrance is None or not entrance.has_aperture:
+            problems.append(f"decay_vessel.plane: {vessel.plane!r} must name a recording plane with an aperture")
     if problems:
         raise GeometryError(f"{source or 'geometry'}: " + "; ".join(problems))
     frame = data.get("frame", {})
@@ -301,7 +326,7 @@ def geometry_from_dict(data: dict[str, Any], source: str | None = None) -> Shiel
         planes=planes, blocks=blocks, cavern_sections=sections,
         cavern_material=cavern["material"] if cavern else None,
         target_z0=float(frame.get("target_z0", 0.0)), ntuple_z_shift=float(frame.get("ntuple_z_shift", 5000.0)),
-        source=source,
+        decay_vessel=vessel, source=source,
     )
 
 
