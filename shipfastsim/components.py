@@ -14,15 +14,17 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "STAGE_KINDS",
     "REQUIRED",
     "Parameter",
     "ComponentSpec",
+    "SampleNormalisation",
     "Stage",
     "ChunkContext",
     "FilterDecision",
@@ -73,6 +75,22 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class SampleNormalisation:
+    """How many muons per proton on target (POT) a generator's sample stands for.
+
+    Attributes:
+        muons_per_pot: expected number of muons per POT of the population the
+            generator samples (its weights averaging 1); None when truly unknown, in
+            which case the run warns and writes weights per generated muon.
+        source: where the number comes from (paper, production, file), or why it is
+            unknown; written to the run summary and the output file.
+    """
+
+    muons_per_pot: float | None
+    source: str
+
+
+@dataclass(frozen=True)
 class ComponentSpec:
     """A named component of one stage kind, with its parameters.
 
@@ -84,6 +102,9 @@ class ComponentSpec:
         check: optional extra validation, called with the complete parameters and the
             config's ``run`` section; it returns an error message or None (e.g. more
             events asked for than a file holds).
+        normalisation: generators only: called with the complete parameters, it
+            returns the `SampleNormalisation` of the sample they draw; None means
+            unknown (the run then says so and writes weights per generated muon).
     """
 
     name: str
@@ -91,9 +112,16 @@ class ComponentSpec:
     description: str
     parameters: tuple[Parameter, ...] = ()
     check: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None
+    normalisation: Callable[[dict[str, Any]], SampleNormalisation] | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters if not p.required}
+
+
+def _cpu() -> torch.device:
+    import torch  # imported here so that declaring components does not import torch
+
+    return torch.device("cpu")
 
 
 @dataclass
@@ -114,7 +142,7 @@ class Stage:
     kind: StageKind
     component: str
     params: dict[str, Any]
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=_cpu)
     index: int = 0
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

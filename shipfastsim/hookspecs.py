@@ -11,10 +11,13 @@ Units everywhere: cm, GeV/c, FairShip's frame (see :mod:`shipfastsim.units`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
 
-from shipfastsim.batch import MuonBatch
-from shipfastsim.components import ChunkContext, ComponentSpec, ExportDescription, FilterDecision, Stage
+if TYPE_CHECKING:  # annotations only: plugins declaring components need not import torch
+    from shipfastsim.batch import MuonBatch
+    from shipfastsim.components import ChunkContext, ComponentSpec, ExportDescription, FilterDecision, Stage
 
 __all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
 

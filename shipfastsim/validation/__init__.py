@@ -1,5 +1,19 @@
 """Validation of surrogates against reference samples: metrics (`metrics`), report (`report`), CLI (`cli`)."""
 
-from shipfastsim.validation.metrics import MUON_FEATURES, FeatureMetric, ValidationMetrics, compare, feature_arrays
+from typing import TYPE_CHECKING
+
+from shipfastsim.lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from shipfastsim.validation.metrics import (
+        MUON_FEATURES,
+        FeatureMetric,
+        ValidationMetrics,
+        compare,
+        feature_arrays,
+    )
 
 __all__ = ["MUON_FEATURES", "FeatureMetric", "ValidationMetrics", "compare", "feature_arrays"]
+
+# Imported on first use: the ``validate`` parser must not import scipy.stats and torch.
+__getattr__ = lazy_getattr(__name__, {name: "shipfastsim.validation.metrics" for name in __all__})
