@@ -19,7 +19,9 @@ import torch
 import yaml
 
 from shipfastsim.components import STAGE_KINDS, ComponentSpec, Parameter, Stage
+from shipfastsim.normalisation import SHIP_PROTONS_PER_SPILL
 from shipfastsim.registry import ComponentRegistry, get_registry
+from shipfastsim.units import NTUPLE_Z_SHIFT
 
 __all__ = ["ConfigError", "RunConfig", "OutputConfig", "ExecutorConfig", "load_config", "validate_document",
            "make_stage", "SCHEMA_VERSION", "schema"]
@@ -51,6 +53,8 @@ class OutputConfig:
     compression: str = "zstd"
     compression_level: int = 1
     target_z0: float = 0.0
+    #: cm FairShip adds to ship_geo.target.z0 when placing ntuple z (primGen.SetTarget).
+    ntuple_z_offset: float = NTUPLE_Z_SHIFT
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class RunConfig:
     output: OutputConfig
     stages: list[Stage]
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    #: protons on target per spill the weights refer to (``run.normalisation``).
+    protons_per_spill: float = SHIP_PROTONS_PER_SPILL
     source: Path | None = None
     document: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -113,6 +119,8 @@ def _schema_error(error) -> ConfigError:
         return ConfigError(where, f"expected {expected}, got {type(error.instance).__name__} {error.instance!r}")
     if error.validator == "minimum":
         return ConfigError(where, f"{error.instance!r} is below the minimum {error.validator_value}")
+    if error.validator == "exclusiveMinimum":
+        return ConfigError(where, f"{error.instance!r} must be above {error.validator_value}")
     if error.validator == "maximum":
         return ConfigError(where, f"{error.instance!r} is above the maximum {error.validator_value}")
     if error.validator == "enum":
@@ -289,6 +297,7 @@ def validate_document(document: Any, base: Path, registry: ComponentRegistry | N
         output=output,
         stages=stages,
         executor=ExecutorConfig(**run.get("executor", {})),
+        protons_per_spill=float(run.get("normalisation", {}).get("protons_per_spill", SHIP_PROTONS_PER_SPILL)),
         document=document,
     )
 

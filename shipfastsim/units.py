@@ -76,14 +76,19 @@ class FairShipFrame:
     Attributes:
         target_z0: z of the start of the target in FairShip's frame [cm]
             (``ship_geo.target.z0``; 0 cm for the 2025 geometry).
+        ntuple_offset: what FairShip's ``run_simScript.py`` adds to
+            ``ship_geo.target.z0`` in ``primGen.SetTarget`` [cm]: `NTUPLE_Z_SHIFT`
+            (+50 m, the frame of the SHiP GAN samples), while the run_simScript.py of
+            2026 adds +70.845 m to every ``pythia8-Geant4`` file.
     """
 
     target_z0: float = 0.0 * cm
+    ntuple_offset: float = NTUPLE_Z_SHIFT
 
     @property
     def z_shift(self) -> float:
         """Amount added to ``100 * z_ntuple`` to reach our frame [cm]."""
-        return NTUPLE_Z_SHIFT + self.target_z0
+        return self.ntuple_offset + self.target_z0
 
     def z_from_ntuple(self, z_metres):
         """Ntuple z [m] to our z [cm]; works on floats, numpy arrays and tensors."""
