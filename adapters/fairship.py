@@ -6,15 +6,24 @@ ntuple frame (target start at z = -50 m), momenta in GeV/c.  Conversion to and
 from shipfastsim's frame (cm, FairShip's origin) goes through
 :class:`shipfastsim.units.FairShipFrame`, so the round trip is exact.
 
+Beside the tree each file written by shipfastsim holds a ``TObjString`` named
+`METADATA_KEY` with the run's metadata as JSON (POT equivalent, weight unit, config
+fingerprint, version, how FairShip should read it).  FairShip ignores it: its
+``MuonBackGenerator::Init`` looks the tree up by name, and the extra key adds no leaf
+to the tree (the leaf count decides between ``x..pz`` and ``ox..opz``).  Real ROOT
+reads it with ``file.Get("shipfastsim_metadata").GetString()``.
+
 Files are written to a temporary name and renamed into place, so a reader never
 sees a half-written file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,12 +33,16 @@ from shipfastsim.units import MUON_PDG_IDS, FairShipFrame
 
 __all__ = [
     "TREE_NAME",
+    "METADATA_KEY",
     "DEFAULT_FRAME",
     "BRANCH_OF_COLUMN",
     "COMPRESSIONS",
     "NtupleWriter",
     "write_ntuple",
     "read_ntuple",
+    "read_metadata",
+    "output_kind",
+    "run_simscript_command",
     "iter_ntuple",
     "count_entries",
     "count_muons",
@@ -38,6 +51,8 @@ __all__ = [
 ]
 
 TREE_NAME = "pythia8-Geant4"
+#: Key of the TObjString (JSON) that shipfastsim writes beside the tree.
+METADATA_KEY = "shipfastsim_metadata"
 #: MuonBatch column -> branch, in the branch order of FairShip's files.
 BRANCH_OF_COLUMN = {
     "event_id": "event_id",
@@ -115,14 +130,16 @@ class NtupleWriter:
         compression: one of `COMPRESSIONS`; ``level`` its level.  zstd is the
             default: as small as zlib and some 20 times faster to write; ROOT reads
             it since 6.20 (use zlib for older ROOT).
+        metadata: JSON-serialisable dict written as the `METADATA_KEY` TObjString.
     """
 
     def __init__(self, path: str | os.PathLike, frame: FairShipFrame = DEFAULT_FRAME,
-                 compression: str = "zstd", level: int = 1):
+                 compression: str = "zstd", level: int = 1, metadata: dict[str, Any] | None = None):
         import uproot
 
         self.path = Path(path)
         self.frame = frame
+        self.metadata = metadata
         self.entries = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -142,6 +159,9 @@ class NtupleWriter:
 
     def close(self) -> Path:
         """Finish the file, fsync it and rename it into place."""
+        if self.metadata is not None:
+            # A str is written as a TObjString, which every ROOT version reads.
+            self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
         self._file.close()
         with open(self._tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -171,6 +191,54 @@ def write_ntuple(path: str | os.PathLike, batches: MuonBatch | Iterable[MuonBatc
         for batch in batches:
             writer.write(batch)
     return writer.entries
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The shipfastsim metadata of an ntuple, or None for a file without it."""
+    import uproot
+
+    with uproot.open(path) as file:
+        if METADATA_KEY not in file:
+            return None
+        return json.loads(str(file[METADATA_KEY]))
+
+
+def output_kind(stages) -> str:
+    """Where the muons of a pipeline are recorded: ``target`` (no propagator) or the
+    plane of the last propagator (``shield_end``, ``decay_vessel``, ...)."""
+    planes = [stage.params["plane"] for stage in stages if stage.kind == "propagator"]
+    return planes[-1] if planes else "target"
+
+
+def run_simscript_command(path: str | os.PathLike, entries: int, kind: str, rotated: bool,
+                          ntuple_z_offset: float = 5000.0, first: int = 0) -> dict[str, Any]:
+    """The ``run_simScript.py`` call that simulates an output file in FairShip, with why.
+
+    Facts from FairShip's ``macro/run_simScript.py`` and ``shipgen/MuonBackGenerator.cxx``
+    (2026): ``--SmearBeam`` (default 0.8 cm, Gaussian) and ``--PaintBeam`` (default
+    5 cm radius) displace x, y of every muon; ``--phiRandom`` replaces the azimuth of
+    the momentum only; ``-i``/``-n`` pick consecutive entries.
+    """
+    reading = []
+    notes = []
+    if kind == "target":
+        notes.append("muons at their production point: FairShip's beam smearing and painting (defaults) "
+                     "give the beam spot the sample lacks")
+    else:
+        reading = ["--SmearBeam", "0", "--PaintBeam", "0"]
+        notes.append(f"muons already transported to {kind}: smearing and painting must be off, or positions "
+                     "and the position-momentum correlation are destroyed")
+    if rotated or kind != "target":
+        notes.append("no --phiRandom: " + ("the chain already rotated the muons about the beam axis"
+                                          if rotated else "rotating the momentum alone breaks the muon's direction"))
+    if ntuple_z_offset == 5000.0:
+        notes.append("z is written for primGen.SetTarget(ship_geo.target.z0 + 50*u.m) (FairShip up to 2025); "
+                     "run_simScript.py of 2026 adds 70.845 m: write with run.output.ntuple_z_offset: 7084.5")
+    else:
+        notes.append(f"z is written for primGen.SetTarget(ship_geo.target.z0 + {ntuple_z_offset / 100:g}*u.m)")
+    options = ["--MuonBack", "-f", str(path), "-i", str(first), "-n", str(max(entries - first, 0)), *reading]
+    command = "python $FAIRSHIP/macro/run_simScript.py " + " ".join(options)
+    return {"kind": kind, "command": command, "reading_options": " ".join(reading), "notes": notes}
 
 
 def count_entries(path: str | os.PathLike) -> int:

@@ -10,6 +10,13 @@ written and the cursor (chunk, row) of the first muon not yet in a file.  After 
 crash or SIGKILL, a resumed run keeps every staged chunk and every file listed in the
 manifest, drops anything half-written, and recomputes only the missing chunks: the
 output is identical to an uninterrupted run because chunk k depends only on (seed, k).
+
+Row order: FairShip jobs simulate consecutive entries (``-i FIRST -n N``), so the rows
+of each chunk are put in a seeded random order (`chunk_row_order`, seeded from
+(seed, k) only) before staging: copies of one muon made by an augmenter are spread
+over the chunk, any contiguous range of entries is an unbiased sample, and the order
+does not depend on the number of workers.  Every file carries the run's metadata
+(`shipfastsim.adapters.fairship.METADATA_KEY`) plus its own name and entry count.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from shipfastsim.adapters.fairship import BRANCH_OF_COLUMN, NtupleWriter
 from shipfastsim.config import OutputConfig
 from shipfastsim.units import FairShipFrame
 
-__all__ = ["OutputStore", "OutputExistsError", "stage_chunk", "read_staged", "staging_dir_for", "merge_stats"]
+__all__ = ["OutputStore", "OutputExistsError", "stage_chunk", "read_staged", "staging_dir_for", "merge_stats",
+           "chunk_row_order", "ROW_ORDER_STREAM"]
 
 _BRANCHES = tuple(BRANCH_OF_COLUMN.values())
 
@@ -37,6 +45,15 @@ class OutputExistsError(RuntimeError):
 
 def staging_dir_for(output: OutputConfig) -> Path:
     return output.path.parent / f".{output.path.stem}.chunks"
+
+
+#: Third seed word of the row-order stream, apart from the stage streams (seed, k, stage).
+ROW_ORDER_STREAM = 0x524F5753
+
+
+def chunk_row_order(n_rows: int, seed: int, chunk: int) -> np.ndarray:
+    """The seeded permutation in which the ``n_rows`` output rows of chunk ``chunk`` are written."""
+    return np.random.default_rng([seed, chunk, ROW_ORDER_STREAM]).permutation(n_rows)
 
 
 def _atomic_write_bytes(path: Path, write, durable: bool = True) -> None:
@@ -100,14 +117,16 @@ def merge_stats(total: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
 class OutputStore:
     """The output of one run: staging area, manifest and FairShip files."""
 
-    def __init__(self, output: OutputConfig, fingerprint: str, n_chunks: int):
+    def __init__(self, output: OutputConfig, fingerprint: str, n_chunks: int,
+                 metadata: dict[str, Any] | None = None):
         self.output = output
+        self.metadata = metadata
         self.fingerprint = fingerprint
         self.n_chunks = n_chunks
         self.directory = output.path.parent
         self.staging = staging_dir_for(output)
         self.manifest_path = self.directory / f"{output.path.stem}.manifest.json"
-        self.frame = FairShipFrame(output.target_z0)
+        self.frame = FairShipFrame(output.target_z0, output.ntuple_z_offset)
         self.manifest: dict[str, Any] = {}
         self.staged_rows: dict[int, int] = {}
 
@@ -230,8 +249,9 @@ class OutputStore:
         name = self._file_name()
         cursor_chunk, row = self.manifest["cursor"]
         consumed: list[int] = []
+        metadata = None if self.metadata is None else self.metadata | {"file": name, "entries": take}
         with NtupleWriter(self.directory / name, self.frame, self.output.compression,
-                          self.output.compression_level) as writer:
+                          self.output.compression_level, metadata) as writer:
             remaining = take
             for chunk in chunks:
                 if remaining == 0:

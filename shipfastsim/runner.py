@@ -21,9 +21,10 @@ from shipfastsim.adapters.fairship import batch_to_branches
 from shipfastsim.batch import MuonBatch
 from shipfastsim.components import ChunkContext, Stage
 from shipfastsim.config import RunConfig
-from shipfastsim.output import OutputStore, stage_chunk, staging_dir_for
+from shipfastsim.normalisation import resolve_normalisation
+from shipfastsim.output import OutputStore, chunk_row_order, stage_chunk, staging_dir_for
 from shipfastsim.registry import ComponentRegistry, get_registry
-from shipfastsim.units import FairShipFrame
+from shipfastsim.units import NTUPLE_Z_SHIFT, FairShipFrame
 
 __all__ = ["ChunkPlan", "run_chunk", "run_production", "stage_seed", "apply_stage"]
 
@@ -45,6 +46,9 @@ class ChunkPlan:
     device: str
     staging_dir: str
     target_z0: float
+    #: generator weights are multiplied by it: per-spill normalisation (`shipfastsim.normalisation`).
+    weight_factor: float = 1.0
+    ntuple_z_offset: float = NTUPLE_Z_SHIFT
 
     def bounds(self, chunk: int) -> tuple[int, int]:
         first = chunk * self.chunk_size
@@ -95,13 +99,16 @@ def run_chunk(plan: ChunkPlan, chunk: int, registry: ComponentRegistry | None = 
         weight_in = float(n_muons) if batch is None else float(batch.weight.sum())
         start = time.perf_counter()
         batch = apply_stage(registry, stage, batch, n_muons, context)
+        if stage.kind == "generator" and plan.weight_factor != 1.0:
+            batch = batch.replace(weight=batch.weight * plan.weight_factor)
         _synchronize(device)
         seconds = time.perf_counter() - start
         stage_stats.append({"muons_in": n_in, "muons_out": len(batch), "weight_in": weight_in,
                             "weight_out": float(batch.weight.sum()), "seconds": seconds})
     assert batch is not None
     start = time.perf_counter()
-    branches = batch_to_branches(batch, FairShipFrame(plan.target_z0))
+    batch = batch.select(torch.from_numpy(chunk_row_order(len(batch), plan.seed, chunk)).to(batch.device))
+    branches = batch_to_branches(batch, FairShipFrame(plan.target_z0, plan.ntuple_z_offset))
     stats = {"chunks": 1, "muons_out": len(batch), "stages": stage_stats, "counters": dict(counters),
              "stage_seconds": sum(s["seconds"] for s in stage_stats)}
     # Staging time is part of the chunk's cost, measured up to the atomic rename.
@@ -152,14 +159,17 @@ def run_production(config: RunConfig, resume: bool = False, progress: bool = Tru
     ``resume`` continues an interrupted run of the same config; ``overwrite``
     replaces a previous run's output instead.
     """
-    from shipfastsim.summary import build_summary, write_summary
+    from shipfastsim.summary import build_summary, file_metadata, write_summary
 
     registry = registry or get_registry()
-    store = OutputStore(config.output, config.fingerprint(), config.n_chunks)
+    normalisation = resolve_normalisation(config, registry)
+    store = OutputStore(config.output, config.fingerprint(), config.n_chunks,
+                        file_metadata(config, normalisation.to_dict()))
     done = store.open(resume, overwrite)
     todo = [chunk for chunk in range(config.n_chunks) if chunk not in done]
     plan = ChunkPlan(tuple(config.stages), config.seed, config.events, config.chunk_size, str(config.device),
-                     str(staging_dir_for(config.output)), config.output.target_z0)
+                     str(staging_dir_for(config.output)), config.output.target_z0, normalisation.weight_factor,
+                     config.output.ntuple_z_offset)
     done_muons = sum(plan.bounds(c)[1] for c in done)
     start = time.perf_counter()
     from tqdm.auto import tqdm
@@ -177,7 +187,8 @@ def run_production(config: RunConfig, resume: bool = False, progress: bool = Tru
         store.finish()
     wall = time.perf_counter() - start
     files = [(store.directory / entry["name"], entry["entries"]) for entry in store.manifest["files"]]
-    summary = build_summary(config, store.manifest["stats"], files, wall, len(todo), resumed=bool(done))
+    summary = build_summary(config, store.manifest["stats"], files, wall, len(todo), resumed=bool(done),
+                            normalisation=normalisation.to_dict())
     summary["reports"] = [text for text in registry.hook.shipfastsim_report_run(summary=summary) if text]
     write_summary(summary, config.output)
     return summary

@@ -8,7 +8,7 @@ from typing import Any
 
 from shipfastsim.config import OutputConfig, RunConfig
 
-__all__ = ["build_summary", "write_summary", "summary_path", "format_summary"]
+__all__ = ["build_summary", "write_summary", "summary_path", "format_summary", "file_metadata", "fairship_reading"]
 
 
 def summary_path(output: OutputConfig) -> Path:
@@ -16,8 +16,40 @@ def summary_path(output: OutputConfig) -> Path:
     return output.path.parent / f"{output.path.stem}.summary.json"
 
 
+def fairship_reading(config: RunConfig, path: Path | str, entries: int) -> dict[str, Any]:
+    """How FairShip's run_simScript.py must read one output file (command and reasons)."""
+    from shipfastsim.adapters.fairship import output_kind, run_simscript_command
+
+    rotated = any(stage.component == "phi-rotation" for stage in config.stages)
+    return run_simscript_command(path, entries, output_kind(config.stages), rotated, config.output.ntuple_z_offset)
+
+
+def file_metadata(config: RunConfig, normalisation: dict[str, Any]) -> dict[str, Any]:
+    """What every output file records beside its tree (and the summary repeats)."""
+    from shipfastsim import __version__
+    from shipfastsim.adapters.fairship import output_kind
+
+    reading = fairship_reading(config, config.output.path.name, 0)
+    return {
+        "shipfastsim_version": __version__,
+        "config_fingerprint": config.fingerprint(),
+        "seed": config.seed,
+        "output_kind": output_kind(config.stages),
+        "stages": [f"{stage.kind}:{stage.component}" for stage in config.stages],
+        "normalisation": normalisation,
+        "weight_unit": normalisation["weight_unit"],
+        "pot_equivalent": normalisation["pot_equivalent"],
+        "row_order": f"seeded random order within each chunk of {config.chunk_size} generated muons",
+        "ntuple_z_offset_cm": config.output.ntuple_z_offset,
+        "target_z0_cm": config.output.target_z0,
+        "fairship_options": f"--MuonBack -f FILE -i FIRST -n N {reading['reading_options']}".strip(),
+        "fairship_notes": reading["notes"],
+    }
+
+
 def build_summary(config: RunConfig, stats: dict[str, Any], files: list[tuple[Path, int]], wall_seconds: float,
-                  chunks_this_session: int, resumed: bool) -> dict[str, Any]:
+                  chunks_this_session: int, resumed: bool,
+                  normalisation: dict[str, Any] | None = None) -> dict[str, Any]:
     """Combine the chunks' statistics with the run's identity and timing.
 
     Stage seconds are summed over chunks (all sessions of a resumed run); wall
@@ -51,6 +83,8 @@ def build_summary(config: RunConfig, stats: dict[str, Any], files: list[tuple[Pa
         "generated_muons_per_second": generated / busy if busy > 0 else None,
         "output_muons_per_second_wall": stats["muons_out"] / wall_seconds if wall_seconds > 0 else None,
         "files": [{"path": str(path), "entries": entries} for path, entries in files],
+        "normalisation": normalisation,
+        "fairship": [fairship_reading(config, path, entries) for path, entries in files],
     }
 
 
@@ -80,6 +114,17 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"{name}: {count:,}")
     for entry in summary["files"]:
         lines.append(f"wrote {entry['path']} ({entry['entries']:,} muons)")
+    normalisation = summary.get("normalisation")
+    if normalisation:
+        if normalisation["per_spill"]:
+            lines.append(f"weights: {normalisation['weight_unit']}; the run stands for "
+                         f"{normalisation['pot_equivalent']:.4g} protons on target; sum of w out "
+                         f"{summary['weight_out']:.6g} muons per spill")
+        else:
+            lines.append(f"WARNING: {normalisation['warning']}")
+    for reading in summary.get("fairship", [])[:1]:
+        lines.append(f"FairShip: {reading['command']}")
+        lines.extend(f"  ({note})" for note in reading["notes"])
     for report in summary.get("reports", []):
         lines.extend(["", report])
     return "\n".join(lines)
