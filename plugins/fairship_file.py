@@ -3,6 +3,12 @@
 The muons of all files are held in memory as float32 ntuple columns (60 bytes a
 muon), so this suits files of up to some 10^7 muons.  Rows that are not muons (the
 id-0 padding row SHiP GAN files end with) are skipped and counted in the summary.
+
+Provenance: ``event_id`` becomes the index of the generated muon (so that the copies
+an augmenter makes share it); ``pythiaid``, ``parentid``, ``ecut``, ``release_time``,
+``mother_id`` and ``process_id`` are carried from the file.  The files' muons per
+proton on target are not in the files: give ``muons_per_pot`` and its source for
+per-spill weights, else the run writes weights per generated muon.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import torch
 
 from shipfastsim.adapters.fairship import count_muons, read_ntuple
 from shipfastsim.batch import MuonBatch
-from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
+from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, SampleNormalisation, Stage
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.units import FairShipFrame
 
@@ -55,6 +61,12 @@ def _check(params: dict[str, Any], run: dict[str, Any]) -> str | None:
     return None
 
 
+def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
+    if params["muons_per_pot"] is None:
+        return SampleNormalisation(None, "fairship-file: muons_per_pot not given for these files")
+    return SampleNormalisation(params["muons_per_pot"], params["muons_per_pot_source"] or "given in the config")
+
+
 COMPONENT = ComponentSpec(
     name="fairship-file",
     kind="generator",
@@ -65,8 +77,12 @@ COMPONENT = ComponentSpec(
                   choices=("sequential", "sample")),
         Parameter("wrap", "bool", False, "sequential only: start again at the first muon after the last"),
         Parameter("target_z0", "float", 0.0, "z of the target start in FairShip's frame [cm]"),
+        Parameter("muons_per_pot", "float", None, "muons per proton on target the files stand for (their w "
+                  "averaging 1); omit when unknown: weights are then per generated muon", minimum=0.0),
+        Parameter("muons_per_pot_source", "str", "", "where muons_per_pot comes from (production, note)"),
     ),
     check=_check,
+    normalisation=_normalisation,
 )
 
 
@@ -94,5 +110,7 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
         rows = torch.arange(first, last) % len(table)
     else:
         raise ValueError(f"fairship-file: muons up to {last} asked for, the files hold {len(table)}")
-    return table.take(rows, stage.device)
+    batch = table.take(rows, stage.device)
+    event_id = torch.arange(first, last, dtype=torch.int64, device=batch.device)
+    return batch.replace(event_id=event_id)
 

@@ -19,7 +19,14 @@ from typing import Any
 import torch
 
 from shipfastsim.batch import MuonBatch
-from shipfastsim.components import ChunkContext, ComponentSpec, ExportDescription, Parameter, Stage
+from shipfastsim.components import (
+    ChunkContext,
+    ComponentSpec,
+    ExportDescription,
+    Parameter,
+    SampleNormalisation,
+    Stage,
+)
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.plugins.gan_target.model import MuonGenerator, load_generator
 from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
@@ -33,6 +40,17 @@ CHUNK_SIZE = 4096
 #: The bundled model's weights (trained on the shared 50k SHiP GAN sample).
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "gan_target.safetensors"
 
+#: What the training sample stands for.  The shared 50k sample is MSO_output/MSO_muons.root
+#: of alexmarshallbristol/muGAN, written by Generation_Muon_Shield_Optimisation.py: the
+#: SHiP muon GAN (arXiv:1909.04451) sampled with *boosted* auxiliary inputs (11 % of the
+#: muons pushed to larger pT) for muon-shield optimisation, every w = 1.  Neither the
+#: repository nor the paper gives the protons on target such an enhanced sample stands for,
+#: and its enhancement carries no weights that would undo it: the factor is unknown.
+TRAINING_SAMPLE_NORMALISATION = SampleNormalisation(
+    None, "trained on the momentum/pT-enhanced muon-shield-optimisation sample MSO_muons.root of "
+          "alexmarshallbristol/muGAN (SHiP GAN arXiv:1909.04451 with boosted auxiliary inputs, w = 1); "
+          "no POT normalisation is published for it")
+
 COMPONENT = ComponentSpec(
     name="gan-target",
     kind="generator",
@@ -43,6 +61,7 @@ COMPONENT = ComponentSpec(
         Parameter("dtype", "choice", "float32", "network precision on the device", choices=("float32", "float64")),
         Parameter("target_z0", "float", 0.0, "z of the target start in FairShip's frame [cm], added to z"),
     ),
+    normalisation=lambda params: TRAINING_SAMPLE_NORMALISATION,
 )
 
 
