@@ -11,14 +11,18 @@ Units: cm, GeV/c, tesla; FairShip's frame.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from shipfastsim.batch import MuonBatch
 from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
 from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import torch
+
+    from shipfastsim.batch import MuonBatch
 
 __all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_TABLES", "make_transport", "propagate_batch"]
 
@@ -26,34 +30,49 @@ DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+@functools.cache
 def _default_tables() -> Path:
     from shipfastsim.plugins.fast_shield.tables import TableSettings, tables_filename
 
     return PACKAGE_DIR / tables_filename(TableSettings())
 
 
-#: The shipped tables (versioned name: format version and settings hash).
-DEFAULT_TABLES = _default_tables()
+@functools.cache
+def _component() -> ComponentSpec:
+    return ComponentSpec(
+        name="fast-shield",
+        kind="propagator",
+        description="muons through the shield geometry by sampling pre-computed step tables (batched, CPU or CUDA)",
+        parameters=(
+            Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML"),
+            Parameter("tables", "path", str(_default_tables()), "step tables .npz (shipfastsim tables build)"),
+            Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
+                      minimum=0.5),
+            Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)",
+                      minimum=0.5),
+            Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
+            Parameter("precision", "choice", "float32", "arithmetic of the transport",
+                      choices=("float32", "float64")),
+            Parameter("compile", "bool", False, "torch.compile the step (about 3x faster, once ~1 min to compile)"),
+        ),
+    )
 
-COMPONENT = ComponentSpec(
-    name="fast-shield",
-    kind="propagator",
-    description="muons through the shield geometry by sampling pre-computed step tables (batched, CPU or CUDA)",
-    parameters=(
-        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML"),
-        Parameter("tables", "path", str(DEFAULT_TABLES), "step tables .npz (shipfastsim tables build)"),
-        Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
-                  minimum=0.5),
-        Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)", minimum=0.5),
-        Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
-        Parameter("precision", "choice", "float32", "arithmetic of the transport", choices=("float32", "float64")),
-        Parameter("compile", "bool", False, "torch.compile the step (about 3x faster, once ~1 min to compile)"),
-    ),
-)
+
+def __getattr__(name: str):
+    # DEFAULT_TABLES (the shipped tables' versioned name) and COMPONENT need the tables
+    # module, hence torch: built on first use, so that `shipfastsim tables --help` and the
+    # other parsers, which import this package, stay light.
+    if name == "DEFAULT_TABLES":
+        return _default_tables()
+    if name == "COMPONENT":
+        return _component()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_transport(params: dict, device: torch.device | str = "cpu"):
     """A `FastTransport` for validated ``fast-shield`` parameters."""
+    import torch
+
     from shipfastsim.geometry import load_geometry
     from shipfastsim.plugins.fast_shield.stepper import FastSettings, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
@@ -62,7 +81,7 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
                             min_momentum=params.get("min_momentum", 0.5),
                             dtype=getattr(torch, params.get("precision", "float32")),
                             compile=bool(params.get("compile", False)))
-    tables = load_tables(params.get("tables", DEFAULT_TABLES))
+    tables = load_tables(params.get("tables", _default_tables()))
     if settings.min_momentum < tables.settings.p_min:
         raise ValueError(f"min_momentum {settings.min_momentum} is below the tables' {tables.settings.p_min} GeV/c")
     if max(settings.dense_step, settings.air_step) > tables.settings.l_max:
@@ -73,6 +92,8 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
 
 def propagate_batch(transport, batch: MuonBatch, plane: str, generator: torch.Generator) -> MuonBatch:
     """The muons of ``batch`` that reach ``plane``, with their state there (float64 columns)."""
+    import torch
+
     pos = torch.stack([batch.x, batch.y, batch.z], 1)
     mom = torch.stack([batch.px, batch.py, batch.pz], 1)
     hits = transport.propagate(pos, mom, batch.charge, plane, generator)
@@ -84,13 +105,13 @@ def propagate_batch(transport, batch: MuonBatch, plane: str, generator: torch.Ge
 
 @hookimpl
 def shipfastsim_declare_components() -> list[ComponentSpec]:
-    return [COMPONENT]
+    return [_component()]
 
 
 @hookimpl
 def shipfastsim_propagate_muons(stage: Stage, batch: MuonBatch, plane: str, context: ChunkContext
                                 ) -> MuonBatch | None:
-    if stage.component != COMPONENT.name:
+    if stage.component != _component().name:
         return None
     key = f"transport:{stage.device}"
     transport = stage.cached(key, lambda: make_transport(stage.params, stage.device))

@@ -14,11 +14,8 @@ several times faster than one pass over 10^6 rows.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from shipfastsim.batch import MuonBatch
 from shipfastsim.components import (
     ChunkContext,
     ComponentSpec,
@@ -28,8 +25,15 @@ from shipfastsim.components import (
     Stage,
 )
 from shipfastsim.hookspecs import hookimpl
-from shipfastsim.plugins.gan_target.model import MuonGenerator, load_generator
 from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
+
+# torch and the model are imported where used: `shipfastsim train --help` imports this
+# package and must not wait for torch.
+if TYPE_CHECKING:
+    import torch
+
+    from shipfastsim.batch import MuonBatch
+    from shipfastsim.plugins.gan_target.model import MuonGenerator
 
 __all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "draw_noise", "muons_from_state", "run_chunked"]
 
@@ -67,6 +71,8 @@ COMPONENT = ComponentSpec(
 
 def draw_noise(n: int, noise_dim: int, generator: torch.Generator) -> torch.Tensor:
     """Noise ``[n, noise_dim + 1]`` on the random generator's device: normals, then one uniform."""
+    import torch
+
     device = generator.device
     return torch.cat([torch.randn(n, noise_dim, generator=generator, device=device),
                       torch.rand(n, 1, generator=generator, device=device)], dim=1)
@@ -74,6 +80,8 @@ def draw_noise(n: int, noise_dim: int, generator: torch.Generator) -> torch.Tens
 
 def run_chunked(engine, noise: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> torch.Tensor:
     """``engine(noise)`` over row chunks of ``noise``, concatenated."""
+    import torch
+
     if len(noise) <= chunk_size:
         return torch.as_tensor(engine(noise))
     return torch.cat([torch.as_tensor(engine(part)) for part in noise.split(chunk_size)])
@@ -81,6 +89,10 @@ def run_chunked(engine, noise: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> to
 
 def muons_from_state(state: torch.Tensor, first_muon: int, device: torch.device, target_z0: float = 0.0) -> MuonBatch:
     """Generator output ``[n, 7]`` (x, y, z, px, py, pz, pdg) to a `MuonBatch` with global event ids."""
+    import torch
+
+    from shipfastsim.batch import MuonBatch
+
     state = state.to(device=device, dtype=torch.float64)
     n = state.shape[0]
     pdg = torch.where(state[:, 6] < 0, PDG_MU_PLUS, PDG_MU_MINUS)
@@ -93,6 +105,10 @@ def muons_from_state(state: torch.Tensor, first_muon: int, device: torch.device,
 
 
 def _build(stage: Stage, params: dict[str, Any]):
+    import torch
+
+    from shipfastsim.plugins.gan_target.model import load_generator
+
     dtype = torch.float64 if params["dtype"] == "float64" else torch.float32
     module = load_generator(params["weights"], stage.device).to(dtype)
     if params["backend"] == "onnxruntime":
@@ -111,6 +127,8 @@ def shipfastsim_declare_components() -> list[ComponentSpec]:
 def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
     if stage.component != COMPONENT.name:
         return None
+    import torch
+
     params = COMPONENT.defaults() | stage.params
     module, engine = stage.cached("model", lambda: _build(stage, params))
     noise = draw_noise(n_muons, module.config.noise_dim, context.generator)
@@ -121,6 +139,8 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
 
 
 def _describe(module: MuonGenerator, weights: str | Path) -> ExportDescription:
+    import torch
+
     noise_dim = module.config.noise_dim
     example = torch.cat([torch.randn(4, noise_dim), torch.rand(4, 1)], dim=1).to(module.feature_mean.dtype)
     return ExportDescription(
@@ -139,5 +159,7 @@ def _describe(module: MuonGenerator, weights: str | Path) -> ExportDescription:
 def shipfastsim_export_description(component: str, params: dict) -> ExportDescription | None:
     if component != COMPONENT.name:
         return None
+    from shipfastsim.plugins.gan_target.model import load_generator
+
     weights = (params or {}).get("weights", str(BUNDLED_WEIGHTS))
     return _describe(load_generator(weights, "cpu"), weights)

@@ -12,9 +12,6 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
 __all__ = ["register", "read_sample", "run_validate"]
 
 
@@ -22,6 +19,9 @@ def read_sample(files: Sequence[str | Path], max_rows: int | None = None, seed: 
     """The muons of ``files`` as one `MuonBatch`: those of the given split part (muon numbers
     counted over all files), thinned at random to about ``max_rows`` rows while streaming,
     so files of 10^7 muons need no more memory than the sample kept."""
+    import numpy as np
+    import torch
+
     from shipfastsim.adapters.fairship import count_entries, iter_ntuple
     from shipfastsim.batch import MuonBatch
     from shipfastsim.validation.split import SPLITS, split_mask
