@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
-from shipfastsim.plugins.fast_shield.geometry import SegmentGeometry
+from shipfastsim.geometry.segments import SegmentGeometry
 from shipfastsim.plugins.fast_shield.sampler import TableSampler, highland_sigma
 from shipfastsim.plugins.fast_shield.tables import StepTables
 from shipfastsim.units import C_LIGHT, MUON_MASS
@@ -180,7 +180,7 @@ def _advance_step(self: FastTransport, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, 
     # The step ends just past the segment's end, so its midpoint is in the same segment
     # unless the muon started within eps of the boundary.
     seg = seg + (z_mid >= self.geo.segment_end[seg]).long()
-    mat, bx, by = self.geo.query(x + ux * half, y + uy * half, z_mid, seg)
+    mat, bx, by, _ = self.geo.query(x + ux * half, y + uy * half, z_mid, seg)
     x, y, z, ux, uy, uz, b_now = helix(x, y, z, ux, uy, uz, p, q, bx, by, length)
     t_step = length / self.x0_cm[mat]
     sigma = highland_sigma(p, energy, t_x0, t_step)

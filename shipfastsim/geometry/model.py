@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from shipfastsim.geometry.magnet import FIELD_MODELS, POLARITY_RULES, FieldModel
 from shipfastsim.geometry.materials import MATERIALS
 
 __all__ = [
@@ -76,6 +77,10 @@ GEOMETRY_SCHEMA: dict[str, Any] = {
             "properties": {
                 "z_start": _num, "material": {"type": "string"},
                 "coil_gap_rule": {"enum": ["fairship", "none"]},
+                "field": {"type": "object", "required": ["model"], "additionalProperties": False,
+                          "properties": {"model": {"enum": list(FIELD_MODELS)},
+                                         "polarity": {"enum": list(POLARITY_RULES)},
+                                         "map": {"type": "string"}}},
                 "magnets": {"type": "array", "minItems": 1, "items": {
                     "type": "object", "additionalProperties": False,
                     "required": ["name", "field_direction", *MAGNET_PARAMETERS],
@@ -234,6 +239,7 @@ class ShieldGeometry:
     cavern_material: str | None = None
     target_z0: float = 0.0
     ntuple_z_shift: float = 5000.0
+    field_model: FieldModel = FieldModel()
     decay_vessel: DecayVesselSection | None = None
     source: str | None = field(default=None, compare=False)
 
@@ -244,6 +250,10 @@ class ShieldGeometry:
     @property
     def shield_z_end(self) -> float:
         return self.magnets[-1].z_end
+
+    def plane_names(self) -> list[str]:
+        """Names of the recording planes, in increasing z."""
+        return [p.name for p in self.planes]
 
     def plane(self, name: str) -> RecordingPlane:
         for plane in self.planes:
@@ -264,6 +274,18 @@ class ShieldGeometry:
 def _effective_gap(gap: float, dY: float, rule: str) -> float:
     # ShipMuonShield::CreateMagnet builds gap = ceil(max(100/dY, gap)) (coil space).
     return float(math.ceil(max(100.0 / dY, gap))) if rule == "fairship" else gap
+
+
+def _field_model(entry: dict[str, Any], source: str | None, problems: list[str]) -> FieldModel:
+    # Without a field section: FairShip's WithConstField mode, as before field models existed.
+    model = entry.get("model", "constant")
+    polarity = entry.get("polarity", "direction-list" if model == "constant" else "signed-B")
+    map_file = entry.get("map")
+    if (model == "map") != (map_file is not None):
+        problems.append("shield.field.map: give a map file exactly when shield.field.model is 'map'")
+    elif map_file is not None and source is not None and not Path(map_file).is_absolute():
+        map_file = str(Path(source).parent / map_file)  # relative to the geometry file
+    return FieldModel(model=model, polarity=polarity, map_file=map_file)
 
 
 def geometry_from_dict(data: dict[str, Any], source: str | None = None) -> ShieldGeometry:
@@ -318,6 +340,7 @@ def geometry_from_dict(data: dict[str, Any], source: str | None = None) -> Shiel
         entrance = next((p for p in planes if p.name == vessel.plane), None)
         if entrance is None or not entrance.has_aperture:
             problems.append(f"decay_vessel.plane: {vessel.plane!r} must name a recording plane with an aperture")
+    field_model = _field_model(shield.get("field", {}), source, problems)
     if problems:
         raise GeometryError(f"{source or 'geometry'}: " + "; ".join(problems))
     frame = data.get("frame", {})
@@ -326,7 +349,7 @@ def geometry_from_dict(data: dict[str, Any], source: str | None = None) -> Shiel
         planes=planes, blocks=blocks, cavern_sections=sections,
         cavern_material=cavern["material"] if cavern else None,
         target_z0=float(frame.get("target_z0", 0.0)), ntuple_z_shift=float(frame.get("ntuple_z_shift", 5000.0)),
-        decay_vessel=vessel, source=source,
+        decay_vessel=vessel, field_model=field_model, source=source,
     )
 
 

@@ -53,7 +53,9 @@ def test_invalid_geometries_are_rejected(edit, message):
 
 
 def test_field_regions_and_polarity():
-    g = load_geometry(TRY2025)
+    data = yaml.safe_load(TRY2025.read_text())
+    data["shield"]["field"] = {"model": "constant"}  # FairShip's WithConstField mode
+    g = geometry_from_dict(data)
     lookup = GeometryLookup(g)
     m1 = g.magnets[1]
     z = torch.full((5,), m1.z_start + 1.0, dtype=torch.float64)
@@ -69,7 +71,7 @@ def test_field_regions_and_polarity():
     assert torch.all(bz == 0)
     mats = [lookup.materials[i][0] for i in lookup.material_at(x, y, z).tolist()]
     assert mats[:3] == ["iron"] * 3 and mats[3] == "air"
-    # Magn4 is "down" with B = -1.91: its core field is +1.91 T.
+    # Magn4 is "down" with B = -1.91: in the constant model (direction list) its core field is +1.91 T.
     m4 = g.magnets[4]
     _, by4, _ = lookup.field_at(torch.tensor([5.0]), torch.tensor([0.0]), torch.tensor([m4.z_start + 1.0]))
     assert by4.item() == pytest.approx(1.91)

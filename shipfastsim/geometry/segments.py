@@ -1,0 +1,119 @@
+"""`SegmentGeometry`: material, field and region of a geometry, one table gather per point.
+
+The z axis is cut at the geometry's z boundaries (target, blocks, cavern sections,
+magnet faces, recording planes) into segments; inside one segment at most one
+magnet and a fixed, ordered list of boxes (cavern sections, blocks, target) apply.
+A point's segment is one ``searchsorted``; the parameters of its magnet and boxes
+are one row gather from a per-segment table, after which `magnet.part_masks` gives
+the iron part and `magnet.part_fields` (or the field map) the field.  This is the
+only lookup: `GeometryLookup` runs it in float64 on the CPU, the transports in
+their own precision and device.
+
+Material indices refer to ``GeometryLookup.materials``; lengths in cm, fields in T.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from shipfastsim.geometry.magnet import SECTION_COLUMNS, face_values, part_fields, part_masks, section_at
+
+__all__ = ["SegmentGeometry", "MAGNET_COLUMNS", "TARGET_INDEX"]
+
+#: Index of the target in `GeometryLookup.materials`.
+TARGET_INDEX = 1
+#: Per-segment magnet columns: presence, z of the In face, 1/length, magnet index,
+#: In value and In -> Out change of each `SECTION_COLUMNS`, then the part fields.
+MAGNET_COLUMNS = ("has", "z0", "inv_len", "index", *(f"{c}{s}" for c in SECTION_COLUMNS for s in ("", "_d")),
+                  "by_core", "by_return", "bx_yoke")
+_EMPTY_MAGNET = [0.0, 0.0, 1.0, -1.0] + [1.0, 0.0] * len(SECTION_COLUMNS) + [0.0, 0.0, 0.0]
+
+
+class SegmentGeometry:
+    """Per-segment tables of one geometry (see module docstring).
+
+    Args:
+        lookup: the `GeometryLookup` whose geometry, materials and field model to tabulate.
+        device, dtype: where and in which precision the tables live.
+    """
+
+    def __init__(self, lookup, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        g = lookup.geometry
+        self.lookup, self.dtype, self.device = lookup, dtype, torch.device(device)
+        edges = lookup.z_boundaries().tolist()
+        # Segment s holds z in [edges[s-1], edges[s]); 0 and len(edges) are open-ended.
+        mids = [edges[0] - 1.0] + [0.5 * (a + b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        mids.append(edges[-1] + 1.0)
+        default = lookup.material_index(g.cavern_material) if g.cavern_sections else 0
+        boxes_per_segment, magnets = [], []
+        for z in mids:
+            boxes = [(s.x_min, s.x_max, s.y_min, s.y_max, 0) for s in g.cavern_sections if s.z_start <= z < s.z_end]
+            boxes += [(b.x_min, b.x_max, b.y_min, b.y_max, lookup.material_index(b.material))
+                      for b in g.blocks if b.z_start <= z < b.z_end]
+            t = g.target
+            if t.z0 <= z < t.z_end:
+                boxes.append((-t.half_x, t.half_x, -t.half_y, t.half_y, TARGET_INDEX))
+            boxes_per_segment.append(boxes)
+            index = next((i for i, m in enumerate(g.magnets) if m.z_start <= z < m.z_end), None)
+            if index is None:
+                magnets.append(list(_EMPTY_MAGNET))
+                continue
+            m = g.magnets[index]
+            inn, out = face_values(m)
+            magnets.append([1.0, m.z_start, 1.0 / (2.0 * m.dZ), float(index)]
+                           + [v for a, b in zip(inn, out, strict=True) for v in (a, b - a)]
+                           + list(part_fields(m, lookup.field_model)))
+        self.n_boxes = max(1, max(len(b) for b in boxes_per_segment))
+        empty = (1.0, -1.0, 1.0, -1.0, 0)  # x_min > x_max: contains nothing
+        box_rows = [[v for box in (b + [empty] * (self.n_boxes - len(b))) for v in box] for b in boxes_per_segment]
+        kw = {"dtype": dtype, "device": self.device}
+        self.edges = torch.tensor(edges, **kw)
+        self.boxes = torch.tensor(box_rows, **kw)  # (S, 5 K): x_min, x_max, y_min, y_max, material
+        self.magnets = torch.tensor(magnets, **kw)  # (S, len(MAGNET_COLUMNS))
+        self.default_material = default
+        self.iron = lookup.material_index(g.shield_material)
+        self.field_map = lookup.field_map.to(self.device, dtype) if lookup.field_map is not None else None
+        zones = [(g.target.z0, g.target.z_end), (g.shield_z_start, g.shield_z_end)]
+        zones += [(b.z_start, b.z_end) for b in g.blocks]
+        #: Per segment: inside the z range of the target, a block or the magnets, where
+        #: the transports use their dense-material step even in air gaps.
+        self.dense_zone = torch.tensor([any(a <= z < b for a, b in zones) for z in mids], device=self.device)
+        #: Per segment: z [cm] where it ends (the next boundary a step must not cross).
+        self.segment_end = torch.tensor(edges + [float("inf")], **kw)
+
+    def segment(self, z: torch.Tensor) -> torch.Tensor:
+        """Segment index of each z [cm]."""
+        return torch.searchsorted(self.edges, z.contiguous(), right=True)
+
+    def query(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, seg: torch.Tensor | None = None,
+              with_region: bool = False):
+        """Material index (int64) and field Bx, By, Bz [T] at positions [cm]; with
+        ``with_region`` also the magnet index (-1 outside magnets) and the part code
+        (0 none, 1 core, 2 return yoke, 3 top/bottom yoke)."""
+        seg = self.segment(z) if seg is None else seg
+        box = self.boxes.index_select(0, seg)
+        material = torch.full_like(seg, self.default_material)
+        for k in range(self.n_boxes):
+            c = 5 * k
+            inside = (x >= box[:, c]) & (x <= box[:, c + 1]) & (y >= box[:, c + 2]) & (y <= box[:, c + 3])
+            material = torch.where(inside, box[:, c + 4].long(), material)
+        mp = self.magnets.index_select(0, seg)
+        has = mp[:, 0] > 0
+        f = ((z - mp[:, 1]) * mp[:, 2]).clamp(0.0, 1.0)
+        n = len(SECTION_COLUMNS)
+        section = section_at([mp[:, 4 + 2 * i] for i in range(n)], [mp[:, 5 + 2 * i] for i in range(n)], f)
+        core, ret, yoke = (mask & has for mask in part_masks(x.abs(), y.abs(), *section))
+        material = torch.where(core | ret | yoke, self.iron, material)
+        zero = torch.zeros_like(x)
+        k = 4 + 2 * n
+        if self.field_map is None:
+            by = torch.where(core, mp[:, k], torch.where(ret, mp[:, k + 1], zero))
+            bx = torch.where(yoke, mp[:, k + 2] * torch.sign(x) * torch.sign(y), zero)
+            bz = zero
+        else:
+            bx, by, bz = self.field_map(x, y, z)
+        if not with_region:
+            return material, bx, by, bz
+        part = torch.where(core, 1, torch.where(ret, 2, torch.where(yoke, 3, 0)))
+        index = torch.where(part > 0, mp[:, 3].long(), -1)
+        return material, bx, by, bz, index, part
