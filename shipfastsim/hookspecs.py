@@ -3,8 +3,11 @@
 A plugin is any module or object with functions marked ``@hookimpl`` whose names
 match the specs below.  Bundled plugins are listed in
 :data:`shipfastsim.registry.DEFAULT_PLUGINS`; third-party ones register through the
-``shipfastsim`` entry-point group.  Stage hooks are ``firstresult``: every plugin
-sees the call, the one that owns ``stage.component`` answers, the others return None.
+``shipfastsim`` entry-point group.  Stage hooks are dispatched by the registry
+(`shipfastsim.registry.ComponentRegistry.stage_hook`) to the one plugin that declared
+``stage.component``, never to the others; a plugin therefore cannot answer, by mistake
+or on purpose, for a component it did not declare.  Returning None for a component
+that is not one's own stays good practice (for code that calls ``manager.hook``).
 
 Units everywhere: cm, GeV/c, FairShip's frame (see :mod:`shipfastsim.units`).
 """

@@ -62,23 +62,24 @@ def _synchronize(device: torch.device) -> None:
 
 def apply_stage(registry: ComponentRegistry, stage: Stage, batch: MuonBatch | None, n_muons: int,
                 context: ChunkContext) -> MuonBatch:
-    """Call the hook of one stage; raise if no plugin answers."""
-    hook = registry.hook
+    """Call the hook of one stage, on the plugin that declared its component only."""
+    hook = registry.stage_hook(stage.kind, stage.component)
     if stage.kind == "generator":
-        result = hook.shipfastsim_generate_muons(stage=stage, n_muons=n_muons, context=context)
+        result = hook(stage=stage, n_muons=n_muons, context=context)
     elif stage.kind == "propagator":
-        result = hook.shipfastsim_propagate_muons(stage=stage, batch=batch, plane=stage.params["plane"],
-                                                  context=context)
+        result = hook(stage=stage, batch=batch, plane=stage.params["plane"], context=context)
     elif stage.kind == "augmenter":
-        result = hook.shipfastsim_augment_muons(stage=stage, batch=batch, context=context)
+        result = hook(stage=stage, batch=batch, context=context)
     else:
-        decision = hook.shipfastsim_filter_muons(stage=stage, batch=batch, context=context)
+        decision = hook(stage=stage, batch=batch, context=context)
         result = None
         if decision is not None:
             kept = batch if decision.weight is None else batch.replace(weight=decision.weight.to(torch.float64))
             result = kept.select(decision.keep)
     if result is None:
-        raise RuntimeError(f"no plugin implements {stage.kind} {stage.component!r}")
+        owner = registry.get(stage.kind, stage.component)
+        raise RuntimeError(f"plugin {owner.plugin_name if owner else '?'!r} declared {stage.kind} "
+                           f"{stage.component!r} but returned nothing for it")
     if stage.kind == "generator" and len(result) != n_muons:
         raise RuntimeError(f"generator {stage.component!r} returned {len(result)} muons, {n_muons} asked for")
     return result
@@ -117,8 +118,8 @@ def run_chunk(plan: ChunkPlan, chunk: int, registry: ComponentRegistry | None = 
     return stats
 
 
-def _run_chunk_keyed(plan: ChunkPlan, chunk: int) -> tuple[int, dict[str, Any]]:
-    return chunk, run_chunk(plan, chunk)
+def _run_chunk_keyed(plan: ChunkPlan, chunk: int, registry: ComponentRegistry) -> tuple[int, dict[str, Any]]:
+    return chunk, run_chunk(plan, chunk, registry)
 
 
 def _serial(plan: ChunkPlan, todo: list[int], registry: ComponentRegistry):
@@ -126,7 +127,7 @@ def _serial(plan: ChunkPlan, todo: list[int], registry: ComponentRegistry):
         yield chunk, run_chunk(plan, chunk, registry)
 
 
-def _dask(plan: ChunkPlan, todo: list[int], workers: int, address: str | None):
+def _dask(plan: ChunkPlan, todo: list[int], workers: int, address: str | None, registry: ComponentRegistry):
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as error:
@@ -139,12 +140,12 @@ def _dask(plan: ChunkPlan, todo: list[int], workers: int, address: str | None):
         pending = iter(todo)
         futures = as_completed()
         for chunk in [c for _, c in zip(range(in_flight), pending, strict=False)]:
-            futures.add(client.submit(_run_chunk_keyed, plan, chunk, pure=False))
+            futures.add(client.submit(_run_chunk_keyed, plan, chunk, registry, pure=False))
         for future in futures:
             chunk, stats = future.result()
             next_chunk = next(pending, None)
             if next_chunk is not None:
-                futures.add(client.submit(_run_chunk_keyed, plan, next_chunk, pure=False))
+                futures.add(client.submit(_run_chunk_keyed, plan, next_chunk, registry, pure=False))
             yield chunk, stats
     finally:
         client.close()
@@ -177,7 +178,7 @@ def run_production(config: RunConfig, resume: bool = False, progress: bool = Tru
     with tqdm(total=config.events, initial=done_muons, unit=" muons", unit_scale=True, disable=not progress,
               desc="shipfastsim", dynamic_ncols=True) as bar:
         if config.executor.type == "dask":
-            results = _dask(plan, todo, config.executor.workers, config.executor.address)
+            results = _dask(plan, todo, config.executor.workers, config.executor.address, registry)
         else:
             results = _serial(plan, todo, registry)
         for chunk, stats in results:
