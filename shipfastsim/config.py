@@ -59,11 +59,26 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """How chunks are spread: ``serial`` in this process, or ``dask`` workers."""
+    """How chunks are spread: ``serial`` in this process, or ``dask`` workers: a local
+    cluster, a running scheduler (``address``) or batch jobs (``cluster``: htcondor,
+    slurm; the other fields size each job).  See `shipfastsim.executors`."""
 
     type: str = "serial"
-    workers: int = 2
+    workers: int = 2  # worker processes (local, or in all batch jobs together)
     address: str | None = None
+    cluster: str = "local"
+    cores: int = 1  # per batch job
+    processes: int | None = None  # worker processes per batch job (default: one per core)
+    memory: str | None = None  # per batch job, e.g. "4GB"
+    walltime: str | None = None  # [D-]HH:MM[:SS]
+    disk: str | None = None  # HTCondor scratch disk per job
+    queue: str | None = None  # SLURM partition
+    account: str | None = None  # SLURM account, HTCondor accounting group
+    job_extra_directives: list[str] | dict[str, str] | None = None  # SLURM: sbatch options; HTCondor: submit commands
+    job_script_prologue: tuple[str, ...] = ()  # shell lines run before the worker (environment setup)
+    python: str | None = None  # interpreter on the batch nodes (default: this one)
+    log_directory: str | None = None
+    local_directory: str | None = None
 
 
 @dataclass
@@ -296,10 +311,18 @@ def validate_document(document: Any, base: Path, registry: ComponentRegistry | N
         device=device,
         output=output,
         stages=stages,
-        executor=ExecutorConfig(**run.get("executor", {})),
+        executor=_executor(run.get("executor", {})),
         protons_per_spill=float(run.get("normalisation", {}).get("protons_per_spill", SHIP_PROTONS_PER_SPILL)),
         document=document,
     )
+
+
+def _executor(section: dict[str, Any]) -> ExecutorConfig:
+    from shipfastsim.executors import check_executor
+
+    executor = ExecutorConfig(**{k: tuple(v) if k == "job_script_prologue" else v for k, v in section.items()})
+    check_executor(executor)
+    return executor
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
