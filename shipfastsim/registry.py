@@ -46,12 +46,12 @@ DEFAULT_PLUGINS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class RegisteredComponent:
 class PluginConflictError(RuntimeError):
     """Two plugins declare the same component, or a plugin breaks the dispatch rules."""
 
 
+@dataclass(frozen=True)
+class RegisteredComponent:
     """A declared component and where it comes from."""
 
     spec: ComponentSpec
@@ -71,6 +71,10 @@ def get_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     return manager
 
 
+def _describe_plugin(name: str, source: str) -> str:
+    return f"plugin {name!r} ({source})"
+
+
 class ComponentRegistry:
     """Index of the components declared by the plugins of one manager, and the
     dispatcher of stage hooks: each stage goes to the plugin that declared its
@@ -79,10 +83,6 @@ class ComponentRegistry:
     A registry pickles as the list of its plugins (module names, or the plugin objects
     themselves), so that dask workers rebuild the very same registry.
     """
-def _describe_plugin(name: str, source: str) -> str:
-    return f"plugin {name!r} ({source})"
-
-
 
     def __init__(self, manager: pluggy.PluginManager):
         self.manager = manager
@@ -128,8 +128,6 @@ def _describe_plugin(name: str, source: str) -> str:
     def hook(self):
         return self.manager.hook
 
-    def get(self, kind: str, name: str) -> RegisteredComponent | None:
-        return self._components.get((kind, name))
     def stage_hook(self, kind: str, name: str) -> pluggy.HookCaller:
         """The stage hook of ``kind`` restricted to the plugin that declared ``name``."""
         registered = self.get(kind, name)
@@ -144,6 +142,8 @@ def _describe_plugin(name: str, source: str) -> str:
                                       f"{kind} {name!r} but does not implement {hook_name}")
         return caller
 
+    def get(self, kind: str, name: str) -> RegisteredComponent | None:
+        return self._components.get((kind, name))
 
     def names(self, kind: str) -> list[str]:
         """Sorted names of the registered components of one kind."""
@@ -154,8 +154,6 @@ def _describe_plugin(name: str, source: str) -> str:
         order = {kind: i for i, kind in enumerate(STAGE_KINDS)}
         return sorted(self._components.values(), key=lambda c: (order[c.spec.kind], c.spec.name))
 
-
-@lru_cache(maxsize=1)
     def __reduce__(self):
         plugins = [(self.manager.get_name(p), p.__name__ if isinstance(p, types.ModuleType) else p)
                    for p in self.manager.get_plugins()]
@@ -177,6 +175,8 @@ def _rebuild_registry(token: str, plugins: list[tuple[str, object]]) -> Componen
         _REBUILT[token] = registry
     return _REBUILT[token]
 
+
+@lru_cache(maxsize=1)
 def get_registry() -> ComponentRegistry:
     """The process-wide registry (bundled plugins plus installed entry points)."""
     return ComponentRegistry(get_plugin_manager())
