@@ -21,6 +21,7 @@ from shipfastsim.adapters.fairship import batch_to_branches
 from shipfastsim.batch import MuonBatch
 from shipfastsim.components import ChunkContext, Stage
 from shipfastsim.config import RunConfig
+from shipfastsim.executors import run_chunks
 from shipfastsim.normalisation import resolve_normalisation
 from shipfastsim.output import OutputStore, chunk_row_order, stage_chunk, staging_dir_for
 from shipfastsim.registry import ComponentRegistry, get_registry
@@ -118,41 +119,6 @@ def run_chunk(plan: ChunkPlan, chunk: int, registry: ComponentRegistry | None = 
     return stats
 
 
-def _run_chunk_keyed(plan: ChunkPlan, chunk: int, registry: ComponentRegistry) -> tuple[int, dict[str, Any]]:
-    return chunk, run_chunk(plan, chunk, registry)
-
-
-def _serial(plan: ChunkPlan, todo: list[int], registry: ComponentRegistry):
-    for chunk in todo:
-        yield chunk, run_chunk(plan, chunk, registry)
-
-
-def _dask(plan: ChunkPlan, todo: list[int], workers: int, address: str | None, registry: ComponentRegistry):
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as error:
-        raise ImportError("the dask executor needs dask.distributed: pip install 'shipfastsim[dask]'") from error
-    cluster = None if address else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                dashboard_address=None)
-    client = Client(address or cluster)
-    try:
-        in_flight = 2 * (workers if cluster else max(1, len(client.scheduler_info()["workers"])))
-        pending = iter(todo)
-        futures = as_completed()
-        for chunk in [c for _, c in zip(range(in_flight), pending, strict=False)]:
-            futures.add(client.submit(_run_chunk_keyed, plan, chunk, registry, pure=False))
-        for future in futures:
-            chunk, stats = future.result()
-            next_chunk = next(pending, None)
-            if next_chunk is not None:
-                futures.add(client.submit(_run_chunk_keyed, plan, next_chunk, registry, pure=False))
-            yield chunk, stats
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 def run_production(config: RunConfig, resume: bool = False, progress: bool = True,
                    registry: ComponentRegistry | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run a validated config to completion; return the run summary (also saved as JSON).
@@ -177,11 +143,7 @@ def run_production(config: RunConfig, resume: bool = False, progress: bool = Tru
 
     with tqdm(total=config.events, initial=done_muons, unit=" muons", unit_scale=True, disable=not progress,
               desc="shipfastsim", dynamic_ncols=True) as bar:
-        if config.executor.type == "dask":
-            results = _dask(plan, todo, config.executor.workers, config.executor.address, registry)
-        else:
-            results = _serial(plan, todo, registry)
-        for chunk, stats in results:
+        for chunk, stats in run_chunks(config.executor, plan, todo, registry):
             store.chunk_staged(chunk, stats["muons_out"])
             bar.update(plan.bounds(chunk)[1])
             bar.set_postfix(out=stats["muons_out"], refresh=False)
