@@ -4,7 +4,12 @@ Muon production in the target is symmetric under rotations about the beam axis, 
 each muon may be replaced by ``copies`` copies rotated by independent uniform
 angles phi, each with weight w / copies.  Position (x, y) and momentum (px, py)
 rotate together, which keeps the muon's direction relative to the axis.  The
-weighted total is preserved exactly.
+weighted total is preserved exactly, and the copies keep the ``event_id`` of their
+muon.  They leave this stage next to each other; the output store writes the rows of
+each chunk in a seeded random order (`shipfastsim.output.chunk_row_order`), so in the
+file any range of consecutive entries, as a FairShip job reads them, is an unbiased
+sample.  Muons written at the end of the shield must then be read by FairShip without
+``--phiRandom``: it would rotate the momentum alone.
 """
 
 from __future__ import annotations
