@@ -12,6 +12,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from shipfastsim.validation.two_sample import PHYSICS_FEATURES
+
 __all__ = ["register", "read_sample", "run_validate"]
 
 
@@ -49,7 +51,8 @@ def run_validate(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such file: {path}")
     reference = read_sample(args.reference, args.max_rows, args.seed, args.reference_split)
     candidate = read_sample(args.candidate, args.max_rows, args.seed + 1)
-    metrics = write_report(reference, candidate, args.output, args.features, tuple(args.labels), args.seed)
+    metrics = write_report(reference, candidate, args.output, args.features, tuple(args.labels), args.seed,
+                           physics_features=args.physics_features, pairwise=args.pairwise)
     print(metrics.table())
     print(f"validate: report written to {Path(args.output) / 'report.md'}")
     return 0
@@ -66,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="use only this part of the reference (the fixed split of shipfastsim.validation.split)")
     parser.add_argument("--features", nargs="+", default=None,
                         help="MuonBatch attributes to compare (default: x y z px py pz p pt charge)")
+    parser.add_argument("--physics-features", nargs="+", default=list(PHYSICS_FEATURES), metavar="NAME",
+                        help="subset with its own boosted-trees AUC, the fidelity gate (default: z px py pz charge)")
+    parser.add_argument("--pairwise", action="store_true",
+                        help="also the boosted-trees AUC of every pair of features (finds wrong correlations; slower)")
     parser.add_argument("--max-rows", type=int, default=200_000, help="random subsample of each side (rows)")
     parser.add_argument("--labels", nargs=2, default=("reference", "candidate"), metavar=("REF", "CAND"))
     parser.add_argument("--seed", type=int, default=0, help="seed of subsampling, splits and the classifier")

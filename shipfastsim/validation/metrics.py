@@ -7,10 +7,11 @@ array into that form.  `compare` computes them all, each beside its
 returns a `ValidationMetrics` dataclass:
 
 * per feature: 1-Wasserstein distance divided by the reference's standard deviation
-  (unitless) and the Kolmogorov-Smirnov statistic;
-* classifier two-sample test: a small torch MLP trained to tell reference from
-  candidate on one half of each sample; its ROC AUC on the other half (0.5 = the
-  samples cannot be told apart);
+  (unitless), the Kolmogorov-Smirnov statistic and the boosted-trees AUC of that
+  feature alone;
+* classifier two-sample tests (`two_sample`): the boosted-trees AUC (the strong test)
+  on all features and on the physics subset `PHYSICS_FEATURES`, and the small MLP's
+  AUC on all features (0.5 = the samples cannot be told apart);
 * FPD and KPD (arXiv:2211.10295) on features standardised by the reference's mean and
   standard deviation: FPD is the Frechet distance between Gaussians fitted to the two
   samples, computed at several sample sizes N and extrapolated linearly in 1/N to
@@ -28,13 +29,23 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import scipy.linalg
 import scipy.stats
-import torch
 
 from shipfastsim.batch import MuonBatch
+from shipfastsim.validation.two_sample import (
+    GBT_ITERATIONS,
+    PHYSICS_FEATURES,
+    auc_null_sigma,
+    classifier_auc,
+    gbt_auc,
+    gbt_feature_aucs,
+    gbt_pair_aucs,
+    unit_weights,
+    weighted_auc,
+)
 
 __all__ = [
-    "MUON_FEATURES", "FeatureMetric", "ValidationMetrics", "feature_arrays", "wasserstein1", "ks_statistic",
-    "weighted_auc", "classifier_auc", "frechet_distance", "fpd", "kpd", "compare",
+    "MUON_FEATURES", "PHYSICS_FEATURES", "FeatureMetric", "ValidationMetrics", "feature_arrays", "wasserstein1",
+    "ks_statistic", "weighted_auc", "classifier_auc", "gbt_auc", "frechet_distance", "fpd", "kpd", "compare",
 ]
 
 #: Features of a muon sample: position [cm], momentum [GeV/c], |p| and pT [GeV/c], charge [e].
@@ -64,10 +75,6 @@ def feature_arrays(data: MuonBatch | Mapping[str, np.ndarray] | np.ndarray,
     return array, names, None
 
 
-def _unit(weights: np.ndarray | None, n: int) -> np.ndarray:
-    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-
-
 def wasserstein1(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None) -> float:
     """1-Wasserstein distance between two 1-D (weighted) samples, in the samples' unit."""
     return float(scipy.stats.wasserstein_distance(a, b, wa, wb))
@@ -75,7 +82,7 @@ def wasserstein1(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb:
 
 def ks_statistic(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb: np.ndarray | None = None) -> float:
     """Largest distance between the two (weighted) empirical CDFs."""
-    wa, wb = _unit(wa, len(a)), _unit(wb, len(b))
+    wa, wb = unit_weights(wa, len(a)), unit_weights(wb, len(b))
     grid = np.concatenate([a, b])
     grid.sort()
     order_a, order_b = np.argsort(a), np.argsort(b)
@@ -84,58 +91,6 @@ def ks_statistic(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None, wb:
     fa = cdf_a[np.searchsorted(a[order_a], grid, side="right")]
     fb = cdf_b[np.searchsorted(b[order_b], grid, side="right")]
     return float(np.max(np.abs(fa - fb)))
-
-
-def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """ROC AUC of ``scores`` for binary ``labels`` (1 = positive), ties counted half."""
-    weights = _unit(weights, len(scores))
-    order = np.argsort(scores, kind="mergesort")
-    s, y, w = scores[order], labels[order].astype(bool), weights[order]
-    _, start, counts = np.unique(s, return_index=True, return_counts=True)
-    neg = np.add.reduceat(np.where(y, 0.0, w), start)
-    pos = np.add.reduceat(np.where(y, w, 0.0), start)
-    neg_below = np.cumsum(neg) - neg
-    area = np.sum(pos * (neg_below + 0.5 * neg))
-    return float(area / (pos.sum() * neg.sum()))
-
-
-def classifier_auc(reference: np.ndarray, candidate: np.ndarray, wr: np.ndarray | None = None,
-                   wc: np.ndarray | None = None, seed: int = 0, epochs: int = 30, hidden: int = 64) -> float:
-    """Classifier two-sample test: AUC on held-out halves of a 2-hidden-layer MLP.
-
-    Both samples are cut to equal size, standardised by the reference, split 50/50
-    into train and test; the classifier (ReLU MLP, Adam, weighted BCE) is trained on
-    the train halves; the AUC of its scores on the test halves is returned.
-    """
-    rng = np.random.default_rng(seed)
-    n = min(len(reference), len(candidate))
-    ir, ic = rng.permutation(len(reference))[:n], rng.permutation(len(candidate))[:n]
-    mean, std = reference.mean(0), reference.std(0) + 1e-12
-    x = np.concatenate([(reference[ir] - mean) / std, (candidate[ic] - mean) / std])
-    y = np.concatenate([np.zeros(n), np.ones(n)])
-    w = np.concatenate([_unit(wr, len(reference))[ir], _unit(wc, len(candidate))[ic]])
-    w[:n] /= w[:n].mean()
-    w[n:] /= w[n:].mean()
-    is_train = np.zeros(2 * n, bool)
-    is_train[np.concatenate([rng.permutation(n)[: n // 2], n + rng.permutation(n)[: n // 2]])] = True
-    torch_gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
-                                  torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
-    xt, yt, wt = (torch.as_tensor(v[is_train], dtype=torch.float32) for v in (x, y, w))
-    optimiser = torch.optim.Adam(net.parameters(), lr=2e-3)
-    batch = 256
-    for _ in range(epochs):
-        for rows in torch.randperm(len(xt), generator=torch_gen).split(batch):
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt[rows]).squeeze(1), yt[rows],
-                                                                        weight=wt[rows])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    with torch.no_grad():
-        scores = net(torch.as_tensor(x[~is_train], dtype=torch.float32)).squeeze(1).numpy()
-    return weighted_auc(scores, y[~is_train], w[~is_train])
 
 
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
@@ -190,18 +145,29 @@ def kpd(x: np.ndarray, y: np.ndarray, batch_size: int = 1000, batches: int = 10,
 
 @dataclass(frozen=True)
 class FeatureMetric:
-    """Per-feature distances of candidate vs reference, and reference-half vs half."""
+    """Per-feature distances of candidate vs reference, and reference-half vs half
+    (``gbt_auc``: the boosted-trees two-sample AUC of this feature alone)."""
 
     name: str
     w1_over_sigma: float
     w1_over_sigma_ref: float
     ks: float
     ks_ref: float
+    gbt_auc: float
+    gbt_auc_ref: float
 
 
 @dataclass(frozen=True)
 class ValidationMetrics:
-    """All metrics of `compare`; ``*_ref`` are reference-vs-reference values for scale."""
+    """All metrics of `compare`; ``*_ref`` are reference-vs-reference values for scale.
+
+    ``auc``: MLP two-sample AUC on all features; ``gbt_auc``: boosted-trees AUC on all
+    features; ``gbt_auc_physics``: boosted-trees AUC on ``physics_features`` (NaN and
+    an empty tuple when the compared features do not include them all);
+    ``auc_null_sigma``: standard deviation of a useless classifier's AUC at the
+    candidate-vs-reference sample size (``auc_null_sigma_ref``: at the half-reference
+    size); ``pair_gbt_auc``: boosted-trees AUC of each pair "a*b" (when asked for).
+    """
 
     features: tuple[str, ...]
     n_reference: int
@@ -209,6 +175,13 @@ class ValidationMetrics:
     per_feature: dict[str, FeatureMetric]
     auc: float
     auc_ref: float
+    gbt_auc: float
+    gbt_auc_ref: float
+    physics_features: tuple[str, ...]
+    gbt_auc_physics: float
+    gbt_auc_physics_ref: float
+    auc_null_sigma: float
+    auc_null_sigma_ref: float
     fpd: float
     fpd_err: float
     fpd_ref: float
@@ -217,6 +190,8 @@ class ValidationMetrics:
     kpd_err: float
     kpd_ref: float
     kpd_ref_err: float
+    pair_gbt_auc: dict[str, float] = field(default_factory=dict)
+    pair_gbt_auc_ref: dict[str, float] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -229,11 +204,21 @@ class ValidationMetrics:
     def table(self) -> str:
         """The metrics as a Markdown table."""
         rows = ["| metric | candidate vs reference | reference vs reference |", "|---|---|---|"]
+        if self.physics_features:
+            rows.append(f"| GBT AUC physics ({', '.join(self.physics_features)}) | {self.gbt_auc_physics:.4f} "
+                        f"| {self.gbt_auc_physics_ref:.4f} |")
+        rows.append(f"| GBT AUC all features | {self.gbt_auc:.4f} | {self.gbt_auc_ref:.4f} |")
+        rows.append(f"| MLP classifier AUC all features | {self.auc:.4f} | {self.auc_ref:.4f} |")
+        rows.append(f"| AUC of a blind classifier (1 sigma) | {self.auc_null_sigma:.4f} "
+                    f"| {self.auc_null_sigma_ref:.4f} |")
+        for m in self.per_feature.values():
+            rows.append(f"| GBT AUC {m.name} alone | {m.gbt_auc:.4f} | {m.gbt_auc_ref:.4f} |")
+        for pair, value in sorted(self.pair_gbt_auc.items(), key=lambda item: -item[1]):
+            rows.append(f"| GBT AUC {pair.replace('*', ', ')} | {value:.4f} | {self.pair_gbt_auc_ref[pair]:.4f} |")
         for m in self.per_feature.values():
             rows.append(f"| W1/sigma {m.name} | {m.w1_over_sigma:.4f} | {m.w1_over_sigma_ref:.4f} |")
         for m in self.per_feature.values():
             rows.append(f"| KS {m.name} | {m.ks:.4f} | {m.ks_ref:.4f} |")
-        rows.append(f"| classifier AUC | {self.auc:.4f} | {self.auc_ref:.4f} |")
         rows.append(f"| FPD | {self.fpd:.5f} ± {self.fpd_err:.5f} | {self.fpd_ref:.5f} ± {self.fpd_ref_err:.5f} |")
         rows.append(f"| KPD | {self.kpd:.6f} ± {self.kpd_err:.6f} | {self.kpd_ref:.6f} ± {self.kpd_ref_err:.6f} |")
         for key, value in self.extra.items():
@@ -249,10 +234,13 @@ def _resample(x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator) -> 
 
 def compare(reference, candidate, features: Sequence[str] | None = None,
             reference_weights: np.ndarray | None = None, candidate_weights: np.ndarray | None = None,
-            seed: int = 0, classifier_epochs: int = 30) -> ValidationMetrics:
+            seed: int = 0, classifier_epochs: int = 30, physics_features: Sequence[str] = PHYSICS_FEATURES,
+            pairwise: bool = False, gbt_iterations: int = GBT_ITERATIONS) -> ValidationMetrics:
     """Compare ``candidate`` to ``reference`` (MuonBatch, mapping or arrays, see `feature_arrays`).
 
-    The reference-vs-reference values compare two random halves of the reference.
+    The reference-vs-reference values compare two random halves of the reference.  The
+    boosted-trees AUC is computed on all features, on ``physics_features`` (when all of
+    them are compared), on each feature alone and, with ``pairwise``, on each pair.
     """
     xr, names, wr = feature_arrays(reference, features)
     xc, names_c, wc = feature_arrays(candidate, features or names)
@@ -266,6 +254,9 @@ def compare(reference, candidate, features: Sequence[str] | None = None,
     wa, wb = (None, None) if wr is None else (wr[a], wr[b])
     mean = np.average(xr, axis=0, weights=wr)
     sigma = np.sqrt(np.average((xr - mean) ** 2, axis=0, weights=wr)) + 1e-300
+    trees = {"seed": seed, "iterations": gbt_iterations}
+    single = gbt_feature_aucs(xr, xc, names, wr, wc, **trees)
+    single_ref = gbt_feature_aucs(xr[a], xr[b], names, wa, wb, **trees)
     per_feature = {}
     for j, name in enumerate(names):
         per_feature[name] = FeatureMetric(
@@ -274,9 +265,16 @@ def compare(reference, candidate, features: Sequence[str] | None = None,
             wasserstein1(xr[a, j], xr[b, j], wa, wb) / sigma[j],
             ks_statistic(xr[:, j], xc[:, j], wr, wc),
             ks_statistic(xr[a, j], xr[b, j], wa, wb),
+            single[name],
+            single_ref[name],
         )
-    auc = classifier_auc(xr, xc, wr, wc, seed, classifier_epochs)
-    auc_ref = classifier_auc(xr[a], xr[b], wa, wb, seed, classifier_epochs)
+    physics = tuple(physics_features) if set(physics_features) <= set(names) else ()
+    subset = [names.index(name) for name in physics]
+    gbt_physics, gbt_physics_ref = ((gbt_auc(xr[:, subset], xc[:, subset], wr, wc, **trees),
+                                     gbt_auc(xr[a][:, subset], xr[b][:, subset], wa, wb, **trees))
+                                    if physics else (float("nan"), float("nan")))
+    pairs = gbt_pair_aucs(xr, xc, names, wr, wc, **trees) if pairwise else {}
+    pairs_ref = gbt_pair_aucs(xr[a], xr[b], names, wa, wb, **trees) if pairwise else {}
     zr, zc = (xr - mean) / sigma, (xc - mean) / sigma
     zr_s, zc_s = _resample(zr, wr, rng), _resample(zc, wc, rng)
     za, zb = _resample(zr[a], wa, rng), _resample(zr[b], wb, rng)
@@ -284,5 +282,13 @@ def compare(reference, candidate, features: Sequence[str] | None = None,
     fpd_ref, fpd_ref_err = fpd(za, zb, seed=seed)
     kpd_value, kpd_err = kpd(zr_s, zc_s, seed=seed)
     kpd_ref, kpd_ref_err = kpd(za, zb, seed=seed)
-    return ValidationMetrics(tuple(names), len(xr), len(xc), per_feature, auc, auc_ref, fpd_value, fpd_err,
-                             fpd_ref, fpd_ref_err, kpd_value, kpd_err, kpd_ref, kpd_ref_err)
+    return ValidationMetrics(
+        features=tuple(names), n_reference=len(xr), n_candidate=len(xc), per_feature=per_feature,
+        auc=classifier_auc(xr, xc, wr, wc, seed, classifier_epochs),
+        auc_ref=classifier_auc(xr[a], xr[b], wa, wb, seed, classifier_epochs),
+        gbt_auc=gbt_auc(xr, xc, wr, wc, **trees), gbt_auc_ref=gbt_auc(xr[a], xr[b], wa, wb, **trees),
+        physics_features=physics, gbt_auc_physics=gbt_physics, gbt_auc_physics_ref=gbt_physics_ref,
+        auc_null_sigma=auc_null_sigma(len(xr), len(xc)), auc_null_sigma_ref=auc_null_sigma(len(a), len(b)),
+        fpd=fpd_value, fpd_err=fpd_err, fpd_ref=fpd_ref, fpd_ref_err=fpd_ref_err,
+        kpd=kpd_value, kpd_err=kpd_err, kpd_ref=kpd_ref, kpd_ref_err=kpd_ref_err,
+        pair_gbt_auc=pairs, pair_gbt_auc_ref=pairs_ref)

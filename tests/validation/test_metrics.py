@@ -12,7 +12,7 @@ import torch
 from shipfastsim.batch import MuonBatch
 from shipfastsim.validation.metrics import (
     MUON_FEATURES,
-    classifier_auc,
+    PHYSICS_FEATURES,
     compare,
     feature_arrays,
     fpd,
@@ -20,7 +20,6 @@ from shipfastsim.validation.metrics import (
     kpd,
     ks_statistic,
     wasserstein1,
-    weighted_auc,
 )
 from shipfastsim.validation.split import SPLITS, split_mask
 
@@ -45,26 +44,6 @@ def test_weighted_w1_and_ks_equal_repeated_samples(rng):
 def test_ks_matches_scipy(rng):
     a, b = rng.normal(size=1000), rng.normal(0.1, 1.2, size=1500)
     assert ks_statistic(a, b) == pytest.approx(scipy.stats.ks_2samp(a, b).statistic, abs=1e-12)
-
-
-def test_weighted_auc_known_cases():
-    labels = np.r_[np.zeros(10), np.ones(10)]
-    assert weighted_auc(np.arange(20.0), labels) == 1.0
-    assert weighted_auc(-np.arange(20.0), labels) == 0.0
-    assert weighted_auc(np.zeros(20), labels) == 0.5
-    scores = np.array([0.1, 0.4, 0.35, 0.8])
-    assert weighted_auc(scores, np.array([0, 0, 1, 1])) == pytest.approx(0.75)
-
-
-def test_classifier_auc_same_and_different(rng):
-    a, b = rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3))
-    same = classifier_auc(a, b, epochs=10)
-    shifted = b.copy()
-    shifted[:, 1] += 1.0
-    different = classifier_auc(a, shifted, epochs=10)
-    print(f"AUC same={same:.3f} shifted={different:.3f}")
-    assert abs(same - 0.5) < 0.05
-    assert different > 0.65  # ideal: Phi(1/sqrt(2)) = 0.76
 
 
 def test_frechet_distance_of_shifted_gaussians(rng):
@@ -102,11 +81,21 @@ def test_compare_on_muon_batches_and_arrays(rng):
     assert metrics.features == MUON_FEATURES
     assert metrics.per_feature["px"].w1_over_sigma > 0.3 > metrics.per_feature["pz"].w1_over_sigma
     assert metrics.auc > 0.55
+    # px shifted by sigma / 2: the best AUC is Phi(0.5 / sqrt 2) = 0.64, in px alone and in every set with px
+    noise = 4 * metrics.auc_null_sigma
+    assert metrics.physics_features == PHYSICS_FEATURES
+    assert min(metrics.gbt_auc, metrics.gbt_auc_physics, metrics.per_feature["px"].gbt_auc) > 0.55
+    assert abs(metrics.per_feature["pz"].gbt_auc - 0.5) < noise
+    for value in (metrics.gbt_auc_ref, metrics.gbt_auc_physics_ref, metrics.per_feature["px"].gbt_auc_ref):
+        assert abs(value - 0.5) < 4 * metrics.auc_null_sigma_ref
     assert metrics.fpd > 3 * metrics.fpd_ref
     assert metrics.kpd > metrics.kpd_ref
     x, names, weights = feature_arrays({"a": np.arange(5.0), "b": np.ones(5)})
     assert x.shape == (5, 2) and names == ("a", "b") and weights is None
-    assert "classifier AUC" in metrics.table()
+    assert "| GBT AUC physics (z, px, py, pz, charge) |" in metrics.table()
+    assert "| GBT AUC px alone |" in metrics.table()
+    without_charge = compare(batch(1000), batch(1000), features=("x", "px"), classifier_epochs=1)
+    assert without_charge.physics_features == () and np.isnan(without_charge.gbt_auc_physics)
 
 
 def test_split_is_fixed_and_disjoint():
