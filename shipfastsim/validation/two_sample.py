@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
-import torch
 
 __all__ = ["PHYSICS_FEATURES", "GBT_ITERATIONS", "GBT_THREADS", "unit_weights", "weighted_auc", "two_sample_split",
            "auc_null_sigma", "classifier_auc", "gbt_auc", "gbt_feature_aucs", "gbt_pair_aucs"]
@@ -99,6 +98,8 @@ def classifier_auc(reference: np.ndarray, candidate: np.ndarray, wr: np.ndarray 
                    wc: np.ndarray | None = None, seed: int = 0, epochs: int = 30, hidden: int = 64) -> float:
     """MLP two-sample test: AUC on the test halves of a 2-hidden-layer ReLU MLP (Adam, weighted BCE)
     trained on the train halves, features standardised by the reference's mean and standard deviation."""
+    import torch  # not at module level: the ``validate`` parser imports this module for its defaults
+
     x, y, w, is_train = two_sample_split(reference, candidate, wr, wc, seed)
     mean, std = reference.mean(0), reference.std(0) + 1e-12
     x = (x - mean) / std
