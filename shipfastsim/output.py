@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,10 @@ def chunk_row_order(n_rows: int, seed: int, chunk: int) -> np.ndarray:
 
 def _atomic_write_bytes(path: Path, write, durable: bool = True) -> None:
     """Write through a temporary file renamed into place; ``durable`` also fsyncs,
-    which guards against power loss and not only against a killed process."""
-    tmp = path.with_name(path.name + ".tmp")
+    which guards against power loss and not only against a killed process.  Each
+    writer has its own temporary name: a chunk rerun while a presumed-dead worker
+    still writes it must not write into the same file."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     with open(tmp, "wb") as handle:
         write(handle)
         if durable:
