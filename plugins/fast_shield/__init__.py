@@ -44,7 +44,7 @@ def _component() -> ComponentSpec:
         kind="propagator",
         description="muons through the shield geometry by sampling pre-computed step tables (batched, CPU or CUDA)",
         parameters=(
-            Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML"),
+            Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML", content="geometry"),
             Parameter("tables", "path", str(_default_tables()), "step tables .npz (shipfastsim tables build)"),
             Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
                       minimum=0.5),
@@ -55,7 +55,30 @@ def _component() -> ComponentSpec:
                       choices=("float32", "float64")),
             Parameter("compile", "bool", False, "torch.compile the step (about 3x faster, once ~1 min to compile)"),
         ),
+        check=_check,
     )
+
+
+def _range_problem(params: dict, tables) -> tuple[str, str] | None:
+    """(parameter, why) when ``params`` are outside what ``tables`` support (steps, lowest momentum)."""
+    settings = tables.settings
+    if params.get("min_momentum", 0.5) < settings.p_min:
+        return "min_momentum", f"{params['min_momentum']} is below the tables' lowest momentum, {settings.p_min} GeV/c"
+    for name in ("dense_step", "air_step"):
+        if params.get(name, 0.0) > settings.l_max:
+            return name, f"{params[name]} cm exceeds the tables' longest step; allowed: up to {settings.l_max} cm"
+    return None
+
+
+def _check(params: dict, run: dict) -> str | tuple[str, str] | None:
+    """``shipfastsim check``: the tables load and support the configured steps and momenta."""
+    from shipfastsim.plugins.fast_shield.tables import load_tables
+
+    try:
+        tables = load_tables(params["tables"])
+    except Exception as error:
+        return "tables", f"{params['tables']} are not fast-shield step tables ({str(error).splitlines()[0]})"
+    return _range_problem(params, tables)
 
 
 def __getattr__(name: str):
@@ -82,11 +105,9 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
                             dtype=getattr(torch, params.get("precision", "float32")),
                             compile=bool(params.get("compile", False)))
     tables = load_tables(params.get("tables", _default_tables()))
-    if settings.min_momentum < tables.settings.p_min:
-        raise ValueError(f"min_momentum {settings.min_momentum} is below the tables' {tables.settings.p_min} GeV/c")
-    if max(settings.dense_step, settings.air_step) > tables.settings.l_max:
-        raise ValueError(f"steps of {max(settings.dense_step, settings.air_step)} cm exceed the tables' longest, "
-                         f"{tables.settings.l_max} cm")
+    problem = _range_problem(params, tables)
+    if problem:
+        raise ValueError(": ".join(problem))
     return FastTransport(load_geometry(params.get("geometry", DEFAULT_GEOMETRY)), tables, settings, device)
 
 

@@ -33,7 +33,7 @@ COMPONENT = ComponentSpec(
     kind="propagator",
     description="detailed muon transport through the magnetised shield (Bethe, brems, pair, photonuclear, MCS)",
     parameters=(
-        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML"),
+        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML", content="geometry"),
         Parameter("v_cut", "float", 0.01, "relative energy transfer above which radiative losses are sampled",
                   minimum=1e-5),
         Parameter("delta_cut", "float", 0.01, "knock-on electron energy above which they are sampled [GeV]",
