@@ -1,0 +1,242 @@
+"""Generator ``nf-after-shield`` (structured normalising flow) and filter ``decay-vessel-subset``.
+
+``nf-after-shield`` draws muons directly at the end of the muon shield (``shield_end``
+plane of ``configs/geometry/ship_try2025.yaml``): x, y, z [cm], px, py, pz [GeV/c], PDG
+id, from a RealNVP coupling flow (`model`) trained with the structured loss (`train`)
+on fast-shield-transported gan-target muons (`data`).  ``latent_sigma`` < 1 samples the
+latent from N(0, sigma^2 I), which concentrates the muons on the decay-vessel subsets
+P1/P2 (`shipfastsim.geometry.decay_vessel`); every muon then carries the exact weight
+N(z; 0, I) / N(z; 0, sigma^2 I), so weighted totals equal the inclusive model's.  The
+stage counts, per chunk, the muons and weights of each subset (straight tracks from
+the shield end, `DecayVessel.labels`), and the run report prints the enrichment and
+the effective sample size.
+
+``decay-vessel-subset`` keeps the muons of subset P1 or P2 (a deterministic selection:
+weights unchanged); it is how ``configs/after_shield_dangerous.yaml`` writes only the
+decay-vessel muons.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipfastsim.components import (
+    ChunkContext,
+    ComponentSpec,
+    ExportDescription,
+    FilterDecision,
+    Parameter,
+    SampleNormalisation,
+    Stage,
+)
+from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.hookspecs import hookimpl
+from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
+
+# torch and the model are imported where used: `shipfastsim --help` imports this package
+# and must not wait for torch.
+if TYPE_CHECKING:
+    import torch
+
+    from shipfastsim.batch import MuonBatch
+
+__all__ = ["COMPONENT", "SUBSET_FILTER", "BUNDLED_WEIGHTS", "NOISE_WIDTH", "draw_noise", "muons_from_output",
+           "subset_counters", "format_report"]
+
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
+DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
+#: Noise columns per muon: 5 standard normals (latent), 1 uniform (charge).
+NOISE_WIDTH = 6
+_PREFIX = "nf-after-shield:"
+
+
+def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
+    """Muons per POT at the shield end: the ``muons_per_pot`` parameter when given, else
+    gan-target's rate times the shield-end fraction of the training transport (model JSON)."""
+    if params.get("muons_per_pot"):
+        return SampleNormalisation(float(params["muons_per_pot"]), "nf-after-shield parameter muons_per_pot")
+    document = json.loads(Path(params["weights"]).with_suffix(".json").read_text())
+    survival = document["data"]["shield_end_per_target_muon"]
+    from shipfastsim.plugins.gan_target import COMPONENT as GAN
+
+    target = GAN.normalisation(GAN.defaults()) if GAN.normalisation else SampleNormalisation(None, "not declared")
+    if target.muons_per_pot is None:
+        return SampleNormalisation(None, f"trained on transported gan-target muons, whose rate is unknown "
+                                         f"(gan-target: {target.source}); shield-end fraction {survival:.4f}")
+    return SampleNormalisation(target.muons_per_pot * survival,
+                               f"gan-target ({target.source}) x shield-end fraction {survival:.4f} of the training "
+                               "transport (fast-shield)")
+
+
+COMPONENT = ComponentSpec(
+    name="nf-after-shield",
+    kind="generator",
+    description="muons at the end of the shield from a structured normalising flow (cm, GeV/c; exact weights)",
+    parameters=(
+        Parameter("weights", "path", str(BUNDLED_WEIGHTS), "flow weights (.safetensors, JSON config beside)"),
+        Parameter("latent_sigma", "float", 1.0,
+                  "latent sigma: 1 = inclusive; the model's sigma_1 / sigma_2 enrich P1 / P2 (weighted)",
+                  minimum=0.05),
+        Parameter("backend", "choice", "torch", "inference engine", choices=("torch", "onnxruntime")),
+        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry whose decay vessel defines the counted subsets"),
+        Parameter("muons_per_pot", "float", 0.0,
+                  "muons at the shield end per proton on target (0: from gan-target's, unknown for the bundled one)",
+                  minimum=0.0),
+    ),
+    normalisation=_normalisation,
+)
+
+SUBSET_FILTER = ComponentSpec(
+    name="decay-vessel-subset",
+    kind="filter",
+    description="keeps the muons whose straight track enters the decay vessel (P1) or crosses it (P2)",
+    parameters=(
+        Parameter("subset", "choice", "P1", "subset kept", choices=("P1", "P2")),
+        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry with the decay_vessel section"),
+    ),
+)
+
+
+def draw_noise(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Noise [n, 6] on the generator's device: 5 standard normals, then one uniform."""
+    import torch
+
+    device = generator.device
+    return torch.cat([torch.randn(n, 5, generator=generator, device=device),
+                      torch.rand(n, 1, generator=generator, device=device)], dim=1)
+
+
+def muons_from_output(out: torch.Tensor, first_muon: int, device: torch.device) -> MuonBatch:
+    """Graph output [n, 8] (x, y, z, px, py, pz, PDG, weight) to a `MuonBatch` with global event ids."""
+    import torch
+
+    from shipfastsim.batch import MuonBatch
+
+    out = out.to(device=device, dtype=torch.float64)
+    n = out.shape[0]
+    pdg = torch.where(out[:, 6] < 0, PDG_MU_PLUS, PDG_MU_MINUS)
+    columns: dict[str, Any] = {name: out[:, j] for j, name in enumerate(("x", "y", "z", "px", "py", "pz"))}
+    columns |= {"pdg_id": pdg, "pythia_id": pdg, "weight": out[:, 7],
+                "event_id": torch.arange(first_muon, first_muon + n, device=device, dtype=torch.int64)}
+    return MuonBatch.from_columns(columns, device=device)
+
+
+def _vessel(stage: Stage):
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.geometry.decay_vessel import DecayVessel
+
+    return stage.cached("vessel", lambda: DecayVessel.from_geometry(load_geometry(stage.params["geometry"])))
+
+
+def subset_counters(labels: torch.Tensor, weight: torch.Tensor) -> dict[str, float]:
+    """Counts, sums of weights and of squared weights of all muons and of P1, P2."""
+    out: dict[str, float] = {}
+    for k, name in enumerate(("P0", "P1", "P2")):
+        w = weight[labels >= k]
+        out |= {f"{_PREFIX}{name}:n": int(len(w)), f"{_PREFIX}{name}:sum_w": float(w.sum()),
+                f"{_PREFIX}{name}:sum_w2": float((w * w).sum())}
+    return out
+
+
+def _build(stage: Stage):
+    from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
+
+    module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), stage.params["latent_sigma"]).eval()
+    if stage.params["backend"] == "onnxruntime":
+        from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
+
+        return OnnxRuntimeModule(_describe(module, stage.params["weights"]))
+    return module
+
+
+@hookimpl
+def shipfastsim_declare_components() -> list[ComponentSpec]:
+    return [COMPONENT, SUBSET_FILTER]
+
+
+@hookimpl
+def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
+    if stage.component != COMPONENT.name:
+        return None
+    import torch
+
+    from shipfastsim.plugins.gan_target import run_chunked
+
+    params = COMPONENT.defaults() | stage.params
+    stage = Stage(stage.kind, stage.component, params, stage.device, stage.index, stage.cache)
+    engine = stage.cached("model", lambda: _build(stage))
+    noise = draw_noise(n_muons, context.generator).to(stage.device)
+    with torch.inference_mode():
+        out = run_chunked(engine, noise)
+    batch = muons_from_output(out, context.first_muon, stage.device)
+    from shipfastsim.geometry.decay_vessel import subset_labels
+
+    context.counters.update(subset_counters(subset_labels(batch, _vessel(stage)), batch.weight))
+    return batch
+
+
+@hookimpl
+def shipfastsim_filter_muons(stage: Stage, batch: MuonBatch, context: ChunkContext) -> FilterDecision | None:
+    if stage.component != SUBSET_FILTER.name:
+        return None
+    from shipfastsim.geometry.decay_vessel import subset_labels
+
+    depth = 1 if stage.params.get("subset", "P1") == "P1" else 2
+    stage = Stage(stage.kind, stage.component, SUBSET_FILTER.defaults() | stage.params, stage.device, stage.index,
+                  stage.cache)
+    return FilterDecision(keep=subset_labels(batch, _vessel(stage)) >= depth)
+
+
+def format_report(counters: dict[str, float]) -> str | None:
+    """Enrichment and effective sample size from the stage's counters (None if absent)."""
+    if f"{_PREFIX}P0:n" not in counters:
+        return None
+    n0, w0 = counters[f"{_PREFIX}P0:n"], counters[f"{_PREFIX}P0:sum_w"]
+    lines = ["nf-after-shield: subsets of the generated muons (straight tracks from the shield end)",
+             f"{'subset':<7}{'muons':>11}{'fraction':>11}{'weighted':>11}{'enrichment':>12}{'ESS':>13}"
+             f"{'ESS/muon':>10}"]
+    for name in ("P0", "P1", "P2"):
+        n, sw, sw2 = (counters.get(f"{_PREFIX}{name}:{k}", 0.0) for k in ("n", "sum_w", "sum_w2"))
+        fraction, weighted = n / max(n0, 1), sw / w0 if w0 else 0.0
+        enrichment = fraction / weighted if weighted else float("nan")
+        ess = sw * sw / sw2 if sw2 else 0.0
+        lines.append(f"{name:<7}{int(n):>11}{fraction:>11.4g}{weighted:>11.4g}{enrichment:>12.3f}{ess:>13.1f}"
+                     f"{ess / max(n, 1):>10.3f}")
+    lines.append("fraction: per generated muon; weighted: the weighted fraction, the inclusive model's estimate; "
+                 "enrichment = fraction / weighted (1 at latent_sigma 1); ESS = (sum w)^2 / sum w^2")
+    return "\n".join(lines)
+
+
+@hookimpl
+def shipfastsim_report_run(summary: dict) -> str | None:
+    return format_report(summary.get("counters", {}))
+
+
+def _describe(module, weights: str | Path) -> ExportDescription:
+    import torch
+
+    example = torch.cat([torch.randn(4, 5), torch.rand(4, 1)], dim=1)
+    return ExportDescription(
+        module=module.cpu().eval(),
+        input_names=("noise",),
+        output_names=("muon",),
+        example_inputs=(example,),
+        units={"noise": "[n, 6]: 5 standard normals (latent), then one uniform in [0, 1) (charge)",
+               "muon": "[n, 8]: x, y, z [cm, FairShip frame, z = shield end], px, py, pz [GeV/c], PDG id (+-13), "
+                       f"importance weight (latent sigma {module.sigma:g})"},
+        version="nf-after-shield-1",
+        weights_path=str(weights),
+    )
+
+
+@hookimpl
+def shipfastsim_export_description(component: str, params: dict) -> ExportDescription | None:
+    if component != COMPONENT.name:
+        return None
+    from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
+
+    params = COMPONENT.defaults() | dict(params or {})
+    module = NoiseToMuon(load_flow(params["weights"]), params["latent_sigma"])
+    return _describe(module, params["weights"])
