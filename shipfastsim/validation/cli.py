@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from shipfastsim.validation.two_sample import PHYSICS_FEATURES
+from shipfastsim.validation.features import PHYSICS_FEATURES
 
 __all__ = ["register", "read_sample", "run_validate"]
 

@@ -31,9 +31,9 @@ import scipy.linalg
 import scipy.stats
 
 from shipfastsim.batch import MuonBatch
+from shipfastsim.validation.features import MUON_FEATURES, PHYSICS_FEATURES
 from shipfastsim.validation.two_sample import (
     GBT_ITERATIONS,
-    PHYSICS_FEATURES,
     auc_null_sigma,
     classifier_auc,
     gbt_auc,
@@ -48,8 +48,6 @@ __all__ = [
     "ks_statistic", "weighted_auc", "classifier_auc", "gbt_auc", "frechet_distance", "fpd", "kpd", "compare",
 ]
 
-#: Features of a muon sample: position [cm], momentum [GeV/c], |p| and pT [GeV/c], charge [e].
-MUON_FEATURES = ("x", "y", "z", "px", "py", "pz", "p", "pt", "charge")
 
 
 def feature_arrays(data: MuonBatch | Mapping[str, np.ndarray] | np.ndarray,

@@ -31,13 +31,10 @@ from itertools import combinations
 
 import numpy as np
 
+from shipfastsim.validation.features import PHYSICS_FEATURES
+
 __all__ = ["PHYSICS_FEATURES", "GBT_ITERATIONS", "GBT_THREADS", "unit_weights", "weighted_auc", "two_sample_split",
            "auc_null_sigma", "classifier_auc", "gbt_auc", "gbt_feature_aucs", "gbt_pair_aucs"]
-
-#: The features the fidelity gate of the target generators is applied to: production depth z [cm],
-#: momentum px, py, pz [GeV/c] and charge [e].  x, y are left out: the sample's x, y are a
-#: micrometre-scale beam spot that FairShip replaces by its own painted, smeared beam (see README).
-PHYSICS_FEATURES = ("z", "px", "py", "pz", "charge")
 
 #: Boosting iterations of the tree test.
 GBT_ITERATIONS = 200
