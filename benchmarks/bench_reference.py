@@ -30,7 +30,7 @@ def main() -> None:
     t1 = time.perf_counter()
     result = transport.propagate(torch.stack([batch.x, batch.y, batch.z], 1),
                                  torch.stack([batch.px, batch.py, batch.pz], 1), batch.charge,
-                                 torch.Generator().manual_seed(1))
+                                 transport.geometry.plane_names(), torch.Generator().manual_seed(1))
     t2 = time.perf_counter()
     print(f"set-up (tables) {t1 - t0:.2f} s; {len(batch)} muons in {t2 - t1:.1f} s = "
           f"{len(batch) / (t2 - t1):.0f} muons/s on {torch.get_num_threads()} threads, {result.steps} steps")

@@ -12,6 +12,7 @@ Units: cm, GeV/c, tesla; FairShip's frame.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,18 +98,18 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
     import torch
 
     from shipfastsim.geometry import load_geometry
-    from shipfastsim.plugins.fast_shield.stepper import FastSettings, FastTransport
+    from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
 
-    settings = FastSettings(dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
-                            min_momentum=params.get("min_momentum", 0.5),
-                            dtype=getattr(torch, params.get("precision", "float32")),
-                            compile=bool(params.get("compile", False)))
+    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
+                       min_momentum=params.get("min_momentum", 0.5),
+                       dtype=getattr(torch, params.get("precision", "float32")))
     tables = load_tables(params.get("tables", _default_tables()))
     problem = _range_problem(params, tables)
     if problem:
         raise ValueError(": ".join(problem))
-    return FastTransport(load_geometry(params.get("geometry", DEFAULT_GEOMETRY)), tables, settings, device)
+    return FastTransport(load_geometry(params.get("geometry", DEFAULT_GEOMETRY)), tables, settings, device,
+                         compile=bool(params.get("compile", False)))
 
 
 def propagate_batch(transport, batch: MuonBatch, plane: str, generator: torch.Generator) -> MuonBatch:

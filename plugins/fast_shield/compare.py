@@ -57,7 +57,7 @@ def run_reference(batch: MuonBatch, planes: list[str], seed: int, geometry=None)
     from shipfastsim.plugins.reference.transport import ReferenceTransport
 
     transport = ReferenceTransport(geometry or load_geometry(DEFAULT_GEOMETRY))
-    return transport.propagate(*_inputs(batch), torch.Generator().manual_seed(seed), planes=planes)
+    return transport.propagate(*_inputs(batch), planes, torch.Generator().manual_seed(seed))
 
 
 def run_fast(batch: MuonBatch, planes: list[str], seed: int, params: dict | None = None,

@@ -23,19 +23,10 @@ from shipfastsim.plugins.fast_shield.tables import (
     U_DISP,
     U_LOSS,
     StepTables,
-    highland_h,
 )
+from shipfastsim.transport.mechanics import highland_sigma
 
-__all__ = ["TableSampler", "highland_sigma"]
-
-
-def highland_sigma(p: torch.Tensor, energy: torch.Tensor, t_before: torch.Tensor, t_step: torch.Tensor
-                   ) -> torch.Tensor:
-    """Projected scattering width [rad] of a step of ``t_step`` radiation lengths after
-    ``t_before`` (the increment of Highland's theta0^2, as the reference uses it)."""
-    beta_p = p * p / energy
-    increment = (highland_h(t_before + t_step) - highland_h(t_before)).clamp_min(0.0)
-    return 0.0136 / beta_p.clamp_min(1e-6) * torch.sqrt(increment)
+__all__ = ["TableSampler"]
 
 
 class _InverseCdf:
@@ -106,10 +97,18 @@ class TableSampler:
         lower = f.floor().clamp_max(n - 2)
         return (lower + (r < f - lower).to(f.dtype)).long()
 
-    def sample(self, material: torch.Tensor, p: torch.Tensor, length: torch.Tensor, sigma: torch.Tensor,
-               r: torch.Tensor):
-        """Energy loss [GeV], projected angles (tx, ty) [rad] and displacements (dx, dy) [cm]
-        from the (7, N) uniform random numbers ``r``."""
+    def sample(self, material: torch.Tensor, p: torch.Tensor, energy: torch.Tensor, length: torch.Tensor,
+               t_before: torch.Tensor, t_step: torch.Tensor, generator: torch.Generator):
+        """The stepping core's sampler interface (`shipfastsim.transport.StepSampler`):
+        (loss [GeV], tx, ty [rad], dx, dy [cm]) for muons of momentum p [GeV/c] and
+        energy E [GeV] over ``length`` [cm] after ``t_before`` radiation lengths."""
+        r = torch.rand((7, p.shape[0]), generator=generator, device=p.device, dtype=p.dtype)
+        return self.sample_uniform(material, p, length, highland_sigma(p, energy, t_before, t_step), r)
+
+    def sample_uniform(self, material: torch.Tensor, p: torch.Tensor, length: torch.Tensor, sigma: torch.Tensor,
+                       r: torch.Tensor):
+        """Energy loss [GeV], projected angles tx, ty [rad] and displacements dx, dy [cm]
+        from the (7, N) uniform random numbers ``r`` (pure tensor arithmetic and gathers)."""
         i = self._node(p.clamp_min(1e-6), self.log_p0, self.inv_dlog_p, self.n_p, r[0])
         j = self._node(length, self.log_l0, self.inv_dlog_l, self.n_l, r[1])
         row = (self.rows[material] * self.n_p + i) * self.n_l + j
@@ -122,4 +121,4 @@ class TableSampler:
         psi = (2.0 * math.pi) * r[6]
         dx = 0.5 * length * tx + resid * torch.cos(psi)
         dy = 0.5 * length * ty + resid * torch.sin(psi)
-        return loss, (tx, ty), (dx, dy)
+        return loss, tx, ty, dx, dy

@@ -39,9 +39,10 @@ import torch
 from shipfastsim.geometry.materials import get_material
 from shipfastsim.plugins.reference.cross_sections import MUON_MASS_GEV
 from shipfastsim.plugins.reference.physics import PHYSICS_REVISION, StepPhysics
+from shipfastsim.transport.mechanics import HIGHLAND_P0, highland_h, rough_dedx
 
 __all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "U_ANGLE", "U_DISP", "TableSettings",
-           "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename", "highland_h",
+           "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename",
            "match_sample_mean", "merge_tables",
            "loss_table_mean"]
 
@@ -56,15 +57,6 @@ def u_grid(n_lin: int, split: float, n_tail: int, tail_min: float) -> np.ndarray
     ``tail_min`` (resolves the radiative / single-scattering tails), then 1."""
     return np.concatenate([np.linspace(0.0, split, n_lin, endpoint=False),
                            1.0 - np.geomspace(1.0 - split, tail_min, n_tail), [1.0]])
-
-
-def highland_h(t):
-    """Highland's theta0^2 (p beta / 13.6 MeV)^2 after t radiation lengths (numpy or torch)."""
-    if isinstance(t, torch.Tensor):
-        t = t.clamp_min(1e-12)
-        return t * (1.0 + 0.038 * torch.log(t)) ** 2
-    t = np.maximum(t, 1e-12)
-    return t * (1.0 + 0.038 * np.log(t)) ** 2
 
 
 @dataclass(frozen=True)
@@ -163,7 +155,7 @@ def _sample_macro_steps(physics: StepPhysics, s: TableSettings, index: int, p0: 
             break
         e = E[idx]
         # The reference's step control: rough dE/dx, at most max_loss_fraction of E.
-        limit = s.max_loss_fraction * e / (rho * (2.5e-3 + 8e-6 * e))
+        limit = s.max_loss_fraction * e / (rho * rough_dedx(e))
         step = torch.minimum(torch.clamp(length[idx] - done[idx], max=max_step), limit).clamp_min(1e-6)
         p = torch.sqrt((e**2 - MUON_MASS_GEV**2).clamp_min(1e-12))
         out = physics.sample_step(mats[idx], p, step, generator, t_x0[idx])
@@ -183,7 +175,7 @@ def _reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: f
     """Quantile tables of one bin from its samples (see module docstring)."""
     beta = p0 / math.sqrt(p0**2 + MUON_MASS_GEV**2)
     eps = de / (rho * length)
-    sigma = 0.0136 / (p0 * beta) * math.sqrt(highland_h(length * rho / x0))
+    sigma = HIGHLAND_P0 / (p0 * beta) * math.sqrt(highland_h(length * rho / x0))
     a = np.hypot(th[:, 0], th[:, 1]) / sigma
     rank = np.empty(len(eps))
     rank[np.argsort(eps, kind="stable")] = (np.arange(len(eps)) + 0.5) / len(eps)

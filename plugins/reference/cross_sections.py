@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from shipfastsim.geometry.materials import Material
+from shipfastsim.units import MUON_MASS
 
 __all__ = [
     "ELECTRON_MASS", "MUON_MASS_GEV", "ALPHA", "ELECTRON_RADIUS", "AVOGADRO",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 ELECTRON_MASS = 0.51099895e-3  # GeV
-MUON_MASS_GEV = 0.1056583755  # GeV
+MUON_MASS_GEV = MUON_MASS  # GeV: the one muon mass, shipfastsim.units
 ALPHA = 1.0 / 137.035999084
 ELECTRON_RADIUS = 2.8179403262e-13  # cm
 AVOGADRO = 6.02214076e23  # 1/mol

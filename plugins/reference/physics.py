@@ -157,6 +157,13 @@ class StepPhysics:
             out.dx[sel], out.dy[sel], out.n_radiative[sel] = dx, dy, n_rad
         return out
 
+    def sample(self, material: torch.Tensor, p: torch.Tensor, energy: torch.Tensor, length: torch.Tensor,
+               t_before: torch.Tensor, t_step: torch.Tensor, generator: torch.Generator):
+        """The stepping core's sampler interface (`shipfastsim.transport.StepSampler`):
+        (loss [GeV], theta_x, theta_y [rad], dx, dy [cm]) of `sample_step`."""
+        out = self.sample_step(material, p, length, generator, t_before)
+        return out.delta_e, out.theta_x, out.theta_y, out.dx, out.dy
+
     def radiation_lengths(self, material_index: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
         """Radiation lengths in a step of length L [cm] per muon."""
         x0 = torch.tensor([m.radiation_length_cm / s for m, s in self.materials], dtype=L.dtype, device=L.device)

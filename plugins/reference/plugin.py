@@ -9,6 +9,8 @@ geometry so that the run summary also gets the aperture counts: counters
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from shipfastsim.batch import MuonBatch
@@ -22,7 +24,7 @@ from shipfastsim.plugins.reference.summary import (
     summary_from_counters,
     transport_counts,
 )
-from shipfastsim.plugins.reference.transport import STOP_REASONS, ReferenceTransport, TransportSettings
+from shipfastsim.plugins.reference.transport import REFERENCE_STEPS, STOP_REASONS, PhysicsCuts, ReferenceTransport
 
 __all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "transport_for", "propagate_batch"]
 
@@ -51,9 +53,11 @@ COMPONENT = ComponentSpec(
 def transport_for(stage: Stage) -> ReferenceTransport:
     """The stage's transport (geometry and tables built once per process)."""
     params = stage.params
-    settings = TransportSettings(**{k: float(params[k]) for k in (
-        "v_cut", "delta_cut", "min_momentum", "max_step_dense", "max_step_air", "max_bend", "max_loss_fraction")})
-    return stage.cached("transport", lambda: ReferenceTransport(load_geometry(params["geometry"]), settings))
+    steps = replace(REFERENCE_STEPS, min_momentum=float(params["min_momentum"]),
+                    dense_step=float(params["max_step_dense"]), air_step=float(params["max_step_air"]),
+                    max_bend=float(params["max_bend"]), loss_fraction=float(params["max_loss_fraction"]))
+    cuts = PhysicsCuts(v_cut=float(params["v_cut"]), delta_cut=float(params["delta_cut"]))
+    return stage.cached("transport", lambda: ReferenceTransport(load_geometry(params["geometry"]), steps, cuts))
 
 
 def propagate_batch(transport: ReferenceTransport, batch: MuonBatch, plane: str, generator: torch.Generator,
@@ -63,7 +67,7 @@ def propagate_batch(transport: ReferenceTransport, batch: MuonBatch, plane: str,
     cpu = batch.to("cpu")
     pos = torch.stack([cpu.x, cpu.y, cpu.z], 1)
     mom = torch.stack([cpu.px, cpu.py, cpu.pz], 1)
-    result = transport.propagate(pos, mom, cpu.charge, generator)
+    result = transport.propagate(pos, mom, cpu.charge, transport.geometry.plane_names(), generator)
     if counters is not None:
         counters.update(transport_counts(cpu.p, cpu.charge, result))
         for code, name in STOP_REASONS.items():
@@ -82,13 +86,34 @@ def shipfastsim_declare_components() -> list[ComponentSpec]:
     return [COMPONENT]
 
 
+#: Propagators whose ``geometry`` parameter is a shield geometry (their field goes in the report).
+SHIELD_TRANSPORTS = ("reference-shield", "fast-shield")
+
+
+def field_report(summary: dict) -> str | None:
+    """The field of every magnet part of the shield geometries the run's transports used."""
+    from shipfastsim.config import ConfigError, load_config
+    from shipfastsim.geometry.probe import field_table
+
+    if not summary.get("config"):
+        return None
+    try:
+        config = load_config(summary["config"])
+    except (ConfigError, OSError):  # the config moved or changed since the run: nothing to report
+        return None
+    paths = dict.fromkeys(str(s.params["geometry"]) for s in config.stages if s.component in SHIELD_TRANSPORTS)
+    tables = [field_table(load_geometry(path)) for path in paths]
+    return ("shield field per magnet part\n" + "\n".join(tables)) if tables else None
+
+
 @hookimpl
 def shipfastsim_report_run(summary: dict) -> str | None:
+    sections = [field_report(summary)]
     table = summary_from_counters(summary["counters"])
-    if not table:
-        return None
-    return ("reference-shield: fraction of muons reaching each plane (and its aperture), by charge and "
-            "initial momentum\n" + format_summary(table))
+    if table:
+        sections.append("reference-shield: fraction of muons reaching each plane (and its aperture), by charge and "
+                        "initial momentum\n" + format_summary(table))
+    return "\n".join(s for s in sections if s) or None
 
 
 @hookimpl

@@ -25,27 +25,11 @@ import torch
 from shipfastsim.geometry.materials import Material
 from shipfastsim.plugins.reference.cross_sections import AVOGADRO, ELECTRON_MASS, ELECTRON_RADIUS
 from shipfastsim.plugins.reference.energy_loss import expand_counts
+from shipfastsim.transport.mechanics import highland_sigma
 
-__all__ = ["highland_theta0", "highland_increment", "sample_scattering"]
+__all__ = ["sample_scattering"]
 
 _HBARC = 0.1973269804e-13  # GeV cm
-
-
-def _h(t: torch.Tensor) -> torch.Tensor:
-    # t (1 + 0.038 ln t)^2 : Highland's theta0^2 (p beta / 13.6 MeV)^2 for t radiation lengths.
-    t = t.clamp_min(1e-12)
-    return t * (1.0 + 0.038 * torch.log(t)) ** 2
-
-
-def highland_theta0(p: torch.Tensor, beta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Highland projected width [rad] after t radiation lengths (PDG eq. 34.15)."""
-    return 0.0136 / (p * beta) * torch.sqrt(_h(t))
-
-
-def highland_increment(p: torch.Tensor, beta: torch.Tensor, t_before: torch.Tensor,
-                       t_step: torch.Tensor) -> torch.Tensor:
-    """Projected variance [rad^2] added by ``t_step`` radiation lengths after ``t_before``."""
-    return (0.0136 / (p * beta)) ** 2 * (_h(t_before + t_step) - _h(t_before)).clamp_min(0.0)
 
 
 def sample_scattering(mat: Material, density_scale: torch.Tensor | float, p: torch.Tensor, beta: torch.Tensor,
@@ -68,7 +52,7 @@ def sample_scattering(mat: Material, density_scale: torch.Tensor | float, p: tor
     n = p.shape[0]
     rho = mat.density * torch.as_tensor(density_scale, dtype=dtype, device=dev)
     t_step = L * rho / mat.radiation_length
-    sigma = torch.sqrt(highland_increment(p, beta, t_before, t_step))
+    sigma = highland_sigma(p, p / beta, t_before, t_step)
     z = torch.randn((4, n), generator=generator, dtype=dtype, device=dev)
     theta_x, theta_y = z[0] * sigma, z[1] * sigma
     dx = L * sigma * (z[2] / math.sqrt(12.0) + z[0] / 2.0)

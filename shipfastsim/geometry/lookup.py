@@ -49,7 +49,7 @@ class GeometryLookup:
         if g.field_model.model == "map":
             from shipfastsim.geometry.fieldmap import load_field_map
 
-            self.field_map = load_field_map(g.field_model.map_file)
+            self.field_map = load_field_map(g.field_model, g)
         self.table = SegmentGeometry(self, dtype=torch.float64)
 
     def material_index(self, name: str) -> int:

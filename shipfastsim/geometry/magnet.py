@@ -57,11 +57,15 @@ SECTION_COLUMNS = ("mid", "dx", "gap", "ret_w", "dy", "dyy")
 
 @dataclass(frozen=True)
 class FieldModel:
-    """Which field the magnets carry (see module docstring); ``map_file`` for ``map``."""
+    """Which field the magnets carry (see module docstring); for ``map`` the file, its
+    z offset [cm] (None: the first magnet's entrance, as FairShip) and whether it holds
+    one quadrant (`shipfastsim.geometry.fieldmap`)."""
 
     model: str = "constant"
     polarity: str = "direction-list"
     map_file: str | None = None
+    map_z_offset: float | None = None
+    map_symmetric: bool = True
 
 
 def face_values(magnet) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -80,7 +80,8 @@ GEOMETRY_SCHEMA: dict[str, Any] = {
                 "field": {"type": "object", "required": ["model"], "additionalProperties": False,
                           "properties": {"model": {"enum": list(FIELD_MODELS)},
                                          "polarity": {"enum": list(POLARITY_RULES)},
-                                         "map": {"type": "string"}}},
+                                         "map": {"type": "string"}, "map_z_offset": _num,
+                                         "map_symmetric": {"type": "boolean"}}},
                 "magnets": {"type": "array", "minItems": 1, "items": {
                     "type": "object", "additionalProperties": False,
                     "required": ["name", "field_direction", *MAGNET_PARAMETERS],
@@ -285,7 +286,8 @@ def _field_model(entry: dict[str, Any], source: str | None, problems: list[str])
         problems.append("shield.field.map: give a map file exactly when shield.field.model is 'map'")
     elif map_file is not None and source is not None and not Path(map_file).is_absolute():
         map_file = str(Path(source).parent / map_file)  # relative to the geometry file
-    return FieldModel(model=model, polarity=polarity, map_file=map_file)
+    return FieldModel(model=model, polarity=polarity, map_file=map_file, map_z_offset=entry.get("map_z_offset"),
+                      map_symmetric=entry.get("map_symmetric", True))
 
 
 def geometry_from_dict(data: dict[str, Any], source: str | None = None) -> ShieldGeometry:

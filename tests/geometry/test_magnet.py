@@ -165,6 +165,8 @@ def test_field_is_mirror_symmetric_and_flips_with_b():
     bx, by, _ = normal.field_at(x, y, z)
     bx_m, by_m, _ = normal.field_at(-x, y, z)
     assert torch.equal(by_m, by) and torch.equal(bx_m, -bx)  # By even, Bx odd in x
+    bx_m, by_m, _ = normal.field_at(x, -y, z)
+    assert torch.equal(by_m, by) and torch.equal(bx_m, -bx)  # and in y
     bx_f, by_f, _ = mirror.field_at(x, y, z)
     assert torch.equal(bx_f, -bx) and torch.equal(by_f, -by)
     assert (by != 0).float().mean() > 0.05 and (bx != 0).any()

@@ -1,6 +1,7 @@
 """`fast-shield` transport: analytic bending, mean loss, determinism, the component."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from shipfastsim.config import make_stage
 from shipfastsim.geometry import get_material
 from shipfastsim.plugins.fast_shield import DEFAULT_TABLES
 from shipfastsim.plugins.fast_shield.compare import target_sample
-from shipfastsim.plugins.fast_shield.stepper import C_LIGHT, FastSettings, FastTransport
+from shipfastsim.plugins.fast_shield.stepper import C_LIGHT, FAST_STEPS, FastTransport
 from shipfastsim.plugins.fast_shield.tables import load_tables
 from shipfastsim.plugins.reference.physics import StepPhysics
 from shipfastsim.registry import get_registry
@@ -34,7 +35,7 @@ def _beam(n, p, charge=1.0):
 
 @pytest.mark.parametrize("charge", [1.0, -1.0])
 def test_uniform_field_in_air_bends_as_a_helix(uniform_geometry, tables, charge):
-    transport = FastTransport(uniform_geometry("air"), tables, FastSettings(dtype=torch.float64))
+    transport = FastTransport(uniform_geometry("air"), tables, replace(FAST_STEPS, dtype=torch.float64))
     p, field, length = 10.0, 1.5, 1000.0
     hits = transport.propagate(*_beam(200, p, charge), "end", torch.Generator().manual_seed(1))
     assert hits.reached["end"].all()

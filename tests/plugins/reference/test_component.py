@@ -38,7 +38,9 @@ def test_hook_returns_muons_on_the_plane(batch):
     assert get_registry().get("propagator", "reference-shield") is not None
     stage = _stage()
     out, counters = _call(stage, batch, "shield_end", 1)
-    assert 0 < len(out) < len(batch)
+    # 7 m of iron: muons of 16-360 GeV/c nearly all pass, about 16 GeV/c poorer.
+    assert 0.95 * len(batch) <= len(out) <= len(batch)
+    assert out.p.mean() < batch.p.mean() - 10.0
     assert torch.allclose(out.z, torch.full_like(out.z, 900.0))
     assert torch.all(out.p < 400.0) and torch.all(out.pz > 0)
     # weights and provenance travel with the muons

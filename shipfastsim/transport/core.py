@@ -1,0 +1,184 @@
+"""`Transport`: the one stepping loop of every shield transport; only the step sampler differs.
+
+Per step, for every live muon (one tensor element each, no loop over muons):
+
+1. step length L [cm]: ``dense_step`` in dense matter or inside the z range of the
+   target, a block or the magnets, ``air_step`` elsewhere; shortened so that a muon
+   loses at most ``loss_fraction`` of E (`mechanics.rough_dedx`), bends by at most
+   ``max_bend`` rad, and ends just past the next z boundary of the geometry (magnet
+   faces, recording planes).  The material and field that control the step are those
+   at its start (``control="start"``, one more lookup) or of the previous step's
+   midpoint (``"previous"``);
+2. material and field at the straight-line midpoint (`SegmentGeometry`); exact
+   helix in that field (`mechanics.helix`);
+3. energy loss, scattering angles and lateral displacement from the sampler
+   (`StepSampler.sample`: detailed physics or tables), applied by `mechanics.kick`;
+4. record the muons crossing each plane (state straight back on the plane, aperture
+   flag); stop muons below ``min_momentum``, outside the world box, moving backwards
+   or past the last plane (`STOP_REASONS`).
+
+Finished muons leave the active set.  The sampler's generator is the only
+randomness.  Units: cm, GeV/c, tesla; FairShip's frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
+from shipfastsim.geometry.segments import SegmentGeometry
+from shipfastsim.transport.mechanics import helix, kick, rough_dedx
+from shipfastsim.units import C_LIGHT, MUON_MASS
+
+__all__ = ["StepSettings", "TransportResult", "StepSampler", "Transport", "STOP_REASONS"]
+
+#: ``TransportResult.stop_reason`` codes.
+STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backward", 4: "world_end"}
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """Step control [cm, rad], stopping momentum [GeV/c], where the step is
+    controlled from (``"start"`` or ``"previous"``) and the arithmetic precision."""
+
+    dense_step: float = 10.0
+    air_step: float = 50.0
+    loss_fraction: float = 0.05
+    max_bend: float = 0.02
+    min_momentum: float = 0.5
+    control: str = "start"
+    dtype: torch.dtype = torch.float64
+
+
+@dataclass
+class TransportResult:
+    """Per recording plane and input muon: whether it reached the plane, its state
+    there (x, y, z, px, py, pz) [cm, GeV/c] (NaN if not), whether it was inside the
+    plane's aperture (planes with one); why each muon's transport ended
+    (`STOP_REASONS`) and the number of steps the chunk took."""
+
+    reached: dict[str, torch.Tensor] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+    in_aperture: dict[str, torch.Tensor] = field(default_factory=dict)
+    stop_reason: torch.Tensor | None = None
+    steps: int = 0
+
+
+class StepSampler(Protocol):
+    """What a transport draws per step: energy loss [GeV], projected angles (tx, ty)
+    [rad] and lateral displacements (dx, dy) [cm] in the frame of `mechanics.kick`."""
+
+    def sample(self, material: torch.Tensor, p: torch.Tensor, energy: torch.Tensor, length: torch.Tensor,
+               t_before: torch.Tensor, t_step: torch.Tensor, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+class Transport:
+    """Transport chunks of muons through one geometry with one sampler (see module docstring)."""
+
+    def __init__(self, geometry: ShieldGeometry, sampler: StepSampler, settings: StepSettings = StepSettings(),
+                 device: torch.device | str = "cpu"):
+        self.geometry, self.sampler, self.settings = geometry, sampler, settings
+        self.device = torch.device(device)
+        self.lookup = GeometryLookup(geometry)
+        self.geo = SegmentGeometry(self.lookup, self.device, settings.dtype)
+        mats = [(get_material(n), s) for n, s in self.lookup.materials]
+        kw = {"dtype": settings.dtype, "device": self.device}
+        self.density = torch.tensor([m.density * s for m, s in mats], **kw)
+        self.x0_cm = torch.tensor([m.radiation_length / (m.density * s) for m, s in mats], **kw)
+        # Float32 positions near z = 30 m have a 0.2 um grain: step just past boundaries by more.
+        self.eps = 2e-3 if settings.dtype == torch.float32 else 1e-6
+        self.has_bz = self.geo.field_map is not None
+
+    def propagate(self, pos: torch.Tensor, mom: torch.Tensor, charge: torch.Tensor, planes: str | Sequence[str],
+                  generator: torch.Generator) -> TransportResult:
+        """Move (N, 3) positions [cm] and momenta [GeV/c] of charges [e] through the
+        recording ``planes`` (one name or several), stopping after the last."""
+        s, g, dt, dev = self.settings, self.geometry, self.settings.dtype, self.device
+        plane_objs = [g.plane(name) for name in ([planes] if isinstance(planes, str) else planes)]
+        z_last = max(pl.z for pl in plane_objs)
+        n = pos.shape[0]
+        result = TransportResult(stop_reason=torch.full((n,), -1, dtype=torch.int64, device=dev))
+        for pl in plane_objs:
+            result.reached[pl.name] = torch.zeros(n, dtype=torch.bool, device=dev)
+            result.state[pl.name] = torch.full((n, 6), float("nan"), dtype=torch.float64, device=dev)
+        pos, mom = pos.to(dev, dt), mom.to(dev, dt)
+        p = torch.linalg.norm(mom, dim=1)
+        x, y, z = pos.unbind(1)
+        ux, uy, uz = (mom / p.clamp_min(1e-30)[:, None]).unbind(1)
+        q = charge.to(dev, dt)
+        mat, bx, by, bz = self.geo.query(x, y, z)
+        b = torch.sqrt(bx * bx + by * by + bz * bz)
+        idx = torch.arange(n, device=dev)
+        result.stop_reason[p < s.min_momentum] = 1
+        live = (p >= s.min_momentum) & (uz > 0) & (z < z_last)
+        cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, torch.zeros_like(p), b, mat, idx)]
+        while cols[0].numel():
+            result.steps += 1
+            z_old = cols[2]
+            x, y, z, ux, uy, uz, p, q, t_x0, b, mat = self._step(*cols[:11], generator)
+            idx = cols[11]
+            for pl in plane_objs:
+                cross = (z_old < pl.z) & (z >= pl.z) & (p >= s.min_momentum)
+                if bool(cross.any()):
+                    back = (z[cross] - pl.z) / uz[cross].clamp_min(1e-6)
+                    pc = p[cross]
+                    at = torch.stack([x[cross] - ux[cross] * back, y[cross] - uy[cross] * back,
+                                      torch.full_like(pc, pl.z), ux[cross] * pc, uy[cross] * pc, uz[cross] * pc], 1)
+                    at = at.to(torch.float64)
+                    at[:, 2] = pl.z  # exactly on the plane, whatever the arithmetic precision
+                    result.state[pl.name][idx[cross]] = at
+                    result.reached[pl.name][idx[cross]] = True
+            reason = torch.full_like(idx, -1)
+            reason = torch.where(z > g.world.z_max, 4, reason)
+            reason = torch.where(z >= z_last, 0, reason)
+            reason = torch.where(uz <= 0, 3, reason)
+            out = (x.abs() > g.world.half_x) | (y.abs() > g.world.half_y) | (z < g.world.z_min)
+            reason = torch.where(out, 2, reason)
+            reason = torch.where(p < s.min_momentum, 1, reason)
+            cols = [x, y, z, ux, uy, uz, p, q, t_x0, b, mat, idx]
+            gone = reason >= 0
+            if bool(gone.any()):
+                result.stop_reason[idx[gone]] = reason[gone]
+                keep = torch.nonzero(~gone).squeeze(1)
+                cols = [c.index_select(0, keep) for c in cols]
+        for pl in plane_objs:
+            if pl.has_aperture:
+                st = result.state[pl.name]
+                result.in_aperture[pl.name] = (result.reached[pl.name] & (st[:, 0].abs() <= pl.aperture_half_x)
+                                               & (st[:, 1].abs() <= pl.aperture_half_y))
+        return result
+
+    def _step(self, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, generator):
+        """One step of every active muon; returns the new state, |B| and material of the step."""
+        s = self.settings
+        seg = self.geo.segment(z)
+        if s.control == "start":
+            mat_prev, bx, by, bz = self.geo.query(x, y, z, seg)
+            b_prev = torch.sqrt(bx * bx + by * by + bz * bz)
+        rho = self.density[mat_prev]
+        energy = torch.sqrt(p * p + MUON_MASS**2)
+        dense = self.geo.dense_zone[seg] | (rho > 0.05)
+        length = torch.where(dense, s.dense_step, s.air_step)
+        length = torch.minimum(length, s.loss_fraction * energy / (rho * rough_dedx(energy)))
+        length = torch.minimum(length, s.max_bend * p / (C_LIGHT * b_prev).clamp_min(1e-12))
+        to_edge = (self.geo.segment_end[seg] - z + self.eps) / uz.clamp_min(1e-6)
+        length = torch.minimum(length, to_edge).clamp_min(self.eps)
+        half = 0.5 * length
+        z_mid = z + uz * half
+        # The step ends just past its segment's end, so its midpoint is in the same
+        # segment unless the muon started within eps of the boundary.
+        seg = seg + (z_mid >= self.geo.segment_end[seg]).long()
+        mat, bx, by, bz = self.geo.query(x + ux * half, y + uy * half, z_mid, seg)
+        x, y, z, ux, uy, uz, b = helix(x, y, z, ux, uy, uz, p, q, bx, by, bz if self.has_bz else None, length)
+        t_step = length / self.x0_cm[mat]
+        loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_x0, t_step, generator)
+        # A loss larger than the energy (possible: it is drawn for the step's start energy) stops the muon.
+        e_new = energy - loss
+        p = torch.where(e_new > MUON_MASS, torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(0.0)), 0.0)
+        x, y, z, ux, uy, uz = kick(x, y, z, ux, uy, uz, tx, ty, dx, dy)
+        return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b, mat

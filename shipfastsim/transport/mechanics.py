@@ -1,0 +1,110 @@
+"""The mechanics every transport shares: helix, scattering kick, Highland width, rough dE/dx.
+
+All functions work on per-component tensors (one element per muon) in any float
+precision and on any device; units cm, GeV/c, tesla, rad.
+
+* `helix`: the exact helix of a step in a uniform field B: the direction rotates
+  about b = B/|B| by -k L with k = C_LIGHT q |B| / p (du/ds = k u x b);
+* `kick`: deflect directions by projected angles and shift positions in the
+  transverse frame e1 ~ y x u, e2 = u x e1 (e1 ~ x, e2 ~ y for a muon along z);
+* `highland_h`, `highland_sigma`: Highland's formula (PDG review, eq. 34.15),
+  theta0 = 0.0136 GeV / (p beta) sqrt(t) (1 + 0.038 ln t); per step the *increment*
+  of theta0^2 over the radiation lengths traversed so far, so that N steps through
+  one slab add up to the Highland width of the whole slab (the log term is not
+  additive);
+* `rough_dedx`: a rough iron-like stopping power a + b E [GeV cm2/g] used only for
+  step control (never for the physics).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from shipfastsim.units import C_LIGHT
+
+__all__ = ["HIGHLAND_P0", "HIGHLAND_LOG", "ROUGH_DEDX", "helix", "kick", "highland_h", "highland_sigma",
+           "rough_dedx"]
+
+#: Highland's 13.6 MeV [GeV] and the coefficient of its logarithm.
+HIGHLAND_P0, HIGHLAND_LOG = 0.0136, 0.038
+#: (a [GeV cm2/g], b [cm2/g]) of the step-control stopping power a + b E.
+ROUGH_DEDX = (2.5e-3, 8e-6)
+
+
+def rough_dedx(energy):
+    """Rough mean stopping power [GeV cm2/g] at total energy E [GeV] (step control only)."""
+    return ROUGH_DEDX[0] + ROUGH_DEDX[1] * energy
+
+
+def highland_h(t):
+    """t (1 + 0.038 ln t)^2: theta0^2 (p beta / 13.6 MeV)^2 after t radiation lengths
+    (numpy arrays, floats or tensors)."""
+    if isinstance(t, torch.Tensor):
+        t = t.clamp_min(1e-12)
+        return t * (1.0 + HIGHLAND_LOG * torch.log(t)) ** 2
+    t = np.maximum(t, 1e-12)
+    return t * (1.0 + HIGHLAND_LOG * np.log(t)) ** 2
+
+
+def highland_sigma(p: torch.Tensor, energy: torch.Tensor, t_before: torch.Tensor, t_step: torch.Tensor
+                   ) -> torch.Tensor:
+    """Projected scattering width [rad] added by ``t_step`` radiation lengths after
+    ``t_before`` for momentum p [GeV/c] and total energy E [GeV] (p beta = p^2 / E)."""
+    increment = (highland_h(t_before + t_step) - highland_h(t_before)).clamp_min(0.0)
+    return HIGHLAND_P0 / (p * p / energy).clamp_min(1e-12) * torch.sqrt(increment)
+
+
+def helix(x, y, z, ux, uy, uz, p, q, bx, by, bz, length):
+    """Move positions [cm] and unit directions along the exact helix of ``length`` [cm]
+    in the uniform field (bx, by, bz) [T] (``bz`` may be None: no Bz).  Returns the new
+    x, y, z, ux, uy, uz and |B|."""
+    b2 = bx * bx + by * by + (bz * bz if bz is not None else 0.0)
+    b = torch.sqrt(b2)
+    inv = torch.where(b > 0, 1.0 / torch.where(b > 0, b, torch.ones_like(b)), torch.zeros_like(b))
+    nx, ny = bx * inv, by * inv
+    nz = bz * inv if bz is not None else None
+    phi = C_LIGHT * q * b / p * length
+    u_par = ux * nx + uy * ny + (uz * nz if nz is not None else 0.0)  # component along b
+    px_, py_ = ux - u_par * nx, uy - u_par * ny
+    pz_ = uz - u_par * nz if nz is not None else uz  # perpendicular part
+    if nz is None:  # b x u_perp with b_z = 0
+        cx, cy, cz = ny * pz_, -nx * pz_, nx * py_ - ny * px_
+    else:
+        cx, cy, cz = ny * pz_ - nz * py_, nz * px_ - nx * pz_, nx * py_ - ny * px_
+    cos, sin = torch.cos(phi), torch.sin(phi)
+    small = phi.abs() < 1e-4
+    phi_safe = torch.where(small, torch.ones_like(phi), phi)
+    s_l = torch.where(small, 1.0 - phi * phi / 6.0, sin / phi_safe) * length  # sin(phi)/k
+    c_l = torch.where(small, 0.5 * phi, (1.0 - cos) / phi_safe) * length  # (1 - cos phi)/k
+    par_x, par_y = u_par * nx, u_par * ny
+    par_z = u_par * nz if nz is not None else torch.zeros_like(uz)
+    x = x + par_x * length + px_ * s_l - cx * c_l
+    y = y + par_y * length + py_ * s_l - cy * c_l
+    z = z + par_z * length + pz_ * s_l - cz * c_l
+    ux, uy, uz = par_x + px_ * cos - cx * sin, par_y + py_ * cos - cy * sin, par_z + pz_ * cos - cz * sin
+    return x, y, z, ux, uy, uz, b
+
+
+def kick(x, y, z, ux, uy, uz, tx, ty, dx, dy):
+    """Deflect unit directions by projected angles (tx, ty) [rad] (exact for the space
+    angle) and shift positions by (dx, dy) [cm], both in the frame e1 ~ y x u,
+    e2 = u x e1.  Returns x, y, z, ux, uy, uz (directions renormalised)."""
+    norm = torch.sqrt(uz * uz + ux * ux)
+    ok = norm > 1e-12  # a muon along y (never in practice) takes x as e1
+    inv = 1.0 / torch.where(ok, norm, torch.ones_like(norm))
+    e1x = torch.where(ok, uz * inv, torch.ones_like(norm))
+    e1z = torch.where(ok, -ux * inv, torch.zeros_like(norm))
+    e2x, e2y, e2z = uy * e1z, uz * e1x - ux * e1z, -uy * e1x  # u x e1 (e1y = 0)
+    x = x + e1x * dx + e2x * dy
+    y = y + e2y * dy
+    z = z + e1z * dx + e2z * dy
+    theta = torch.sqrt(tx * tx + ty * ty)
+    cos = torch.cos(theta)
+    sin_over = torch.where(theta > 1e-6, torch.sin(theta) / theta.clamp_min(1e-6), 1.0 - theta * theta / 6.0)
+    ux = ux * cos + (e1x * tx + e2x * ty) * sin_over
+    uy = uy * cos + e2y * ty * sin_over
+    uz = uz * cos + (e1z * tx + e2z * ty) * sin_over
+    inv = torch.rsqrt(ux * ux + uy * uy + uz * uz)
+    return x, y, z, ux * inv, uy * inv, uz * inv
+
