@@ -72,7 +72,8 @@ COMPONENT = ComponentSpec(
     kind="generator",
     description="Replay muons from FairShip pythia8-Geant4 ntuples, in order or sampled with replacement",
     parameters=(
-        Parameter("files", "paths", doc="FairShip ntuples to replay (metres, ntuple frame)"),
+        Parameter("files", "paths", doc="FairShip ntuples to replay (metres, ntuple frame)",
+                  content="fairship-ntuple"),
         Parameter("order", "choice", "sequential", "sequential: file order; sample: uniform with replacement",
                   choices=("sequential", "sample")),
         Parameter("wrap", "bool", False, "sequential only: start again at the first muon after the last"),

@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "SUBCOMMAND_MODULES", "UsageError"]
+__all__ = ["main", "SUBCOMMAND_MODULES", "UsageError", "one_line"]
 
 #: Modules providing ``register(subparsers)``; order is the order in ``--help``.
 SUBCOMMAND_MODULES: list[str] = [
@@ -28,6 +28,16 @@ SUBCOMMAND_MODULES: list[str] = [
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+def one_line(error: BaseException, hint: bool = True) -> str:
+    """The first line of an error's message, unquoted (``str(KeyError("x"))`` is ``'x'``);
+    ``hint`` says when there was more."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = text.strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    return lines[0] + (" (run with --debug for the full message)" if hint and len(lines) > 1 else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shipfastsim.config import ConfigError
 
         status = 2 if isinstance(error, ConfigError | UsageError | FileNotFoundError) else 1
-        print(f"shipfastsim: error: {error}", file=sys.stderr)
+        print(f"shipfastsim: error: {one_line(error)}", file=sys.stderr)
+        for note in getattr(error, "__notes__", []):
+            print(f"shipfastsim: {note}", file=sys.stderr)
         return status
 
 

@@ -23,6 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     from shipfastsim.runner import run_production
     from shipfastsim.summary import format_summary, summary_path
 
+    if args.workers is not None and args.workers < 1:
+        from shipfastsim.cli import UsageError
+
+        raise UsageError(f"--workers: {args.workers} is below the minimum 1 (local dask workers to start)")
     config = load_config(args.config, _overrides(args))
     if args.workers is not None:
         from dataclasses import replace

@@ -60,6 +60,9 @@ class Parameter:
         doc: one line, with the unit.
         choices: allowed values for ``choice``.
         minimum: smallest allowed value for ``int``/``float``.
+        content: for ``path``/``paths``, what the file must be (a key of
+            `shipfastsim.file_checks.FILE_CHECKS`: ``fairship-ntuple``, ``geometry``,
+            ``safetensors``); ``shipfastsim check`` opens it to make sure.
     """
 
     name: str
@@ -68,6 +71,7 @@ class Parameter:
     doc: str = ""
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
+    content: str | None = None
 
     @property
     def required(self) -> bool:
@@ -100,7 +104,8 @@ class ComponentSpec:
         description: one line shown by ``shipfastsim plugins``.
         parameters: declared parameters, with defaults.
         check: optional extra validation, called with the complete parameters and the
-            config's ``run`` section; it returns an error message or None (e.g. more
+            config's ``run`` section (propagators: ``plane`` included); it returns an
+            error message, a ``(parameter name, message)`` pair, or None (e.g. more
             events asked for than a file holds).
         normalisation: generators only: called with the complete parameters, it
             returns the `SampleNormalisation` of the sample they draw; None means
@@ -111,7 +116,7 @@ class ComponentSpec:
     kind: StageKind
     description: str
     parameters: tuple[Parameter, ...] = ()
-    check: Callable[[dict[str, Any], dict[str, Any]], str | None] | None = None
+    check: Callable[[dict[str, Any], dict[str, Any]], str | tuple[str, str] | None] | None = None
     normalisation: Callable[[dict[str, Any]], SampleNormalisation] | None = None
 
     def defaults(self) -> dict[str, Any]:

@@ -169,13 +169,19 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _resolve_path(value: Any, key: str, base: Path) -> str:
+def _resolve_path(value: Any, key: str, base: Path, content: str | None = None) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(key, f"expected a file path, got {value!r}")
     path = Path(value).expanduser()
     path = path if path.is_absolute() else base / path
     if not path.is_file():
         raise ConfigError(key, f"file not found: {path}")
+    if content is not None:
+        from shipfastsim.file_checks import check_file
+
+        problem = check_file(content, path)
+        if problem:
+            raise ConfigError(key, problem)
     return str(path.resolve())
 
 
@@ -198,13 +204,13 @@ def _coerce(parameter: Parameter, value: Any, key: str, base: Path) -> Any:
             raise ConfigError(key, f"expected a list of numbers, got {value!r}")
         value = [float(v) for v in value]
     if kind == "path":
-        value = _resolve_path(value, key, base)
+        value = _resolve_path(value, key, base, parameter.content)
     if kind == "paths":
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value:
             raise ConfigError(key, f"expected a non-empty list of file paths, got {value!r}")
-        value = [_resolve_path(v, f"{key}[{i}]", base) for i, v in enumerate(value)]
+        value = [_resolve_path(v, f"{key}[{i}]", base, parameter.content) for i, v in enumerate(value)]
     if parameter.minimum is not None and kind in ("int", "float") and value < parameter.minimum:
         raise ConfigError(key, f"{value!r} is below the minimum {parameter.minimum}")
     return value
@@ -230,6 +236,18 @@ def _stage_params(spec: ComponentSpec, given: dict[str, Any], key: str, base: Pa
     return params
 
 
+def _check_plane(spec: ComponentSpec, params: dict[str, Any], plane: str, key: str) -> None:
+    """A propagator's plane must be a recording plane of its geometry (a ``geometry`` file parameter)."""
+    from shipfastsim.file_checks import geometry_planes
+
+    for parameter in spec.parameters:
+        if parameter.content == "geometry" and params.get(parameter.name):
+            planes = geometry_planes(params[parameter.name])
+            if plane not in planes:
+                raise ConfigError(key, f"{plane!r} is not a recording plane of {params[parameter.name]}; "
+                                       f"allowed: {', '.join(planes)}")
+
+
 def _build_stages(document: dict[str, Any], registry: ComponentRegistry, base: Path,
                   device: torch.device) -> list[Stage]:
     stages = []
@@ -251,12 +269,15 @@ def _build_stages(document: dict[str, Any], registry: ComponentRegistry, base: P
             known = ", ".join(registry.names(kind)) or "none"
             raise ConfigError(f"{key}.{kind}", f"unknown {kind} {name!r}; registered: {known}")
         params = _stage_params(registered.spec, entry.get("params") or {}, f"{key}.params", base)
+        if kind == "propagator":
+            _check_plane(registered.spec, params, entry["plane"], f"{key}.plane")
+            params["plane"] = entry["plane"]  # before the component's check, which may use it
         if registered.spec.check is not None:
             problem = registered.spec.check(params, document["run"])
+            if isinstance(problem, tuple):  # (parameter name, message)
+                raise ConfigError(f"{key}.params.{problem[0]}", problem[1])
             if problem:
                 raise ConfigError(f"{key}.params", problem)
-        if kind == "propagator":
-            params["plane"] = entry["plane"]
         stages.append(Stage(kind=kind, component=name, params=params, device=device, index=index))
     return stages
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,16 @@ def file_metadata(config: RunConfig, normalisation: dict[str, Any]) -> dict[str,
 
 def build_summary(config: RunConfig, stats: dict[str, Any], files: list[tuple[Path, int]], wall_seconds: float,
                   chunks_this_session: int, resumed: bool,
-                  normalisation: dict[str, Any] | None = None) -> dict[str, Any]:
+                  normalisation: dict[str, Any] | None = None,
+                  muons_out_this_session: int | None = None) -> dict[str, Any]:
     """Combine the chunks' statistics with the run's identity and timing.
 
     Stage seconds are summed over chunks (all sessions of a resumed run); wall
-    seconds are those of this session only.
+    seconds, and the wall throughput, are those of this session only: the muons of
+    the chunks computed now (``muons_out_this_session``) over this session's time, so
+    a resume that computes nothing reports no throughput rather than an inflated one.
     """
+    session_out = stats["muons_out"] if muons_out_this_session is None else muons_out_this_session
     stages = []
     for stage, stage_stats in zip(config.stages, stats["stages"], strict=True):
         seconds = stage_stats["seconds"]
@@ -81,7 +86,8 @@ def build_summary(config: RunConfig, stats: dict[str, Any], files: list[tuple[Pa
         "staging_seconds": stats["staging_seconds"],
         "wall_seconds": wall_seconds,
         "generated_muons_per_second": generated / busy if busy > 0 else None,
-        "output_muons_per_second_wall": stats["muons_out"] / wall_seconds if wall_seconds > 0 else None,
+        "muons_out_this_session": session_out,
+        "output_muons_per_second_wall": session_out / wall_seconds if wall_seconds > 0 and session_out else None,
         "files": [{"path": str(path), "entries": entries} for path, entries in files],
         "normalisation": normalisation,
         "fairship": [fairship_reading(config, path, entries) for path, entries in files],
@@ -89,8 +95,12 @@ def build_summary(config: RunConfig, stats: dict[str, Any], files: list[tuple[Pa
 
 
 def write_summary(summary: dict[str, Any], output: OutputConfig) -> Path:
+    """Write the summary JSON atomically (temporary file renamed into place): a reader,
+    or a run killed while writing it, never leaves a half-written summary."""
     path = summary_path(output)
-    path.write_text(json.dumps(summary, indent=1))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, path)
     return path
 
 
@@ -106,9 +116,10 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{(f'{rate:,.0f}' if rate else '-'):>11}")
     lines.append("-" * len(header))
     rate = summary["output_muons_per_second_wall"]
+    session = summary.get("muons_out_this_session", summary["muons_out"])
     lines.append(f"chunks {summary['chunks']} ({summary['chunks_this_session']} this session), "
-                 f"{summary['muons_out']:,} muons out in {summary['wall_seconds']:.2f} s wall "
-                 f"({(f'{rate:,.0f}' if rate else '-')} muons/s, output writing included)")
+                 f"{summary['muons_out']:,} muons out ({session:,} this session) in {summary['wall_seconds']:.2f} s "
+                 f"wall ({(f'{rate:,.0f}' if rate else '-')} muons/s this session, output writing included)")
     for name, count in sorted(summary["counters"].items()):
         if name.count("/") < 2:  # deeper keys are tables for a plugin's report; all stay in the JSON
             lines.append(f"{name}: {count:,}")

@@ -60,7 +60,8 @@ COMPONENT = ComponentSpec(
     kind="generator",
     description="Muons at their production point in the target from a conditional WGAN (cm, GeV/c, weight 1)",
     parameters=(
-        Parameter("weights", "path", str(BUNDLED_WEIGHTS), "generator weights (.safetensors, JSON config beside)"),
+        Parameter("weights", "path", str(BUNDLED_WEIGHTS), "generator weights (.safetensors, JSON config beside)",
+                  content="safetensors"),
         Parameter("backend", "choice", "torch", "inference engine", choices=("torch", "onnxruntime")),
         Parameter("dtype", "choice", "float32", "network precision on the device", choices=("float32", "float64")),
         Parameter("target_z0", "float", 0.0, "z of the target start in FairShip's frame [cm], added to z"),

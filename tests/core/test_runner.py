@@ -97,27 +97,114 @@ def test_crash_then_resume_matches_uninterrupted_run(tmp_path, write_config, con
     config_doc["stages"].append({"filter": "crash-test", "params": {"pz_min": 30.0}})
     config_doc["run"]["output"]["muons_per_file"] = 500
     path = write_config(config_doc)
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with pytest.raises(RuntimeError, match="simulated crash") as crash:
         _run(path, registry)
-    staged = sorted(p.name for p in (tmp_path / "out" / ".muons.chunks").glob("*.bin"))
-    written = json.loads((tmp_path / "out" / "muons.manifest.json").read_text())["files"]
-    assert staged or written, "finished chunks must survive the crash"
+    assert crash.value.__notes__ == [f"2 of 4 chunks are kept in {tmp_path / 'out'}: run the same command with "
+                                     "--resume to compute only the others (the config must not change), or with "
+                                     "--overwrite to start again"]
+    assert _chunks_done(tmp_path / "out") == 2, "chunks 0 and 1 survive the crash (serial order)"
     with pytest.raises(OutputExistsError, match="--resume"):
         _run(path, registry)
     plugin.armed = False
     resumed = _run(path, registry, resume=True)
-    assert resumed["resumed"] and resumed["chunks_this_session"] < 4
+    assert resumed["resumed"] and resumed["chunks_this_session"] == 2, "only the missing chunks are computed"
     clean = _run(path, registry, **{"run.output.path": str(tmp_path / "clean" / "muons.root")})
     assert _read_all(resumed["files"]).equals(_read_all(clean["files"]))
     assert resumed["muons_out"] == clean["muons_out"] and resumed["stages"][2]["muons_in"] == 3000
     assert torch.all(_read_all(clean["files"]).pz > 30)
 
 
+def _chunks_done(directory) -> int:
+    """Chunks in files (before the manifest's cursor) plus chunks staged at or after it."""
+    cursor = json.loads((directory / "muons.manifest.json").read_text())["cursor"][0]
+    staged = [int(p.stem.split("-")[1]) for p in (directory / ".muons.chunks").glob("chunk-*.bin")]
+    return cursor + sum(1 for chunk in staged if chunk >= cursor)
+
+
 def test_resume_refuses_another_config(write_config, config_doc):
     path = write_config(config_doc)
     _run(path)
-    with pytest.raises(OutputExistsError, match="different config"):
+    with pytest.raises(OutputExistsError, match="different config.*--overwrite to replace it"):
         _run(path, resume=True, **{"run.seed": 99})
+
+
+def test_a_fresh_run_that_fails_before_any_chunk_leaves_no_trace(tmp_path, write_config, config_doc):
+    plugin = CrashingFilter(crash_chunk=0)
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(plugin, name="crash-test")
+    registry = ComponentRegistry(manager)
+    config_doc["stages"].append({"filter": "crash-test"})
+    path = write_config(config_doc)
+    with pytest.raises(RuntimeError, match="simulated crash") as crash:
+        _run(path, registry)
+    assert not getattr(crash.value, "__notes__", None)
+    assert not (tmp_path / "out").exists(), "the output folder is left as it was found"
+    plugin.armed = False
+    assert _run(path, registry)["chunks_this_session"] == 4, "the fixed run starts without --resume"
+
+
+def test_resume_of_a_run_that_never_started_says_so(write_config, capsys):
+    summary = _run(write_config(), resume=True)
+    assert "no run to resume at" in capsys.readouterr().err and summary["chunks_this_session"] == 4
+    assert not summary["resumed"]
+
+
+def test_a_resume_with_nothing_to_do_reports_no_throughput(write_config):
+    path = write_config()
+    assert _run(path)["output_muons_per_second_wall"] > 0
+    again = _run(path, resume=True)
+    assert again["chunks_this_session"] == 0 and again["muons_out_this_session"] == 0
+    assert again["output_muons_per_second_wall"] is None and again["muons_out"] == 3000
+
+
+def test_summary_is_replaced_atomically(tmp_path, write_config, monkeypatch):
+    import shipfastsim.summary
+
+    path = write_config()
+    _run(path)
+    summary_file = tmp_path / "out" / "muons.summary.json"
+    before = summary_file.read_text()
+
+    real_replace = os.replace
+
+    def interrupted(src, dst):
+        if str(dst) == str(summary_file):
+            raise KeyboardInterrupt  # killed between writing the new summary and renaming it
+        real_replace(src, dst)
+
+    monkeypatch.setattr(shipfastsim.summary.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_production(load_config(path, {"run.events": 600}), progress=False, overwrite=True)
+    assert summary_file.read_text() == before
+
+
+def test_interrupted_deletion_of_consumed_chunks(tmp_path, write_config, config_doc, monkeypatch):
+    """Killed after the manifest recorded a file but before its chunks were deleted: the
+    resumed run must drop those stale chunks (not count them twice) and match a clean run."""
+    import pathlib
+
+    config_doc["run"]["output"]["muons_per_file"] = 900  # files close after chunks 0, 1 (900 of 3x300 rows)
+    path = write_config(config_doc)
+    real_unlink = pathlib.Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        if self.name.startswith("chunk-") and self.suffix == ".bin":
+            raise KeyboardInterrupt  # the process dies here
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    with pytest.raises(KeyboardInterrupt):
+        _run(path)
+    monkeypatch.setattr(pathlib.Path, "unlink", real_unlink)
+    manifest = json.loads((tmp_path / "out" / "muons.manifest.json").read_text())
+    staged = sorted(p.name for p in (tmp_path / "out" / ".muons.chunks").glob("chunk-*.bin"))
+    assert manifest["cursor"][0] == 1 and "chunk-000000.bin" in staged, "the state under test"
+    resumed = _run(path, resume=True)
+    clean = _run(path, **{"run.output.path": str(tmp_path / "clean" / "muons.root")})
+    assert _read_all(resumed["files"]).equals(_read_all(clean["files"]))
+    assert resumed["stages"] == [dict(s, seconds=r["seconds"], muons_per_second=r["muons_per_second"])
+                                 for s, r in zip(clean["stages"], resumed["stages"], strict=True)]
+    assert resumed["chunks"] == clean["chunks"] == 4 and resumed["chunks_this_session"] == 3
 
 
 def test_a_run_that_keeps_nothing_writes_a_valid_empty_file(tmp_path, write_config, config_doc):
