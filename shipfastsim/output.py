@@ -153,7 +153,8 @@ class OutputStore:
             if self.manifest["fingerprint"] != self.fingerprint:
                 raise OutputExistsError(
                     f"{self.output.path} was made by a different config or seed (fingerprint "
-                    f"{self.manifest['fingerprint']} != {self.fingerprint}); it cannot be resumed")
+                    f"{self.manifest['fingerprint']} != {self.fingerprint}); it cannot be resumed: run with "
+                    "--overwrite to replace it, or give another output path")
         else:
             self.manifest = {"fingerprint": self.fingerprint, "n_chunks": self.n_chunks, "files": [],
                              "cursor": [0, 0], "stats": {}, "complete": False}
