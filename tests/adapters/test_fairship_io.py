@@ -13,6 +13,8 @@ from shipfastsim.adapters.fairship import (
     read_ntuple,
     write_ntuple,
 )
+from shipfastsim.batch import MuonBatch
+from shipfastsim.data import HOLDOUT_MUONS
 from shipfastsim.units import FairShipFrame
 
 BRANCHES = list(BRANCH_OF_COLUMN.values())
@@ -54,24 +56,36 @@ def root_reader():
     return read
 
 
-def test_round_trip_is_exact(tmp_path, shared_sample):
-    original, skipped = read_ntuple(shared_sample)
-    assert skipped == 1  # the id-0 padding row at the end of the SHiP GAN file
+def test_round_trip_is_exact(tmp_path, holdout_sample):
+    original, skipped = read_ntuple(holdout_sample)
+    assert skipped == 1 and len(original) == HOLDOUT_MUONS  # the id-0 padding row at the end is not a muon
     write_ntuple(tmp_path / "copy.root", original)
     copy, _ = read_ntuple(tmp_path / "copy.root")
     assert copy.equals(original)
-    with uproot.open(shared_sample) as a, uproot.open(tmp_path / "copy.root") as b:
+    with uproot.open(holdout_sample) as a, uproot.open(tmp_path / "copy.root") as b:
         mine = b[TREE_NAME].arrays(library="np")
         theirs = a[TREE_NAME].arrays(library="np", entry_stop=len(original))
         for name in BRANCHES:
             np.testing.assert_array_equal(mine[name], theirs[name])
 
 
-def test_schema_matches_the_shared_sample(tmp_path, shared_sample, target_sample):
-    with uproot.open(shared_sample) as reference, uproot.open(target_sample) as ours:
-        for file in (reference, ours):
+#: What FairShip's MuonBackGenerator reads (shipgen/MuonBackGenerator.cxx, see
+#: ../shared/notes/fairship.md): Float_t branches, these always, x..pz only with fewer than
+#: 17 leaves (else it reads ox..opz), release_time, mother_id and process_id when present.
+FAIRSHIP_REQUIRED = ["id", "parentid", "pythiaid", "ecut", "w", "x", "y", "z", "px", "py", "pz"]
+FAIRSHIP_OPTIONAL = ["release_time", "mother_id", "process_id"]
+
+
+def test_schema_is_what_fairship_reads(tmp_path, holdout_sample, target_sample):
+    from tests.conftest import SHARED_SAMPLE
+
+    write_ntuple(tmp_path / "new.root", read_ntuple(target_sample, entry_stop=10)[0])
+    files = [holdout_sample, target_sample, tmp_path / "new.root"]
+    for path in files + ([SHARED_SAMPLE] if SHARED_SAMPLE.exists() else []):  # the original, where present
+        with uproot.open(path) as file:
             tree = file[TREE_NAME]
-            assert list(tree.keys()) == BRANCHES
+            assert set(FAIRSHIP_REQUIRED + FAIRSHIP_OPTIONAL) <= set(tree.keys()), path
+            assert list(tree.keys()) == BRANCHES and len(tree.keys()) < 17
             assert all(tree[b].typename == "float" for b in BRANCHES)
 
 
@@ -85,19 +99,26 @@ def test_frame_conversion(target_sample):
     assert torch.allclose(shifted.z, batch.z - 100.0)
 
 
-def test_real_root_reads_our_file_like_fairship(tmp_path, root_reader, target_sample):
-    batch, _ = read_ntuple(target_sample)
-    batch = batch.replace(weight=torch.rand(len(batch), dtype=torch.float64))
+def test_real_root_reads_our_file_like_fairship(tmp_path, root_reader):
+    """Values chosen by hand, expected values computed by hand: FairShip wants metres with
+    the target start at z = -50 m (z_ntuple = z / 100 - 50), GeV/c, Float_t."""
+    columns = {"x": [123.0, -0.5], "y": [-40.0, 2.0], "z": [1000.0, 0.0], "px": [0.25, -1.5],
+               "py": [-0.75, 3.0], "pz": [150.0, 20.0], "pdg_id": [13, -13], "weight": [0.125, 2.0],
+               "event_id": [7, 8], "parent_id": [211, 321], "process_id": [4, 5]}
+    batch = MuonBatch.from_columns({k: torch.tensor(v) for k, v in columns.items()})
     write_ntuple(tmp_path / "ours.root", batch)
     from_root = root_reader(tmp_path / "ours.root")
-    written = batch_to_branches(batch)
-    for name in BRANCHES:
-        np.testing.assert_array_equal(from_root[name], written[name], err_msg=name)
+    expected = {"x": [1.23, -0.005], "y": [-0.4, 0.02], "z": [-40.0, -50.0], "px": [0.25, -1.5],
+                "py": [-0.75, 3.0], "pz": [150.0, 20.0], "id": [13, -13], "w": [0.125, 2.0],
+                "event_id": [7, 8], "parentid": [211, 321], "process_id": [4, 5]}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(from_root[name], np.float32(values), err_msg=name)
 
 
-def test_real_root_and_our_reader_agree_on_the_shared_sample(root_reader, shared_sample):
-    from_root = root_reader(shared_sample)
-    batch, _ = read_ntuple(shared_sample)
+def test_real_root_and_our_reader_agree_on_the_holdout_sample(root_reader, holdout_sample):
+    from_root = root_reader(holdout_sample)
+    batch, _ = read_ntuple(holdout_sample)
+    assert len(from_root["id"]) == HOLDOUT_MUONS + 1 and len(batch) == HOLDOUT_MUONS
     ours = batch_to_branches(batch)
     is_muon = np.abs(from_root["id"]) == 13
     for name in BRANCHES:
