@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,18 @@ def write_config(tmp_path, target_sample):
         return path
 
     return write
+
+
+#: Set by .ci/run: in CI everything is installed and every file is in the repository, so a
+#: skipped test means something is missing, and it fails the run instead of hiding.
+FAIL_ON_SKIP = "SHIPFASTSIM_FAIL_ON_SKIP"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.skipped and os.environ.get(FAIL_ON_SKIP) and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which {FAIL_ON_SKIP}=1 (CI) does not allow: {reason}"
+    return report
