@@ -44,17 +44,27 @@ def _default_sample() -> Path:
 TRAINERS: dict[str, Callable[[argparse.Namespace], int]] = {"gan-target": train_gan_target}
 
 
+def _train_mlp_filter(args: argparse.Namespace) -> int:
+    from shipfastsim.plugins.mlp_filter.cli import train_mlp_filter
+
+    return train_mlp_filter(args)
+
+
+TRAINERS["mlp-filter"] = _train_mlp_filter
+
+
 def _run(args: argparse.Namespace) -> int:
     return TRAINERS[args.component](args)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
-    parser = subparsers.add_parser("train", help="train a neural component (gan-target) from FairShip muon files",
+    parser = subparsers.add_parser("train", help="train a neural component (gan-target, mlp-filter)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("component", choices=sorted(TRAINERS), help="component to train")
     parser.add_argument("--input", nargs="+", metavar="FILE",
-                        help="FairShip pythia8-Geant4 ntuples (default: the shipped 10k sample)")
+                        help="gan-target: FairShip pythia8-Geant4 ntuples (default: the shipped 10k sample); "
+                             "mlp-filter: labelled .npz files (default: label --muons gan-target muons)")
     parser.add_argument("--output", required=True, type=Path, help="directory for weights, config and checkpoint")
     parser.add_argument("--seed", type=int, default=2024, help="training seed")
     parser.add_argument("--max-steps", type=int, help="maximum generator steps (default: TrainConfig)")
@@ -65,6 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, help="muons per batch (default: TrainConfig)")
     parser.add_argument("--hidden", type=int, help="generator hidden width (default: GanConfig)")
     parser.add_argument("--layers", type=int, help="generator hidden layers (default: GanConfig)")
+    parser.add_argument("--muons", type=int, default=400000,
+                        help="mlp-filter: gan-target muons to label with fast-shield (without --input)")
+    parser.add_argument("--copies", type=int, default=10, help="mlp-filter: phi-rotated copies of each labelled muon")
+    parser.add_argument("--label", choices=("P1", "P2", "shield_end"), default="P1",
+                        help="mlp-filter: what counts as dangerous (P1: enters the decay-vessel aperture)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

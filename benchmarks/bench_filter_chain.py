@@ -1,0 +1,101 @@
+"""Speed-up of the whole chain from the mlp-filter, at the same output statistics.
+
+Run:  python benchmarks/bench_filter_chain.py [--events 20000] [--copies 10] [--chunk 10000] [--threads 1]
+
+The chain gan-target -> phi-rotation -> [mlp-filter] -> fast-shield (plane
+decay_vessel) runs three times on the same generated muons (every stage of chunk k
+seeded from (seed, k, stage) as in a production run): without the filter, with the
+filter in ``cut`` mode and in the default ``unbiased`` mode (Russian roulette, q =
+``--keep-probability``).  For each it prints the seconds per stage, the P1 muons
+written (inside the decay-vessel entrance aperture), their weighted count, the
+effective number (sum w)^2 / sum w^2 (what the roulette's heavy survivors cost in
+statistics), and P1 muons per second of run time; the speed-up is the ratio of P1
+muons per second to the chain without the filter (and of effective P1 per second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from shipfastsim.components import ChunkContext
+from shipfastsim.config import make_stage
+from shipfastsim.plugins.fast_shield import COMPONENT as SHIELD
+from shipfastsim.registry import get_registry
+from shipfastsim.runner import apply_stage, stage_seed
+
+PLANE = "decay_vessel"
+
+
+def chain(mode: str | None, copies: int, q: float):
+    stages = [make_stage("generator", "gan-target", {}), make_stage("augmenter", "phi-rotation", {"copies": copies})]
+    if mode is not None:
+        stages.append(make_stage("filter", "mlp-filter", {"mode": mode, "keep_probability": q}))
+    stages.append(make_stage("propagator", "fast-shield", {}, plane=PLANE))
+    for index, stage in enumerate(stages):
+        stage.index = index
+    return stages
+
+
+def run(stages, events: int, chunk: int, seed: int, aperture: tuple[float, float]) -> dict:
+    registry = get_registry()
+    seconds: dict[str, float] = defaultdict(float)
+    weights = []
+    for k, first in enumerate(range(0, events, chunk)):
+        n = min(chunk, events - first)
+        batch = None
+        for stage in stages:
+            # Stage seeds as the runner's, by the stage's position without the filter, so that
+            # every chain sees the same generated and rotated muons.
+            position = stage.index if stage.kind != "propagator" else 3
+            generator = torch.Generator().manual_seed(stage_seed(seed, k, position))
+            start = time.perf_counter()
+            batch = apply_stage(registry, stage, batch, n, ChunkContext(k, first, generator, torch.device("cpu")))
+            seconds[stage.component] += time.perf_counter() - start
+        inside = (batch.x.abs() <= aperture[0]) & (batch.y.abs() <= aperture[1])
+        weights.append(batch.weight[inside].numpy())
+    w = np.concatenate(weights)
+    total = sum(seconds.values())
+    effective = w.sum() ** 2 / (w**2).sum() if len(w) else 0.0
+    return {"seconds": dict(seconds), "total": total, "p1": len(w), "p1_weight": float(w.sum()),
+            "effective": float(effective), "p1_per_s": len(w) / total, "effective_per_s": effective / total}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20000, help="generated (GAN) muons")
+    parser.add_argument("--copies", type=int, default=10, help="phi copies per generated muon")
+    parser.add_argument("--chunk", type=int, default=10000, help="generated muons per chunk")
+    parser.add_argument("--keep-probability", type=float, default=0.01, help="q of the unbiased mode")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from shipfastsim.geometry import load_geometry
+
+    plane = load_geometry(SHIELD.defaults()["geometry"]).plane(PLANE)
+    aperture = (plane.aperture_half_x, plane.aperture_half_y)
+    results = {}
+    for mode in (None, "cut", "unbiased"):
+        results[mode or "no filter"] = run(chain(mode, args.copies, args.keep_probability), args.events, args.chunk,
+                                           args.seed, aperture)
+    print(f"{args.events:,} generated muons x {args.copies} phi copies, {args.threads} thread(s); "
+          f"P1 = inside the {PLANE} aperture (|x| <= {aperture[0]}, |y| <= {aperture[1]} cm)")
+    header = (f"{'chain':<10} {'gan s':>7} {'phi s':>7} {'filter s':>8} {'shield s':>8} {'total s':>8} {'P1':>6} "
+              f"{'P1 weight':>10} {'eff. P1':>8} {'P1/s':>8} {'eff/s':>8} {'speed-up':>9} {'eff. speed-up':>13}")
+    print(header + "\n" + "-" * len(header))
+    base = results["no filter"]
+    for name, r in results.items():
+        s = r["seconds"]
+        print(f"{name:<10} {s['gan-target']:>7.2f} {s['phi-rotation']:>7.2f} {s.get('mlp-filter', 0.0):>8.2f} "
+              f"{s['fast-shield']:>8.2f} {r['total']:>8.2f} {r['p1']:>6} {r['p1_weight']:>10.1f} "
+              f"{r['effective']:>8.1f} {r['p1_per_s']:>8.2f} {r['effective_per_s']:>8.2f} "
+              f"{r['p1_per_s'] / base['p1_per_s']:>9.1f} {r['effective_per_s'] / base['effective_per_s']:>13.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Training on a synthetic problem whose true probability is known: calibration,
+working point, class imbalance, weights round trip."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from shipfastsim.plugins.mlp_filter.labels import load_labelled, save_labelled, stratified_subsample
+from shipfastsim.plugins.mlp_filter.model import load_filter
+from shipfastsim.plugins.mlp_filter.train import TrainConfig, score, split_of, train_filter
+from tests.plugins.mlp_filter.conftest import synthetic_sample, true_probability
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    sample = synthetic_sample(60_000, seed=5)
+    config = TrainConfig(hidden=24, layers=2, epochs=8, patience=8, batch_size=1024, lr=1e-2, recall=0.9,
+                         confidence=0.9, negative_fraction=0.5)
+    output = tmp_path_factory.mktemp("mlp_filter")
+    return sample, train_filter(sample, output, config, progress=False), config
+
+
+def test_calibrated_probabilities_match_the_truth_on_the_holdout(trained):
+    sample, result, _ = trained
+    holdout = sample.select(split_of(sample, "holdout"))
+    predicted, truth = score(result.net, holdout.state), true_probability(holdout.state)
+    # Calibration: in bins of the prediction, the mean true probability equals the mean prediction.
+    edges = np.quantile(predicted, [0.0, 0.9, 0.97, 0.99, 1.0])
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        m = (predicted >= low) & (predicted <= high)
+        print(f"true {truth[m].mean():.4f} predicted {predicted[m].mean():.4f} ({m.sum()} rows)")
+        assert predicted[m].mean() == pytest.approx(truth[m].mean(), rel=0.3, abs=2e-3)
+    # Without calibration the class-weighted scores overestimate the rare class many times.
+    raw = 1 / (1 + np.exp(-score(result.net, holdout.state, calibrated=False)))
+    assert raw.mean() > 3 * truth.mean()
+    assert predicted.sum() == pytest.approx(truth.sum(), rel=0.15)
+
+
+def test_working_point_meets_the_recall_on_validation_and_is_saved(trained):
+    sample, result, config = trained
+    sidecar = json.loads(result.weights_path.with_suffix(".json").read_text())
+    threshold = sidecar["working_point"]["threshold"]
+    val = sample.select(split_of(sample, "validation"))
+    p = score(load_filter(result.weights_path), val.state)
+    recall = (p[val.labels["P1"]] >= threshold).mean()
+    assert recall >= config.recall and result.validation["recall"] == pytest.approx(recall)
+    figures = result.validation
+    print(f"validation reduction {figures['reduction']:.2f} (ideal {figures['ideal_reduction']:.1f})")
+    assert figures["reduction"] > 3, "far better than keeping everything"
+    assert sidecar["label"] == "P1" and sidecar["training"]["hidden"] == 24
+    assert len(sidecar["validation_positive_scores"]) == int(val.labels["P1"].sum())
+
+
+def test_weights_round_trip_gives_the_same_log_odds(trained):
+    _, result, _ = trained
+    state = torch.tensor(synthetic_sample(500, seed=9).state)
+    loaded = load_filter(result.weights_path)
+    assert torch.equal(loaded(state), result.net(state))
+
+
+def test_labelled_file_round_trip_and_unbiased_subsample(tmp_path):
+    sample = synthetic_sample(20_000, seed=2)
+    probability = np.where(sample.labels["P1"], 1.0, 0.1)
+    small = stratified_subsample(sample, probability, seed=3)
+    assert small.labels["P1"].sum() == sample.labels["P1"].sum()
+    for name in ("shield_end", "P2"):  # weighted counts estimate the full sample's
+        full, est = sample.labels[name].sum(), small.weight[small.labels[name]].sum()
+        assert est == pytest.approx(full, rel=0.1)
+    assert small.weight.sum() == pytest.approx(len(sample), rel=0.05)
+    back = load_labelled(save_labelled(small, tmp_path / "s.npz"))
+    assert np.array_equal(back.state, small.state) and np.array_equal(back.weight, small.weight)
+    assert all(np.array_equal(back.labels[k], small.labels[k]) for k in small.labels)
+    assert back.meta["subsample"]["of"] == len(sample)
