@@ -267,6 +267,7 @@ def shield_end_run(tmp_path_factory):
     """configs/default.yaml on 200 generated muons (x 10 phi copies)."""
     out = tmp_path_factory.mktemp("shield_end") / "default.root"
     config = load_config(CONFIG_DIR / "default.yaml", {"run.events": 200, "run.chunk_size": 100,
+                                                       "run.executor": {"type": "serial"},
                                                        "run.output.path": str(out)})
     with pytest.warns(UserWarning, match="PER GENERATED MUON"):
         summary = run_production(config, progress=False)
