@@ -198,6 +198,16 @@ class ExportDescription:
         units: name -> unit or meaning of each input and output column.
         version: model version string (written to the JSON sidecar).
         weights_path: the file the weights came from (hashed into the sidecar).
+        floors: output name -> one floor per column, below which engines are compared
+            absolutely: two float32 engines agree when ``|a - b| <= 1e-5 * max(|b|,
+            floor)`` element by element.  A floor is a number [the column's unit] or a
+            tuple of column indices whose Euclidean norm in the same row is the floor
+            (the components of a vector, e.g. x and y of the position: a rotated
+            component is near 0 only by cancellation of terms of the vector's size).  A
+            column that is a product or an exponential needs none (0: pure relative);
+            one that can be near 0 only through cancellation of larger terms (an affine
+            de-standardisation y = s u + m) needs the size of those terms.  Each floor is
+            justified where it is declared.
     """
 
     module: torch.nn.Module
@@ -207,6 +217,7 @@ class ExportDescription:
     units: dict[str, str] = field(default_factory=dict)
     version: str = "0"
     weights_path: str | None = None
+    floors: dict[str, tuple[float | tuple[int, ...], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

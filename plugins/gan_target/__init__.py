@@ -153,6 +153,11 @@ def _describe(module: MuonGenerator, weights: str | Path) -> ExportDescription:
                "muon": "[n, 7]: x, y, z [cm, FairShip frame, target start at 0], px, py, pz [GeV/c], PDG id (+-13)"},
         version="gan-target-1",
         weights_path=str(weights),
+        # Engines agree to 1e-5 relative per element; x, y (and px, py) are components of a
+        # transverse vector rotated by an azimuth, near 0 only by cancellation of terms of
+        # the vector's size, so their floor is that size, r (pT) of the same muon.  z, pz
+        # come out of Exp and the PDG id is exact: no floor.
+        floors={"muon": ((0, 1), (0, 1), 0.0, (3, 4), (3, 4), 0.0, 0.0)},
     )
 
 

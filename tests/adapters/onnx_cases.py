@@ -13,13 +13,13 @@ component is exportable:
 * ``toy-sign`` (generator): uses ``torch.sign``, an operator SOFIE lacks;
 * ``toy-gun`` (generator): declared but not neural.
 
-Agreement criterion (`max_deviation`): per element ``|a - b| / max(|b|, floor)``
-with ``floor`` = the largest |b| of b's column over the test sample, i.e. an absolute
-floor of 1e-5 of the column's full scale for values near zero; the tests require it
-below `RTOL` = 1e-5.  Why the full scale: outputs computed from ill-conditioned
-float32 arithmetic, such as gan-target's x and y (rotated by the azimuth of pT, which
-is poorly defined at small pT), differ between engines, and from float64, by up to
-~1e-5 of the column's scale, i.e. ~5e-4 of a floor at 10 % of the column RMS.
+Agreement criterion (`max_deviation`): element by element ``|a - b| / max(|b|, floor)``
+below `RTOL` = 1e-5, a true relative tolerance.  ``floor`` is the column's declared
+absolute scale (`ExportDescription.floors`, justified where declared), 0 when none is
+declared: only a column that can come near 0 through cancellation of larger terms gets
+one.  The old criterion used the column's largest |value| as floor, under which
+gan-target's prompt muons (|x| ~ 1e-5 cm against a 6 cm column maximum) could be zeroed
+unseen; `test_agreement_criterion_sees_zeroed_prompt_positions` guards against that.
 """
 
 from __future__ import annotations
@@ -99,14 +99,21 @@ class SignModel(nn.Module):
 def _description(name: str, seed: int = 7) -> ExportDescription:
     torch.manual_seed(seed)
     if name == "toy-flow":
-        return ExportDescription(AffineFlow().eval(), ("noise",), ("state",), (torch.randn(4, 6),),
+        flow = AffineFlow().eval()
+        # state = std * u + mean: near 0 only by cancellation of terms of size |mean| + std
+        # (float32 rounds them to ~6e-8 of that), so that is each column's floor.
+        floors = tuple(float(m) for m in (flow.mean.abs() + flow.std))
+        return ExportDescription(flow, ("noise",), ("state",), (torch.randn(4, 6),),
                                  {"noise": "[n, 6]: N(0,1)", "state": "[n, 6]: x, y, z [cm], px, py, pz [GeV/c]"},
-                                 version="toy-flow-1")
+                                 version="toy-flow-1", floors={"state": floors})
     if name == "toy-classifier":
+        # probability is a sigmoid (no cancellation: pure relative); the logit is a sum of
+        # O(1) terms that crosses 0, so its floor is 1 (the size of those terms).
         return ExportDescription(Classifier().eval(), ("momentum", "position"), ("probability", "logit"),
                                  (torch.randn(4, 3), torch.randn(4, 3)),
                                  {"momentum": "px, py, pz [GeV/c]", "position": "x, y, z [cm]",
-                                  "probability": "keep probability", "logit": "log-odds"}, version="toy-classifier-1")
+                                  "probability": "keep probability", "logit": "log-odds"}, version="toy-classifier-1",
+                                 floors={"probability": (0.0,), "logit": (1.0,)})
     return ExportDescription(SignModel().eval(), ("noise",), ("out",), (torch.randn(4, 3),), version="toy-sign-1")
 
 
@@ -167,18 +174,35 @@ def torch_outputs(description: ExportDescription, inputs: list[np.ndarray]) -> l
     return [o.detach().cpu().float().numpy() for o in out]
 
 
-def column_scale(reference: np.ndarray) -> np.ndarray:
-    """Largest |value| of each column (last axes flattened) of a sample."""
-    return np.abs(reference.reshape(len(reference), -1).astype(np.float64)).max(axis=0)
+def floors(description: ExportDescription, output: int | str, reference: np.ndarray) -> np.ndarray:
+    """Per-element floors ``[n, columns]`` of one output from its declared floors (zeros where
+    none is declared); a floor given as column indices is their norm in the same row."""
+    name = description.output_names[output] if isinstance(output, int) else output
+    table = reference.reshape(len(reference), -1).astype(np.float64)
+    declared = description.floors.get(name)
+    if declared is None:
+        return np.zeros_like(table)
+    assert len(declared) == table.shape[1], f"{name}: {len(declared)} floors for {table.shape[1]} columns"
+    columns = [np.linalg.norm(table[:, list(f)], axis=1) if isinstance(f, tuple) else np.full(len(table), float(f))
+               for f in declared]
+    return np.stack(columns, axis=1) if columns else np.zeros_like(table)
 
 
-def max_deviation(values: np.ndarray, reference: np.ndarray, scale: np.ndarray | None = None) -> float:
-    """Largest ``|a - b| / max(|b|, column scale of b)`` (columns: the last axes).
-
-    ``scale`` gives the column scales of a larger sample when ``reference`` has few rows.
-    """
+def max_deviation(values: np.ndarray, reference: np.ndarray, floor: np.ndarray | None = None) -> float:
+    """Largest ``|a - b| / max(|b|, floor)`` over the elements (columns: the last axes
+    flattened; ``floor`` per column or per element)."""
     values = values.reshape(len(values), -1).astype(np.float64)
     reference = reference.reshape(len(reference), -1).astype(np.float64)
     assert values.shape == reference.shape
-    floor = (column_scale(reference) if scale is None else scale) + 1e-30
-    return float(np.max(np.abs(values - reference) / np.maximum(np.abs(reference), floor)))
+    floor = np.zeros_like(reference) if floor is None else floor
+    scale = np.maximum(np.abs(reference), floor)
+    difference = np.abs(values - reference)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # where the reference is exactly 0 without a floor, only exact agreement counts
+        ratio = np.where(scale > 0, difference / scale, np.where(difference > 0, np.inf, 0.0))
+    return float(ratio.max()) if ratio.size else 0.0
+
+
+def deviation(description: ExportDescription, output: int | str, values: np.ndarray, reference: np.ndarray) -> float:
+    """`max_deviation` of one output with its declared floors."""
+    return max_deviation(values, reference, floors(description, output, reference))

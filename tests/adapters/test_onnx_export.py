@@ -2,8 +2,8 @@
 
 Cases: every registered component whose export hook answers, plus the test-only
 components of `onnx_cases` (an affine-coupling flow and a two-input classifier).
-Agreement: relative deviation below 1e-5 with, as absolute floor, the column's
-largest |value| in the sample (see `onnx_cases.max_deviation`).
+Agreement: per element relative deviation below 1e-5, with the absolute floors the
+component declares per column (`ExportDescription.floors`; see `onnx_cases`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from tests.adapters.onnx_cases import (
     RTOL,
     case_ids,
     cases,
-    column_scale,
-    max_deviation,
+    deviation,
     sample_inputs,
     torch_outputs,
     toy_registry,
@@ -50,9 +49,9 @@ def test_onnxruntime_module_matches_torch(component, registry):
     got = engine(*[torch.from_numpy(a) for a in inputs])
     got = got if isinstance(got, tuple) else (got,)
     assert len(got) == len(expected)
-    for g, e in zip(got, expected, strict=True):
+    for k, (g, e) in enumerate(zip(got, expected, strict=True)):
         assert isinstance(g, torch.Tensor) and g.device.type == "cpu" and g.dtype == torch.float32
-        assert max_deviation(g.numpy(), e) < RTOL
+        assert deviation(description, k, g.numpy(), e) < RTOL
 
 
 @pytest.mark.parametrize(("component", "registry"), CASES, ids=case_ids())
@@ -88,13 +87,12 @@ def test_export_writes_graph_and_sidecar(component, registry, tmp_path):
     # The file on disk, any batch size, through onnxruntime: the torch outputs.
     session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
     sample = sample_inputs(description)
-    scales = [column_scale(out) for out in torch_outputs(description, sample)]  # floors: whole sample
     for n in (1, 37):
         inputs = [a[:n] for a in sample]
         got = session.run(list(description.output_names), dict(zip(description.input_names, inputs, strict=True)))
-        for g, e, scale in zip(got, torch_outputs(description, inputs), scales, strict=True):
+        for k, (g, e) in enumerate(zip(got, torch_outputs(description, inputs), strict=True)):
             assert g.shape[0] == n
-            assert max_deviation(g, e, scale) < RTOL
+            assert deviation(description, k, g, e) < RTOL
 
 
 def test_agreement_criterion_sees_a_small_weight_change():
@@ -104,7 +102,24 @@ def test_agreement_criterion_sees_a_small_weight_change():
     noise = sample_inputs(description)[0]
     with torch.no_grad():
         description.module.couplings[-1].net[-1].bias[0] += 1e-3
-    assert max_deviation(engine(torch.from_numpy(noise)).numpy(), torch_outputs(description, [noise])[0]) > 10 * RTOL
+    assert deviation(description, 0, engine(torch.from_numpy(noise)).numpy(),
+                     torch_outputs(description, [noise])[0]) > 10 * RTOL
+
+
+def test_agreement_criterion_sees_zeroed_prompt_positions():
+    """Negative control: x, y of the 70 % of gan-target muons nearest the axis (prompt, |x|
+    ~ 1e-5 cm) set to 0 must fail, as must a 2e-5 relative error on one element."""
+    description = get_export_description("gan-target")
+    inputs = sample_inputs(description)
+    (muons,) = torch_outputs(description, inputs)
+    assert deviation(description, 0, muons, muons) == 0
+    r = np.hypot(muons[:, 0], muons[:, 1])
+    zeroed = muons.copy()
+    zeroed[r <= np.quantile(r, 0.7), :2] = 0
+    assert deviation(description, 0, zeroed, muons) > 0.5
+    nudged = muons.copy()
+    nudged[np.argmax(r), 0] *= 1 + 2e-5
+    assert deviation(description, 0, nudged, muons) > RTOL
 
 
 def test_fixed_batch_export(tmp_path):
@@ -116,7 +131,7 @@ def test_fixed_batch_export(tmp_path):
     description = get_export_description("toy-flow", registry=registry)
     inputs = sample_inputs(description, n=8)
     (got,) = session.run(None, {"noise": inputs[0]})
-    assert max_deviation(got, torch_outputs(description, inputs)[0]) < RTOL
+    assert deviation(description, 0, got, torch_outputs(description, inputs)[0]) < RTOL
     with pytest.raises(Exception, match="(?i)dimension|shape"):
         session.run(None, {"noise": sample_inputs(description, n=9)[0]})
 
@@ -139,7 +154,8 @@ def test_float64_module_through_onnxruntime():
     got = OnnxRuntimeModule(description)(noise)
     assert got.dtype == torch.float64
     assert next(description.module.parameters()).dtype == torch.float64  # the caller's module is left alone
-    assert max_deviation(got.numpy(), expected.numpy()) < 1e-5  # float32 graph: float32 precision
+    # float32 graph: float32 precision
+    assert deviation(description, 0, got.numpy(), expected.numpy()) < 1e-5
 
 
 def test_unknown_and_non_neural_components_are_clear_errors():
