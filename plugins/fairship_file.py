@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from shipfastsim.adapters.fairship import count_muons, read_ntuple
+from shipfastsim.adapters.fairship import count_muons, read_metadata, read_ntuple
 from shipfastsim.batch import MuonBatch
 from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, SampleNormalisation, Stage
 from shipfastsim.hookspecs import hookimpl
-from shipfastsim.units import FairShipFrame
+from shipfastsim.units import NTUPLE_Z_SHIFT, FairShipFrame
 
 __all__ = ["COMPONENT", "MuonTable"]
 
@@ -34,7 +34,9 @@ class MuonTable:
         self.skipped = 0
         parts = []
         for path in files:
-            batch, skipped = read_ntuple(path, FairShipFrame())
+            # Files written by shipfastsim say for which SetTarget offset their z was written.
+            offset = (read_metadata(path) or {}).get("ntuple_z_offset_cm", NTUPLE_Z_SHIFT)
+            batch, skipped = read_ntuple(path, FairShipFrame(ntuple_offset=offset))
             self.skipped += skipped
             parts.append(batch)
         # Keep the exact ntuple values: re-applying our frame happens per chunk.

@@ -262,6 +262,20 @@ def test_z_written_for_the_2026_settarget_offset(fairship, tmp_path, target_file
     np.testing.assert_allclose(muon["vz"], batch.z.numpy(), rtol=0, atol=4e-4)
 
 
+def test_fairship_file_replays_a_file_written_for_the_2026_offset(tmp_path, target_file, make_context):
+    from shipfastsim.config import make_stage
+    from shipfastsim.registry import get_registry
+    from shipfastsim.runner import apply_stage
+
+    _, batch, _ = target_file
+    path = tmp_path / "offset.root"
+    with NtupleWriter(path, FairShipFrame(ntuple_offset=7084.5), metadata={"ntuple_z_offset_cm": 7084.5}) as writer:
+        writer.write(batch)
+    stage = make_stage("generator", "fairship-file", {"files": [str(path)]})
+    replayed = apply_stage(get_registry(), stage, None, len(batch), make_context())
+    np.testing.assert_allclose(replayed.z.numpy(), batch.z.numpy(), rtol=0, atol=4e-4)
+
+
 @pytest.fixture(scope="module")
 def shield_end_run(tmp_path_factory):
     """configs/default.yaml on 200 generated muons (x 10 phi copies)."""
