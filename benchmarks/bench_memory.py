@@ -41,10 +41,10 @@ def write_config(directory: Path, muons: int, chunk: int, muons_per_file: int | 
     return path
 
 
-def measure(command: list[str]) -> tuple[float, float]:
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS [MiB] of ``command`` run to completion (must succeed)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:

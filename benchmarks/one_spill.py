@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import warnings
@@ -126,15 +127,17 @@ def count_p1(files: list[dict]) -> tuple[int, float, float]:
 
 
 def run_once(directory: Path, path: Chain, events: int, chunk_size: int, executor: str, workers: int,
-             seed: int) -> Run:
+             seed: int, threads: int = 1) -> Run:
     from shipfastsim.config import OutputConfig
     from shipfastsim.summary import summary_path
 
     config = write_config(directory, path, events, chunk_size, seed)
     command = [sys.executable, "-W", "ignore", "-m", "shipfastsim", "run", str(config), "--no-progress", "--overwrite"]
     if executor == "dask":
-        command += ["--workers", str(workers)]
-    process_wall, peak = measure(command)
+        command += ["--workers", str(workers)]  # one-thread workers (dask sets their OMP_NUM_THREADS)
+    # Serial: one torch thread by default; two threads of one process spin against each
+    # other on a busy machine (see configs/default.yaml).
+    process_wall, peak = measure(command, os.environ | {"OMP_NUM_THREADS": str(threads)})
     summary = json.loads(summary_path(OutputConfig(path=directory / f"{path.name}.root")).read_text())
     p1 = count_p1(summary["files"])
     stage_seconds = {f"{s['kind']} {s['component']}": s["seconds"] for s in summary["stages"]}
@@ -155,8 +158,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="dask LocalCluster workers (default 2)")
     parser.add_argument("--reference-events", type=int, default=300,
                         help=f"generated muons ({COPIES} phi copies each) timed through the reference chain")
-    parser.add_argument("--pilot-events", type=int, default=5000,
+    parser.add_argument("--pilot-events", type=int, default=1000,
                         help="generated muons of the transport pilot that measures the shield survival")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the serial runs (default 1)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=None, help="where the runs write (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -192,7 +196,8 @@ def main() -> None:
             else:
                 events, most = round(target_rows / rows_per_generated), 50_000
             for executor in args.executors:
-                run = run_once(directory, path, events, chunking(events, most), executor, args.workers, args.seed)
+                run = run_once(directory, path, events, chunking(events, most), executor, args.workers, args.seed,
+                               args.threads)
                 runs.append(run)
                 print(f"{name} {executor}: {run.events:,} generated, {run.rows_out:,} out, {run.wall:.1f} s "
                       f"(process {run.process_wall:.1f} s), peak {run.peak_mib:.0f} MiB", flush=True)
