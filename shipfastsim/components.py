@@ -226,8 +226,10 @@ class FilterDecision:
 
     Attributes:
         keep: boolean tensor, True for muons to keep.
-        weight: new weight of every muon (e.g. divided by a keep probability to stay
-            unbiased); None keeps the weights as they are.
+        weight: new weight of every muon, such that every weighted total stays
+            unbiased (e.g. divided by the keep probability, Russian roulette); None for a
+            plain selection, which keeps the weights as they are (the contract tests
+            both: exact weights, or totals unbiased over seeds).
     """
 
     keep: torch.Tensor

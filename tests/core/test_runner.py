@@ -20,7 +20,7 @@ from shipfastsim.components import ComponentSpec, FilterDecision, Parameter
 from shipfastsim.config import load_config
 from shipfastsim.output import OutputExistsError
 from shipfastsim.registry import ComponentRegistry, get_plugin_manager
-from shipfastsim.runner import run_production
+from shipfastsim.runner import run_production, stage_seed
 
 
 def _read_all(files) -> MuonBatch:
@@ -50,11 +50,28 @@ def test_same_seed_same_muons_and_summary(tmp_path, write_config, config_doc):
 
 
 def test_output_does_not_depend_on_workers(tmp_path, write_config, config_doc):
-    serial = _read_all(_run(write_config(config_doc))["files"])
+    """Dask workers use the very registry of the run: here one with a test-only filter,
+    which a worker building its own registry would not know."""
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(CrashingFilter(crash_chunk=-1), name="crash-test")
+    registry = ComponentRegistry(manager)
+    config_doc["stages"].append({"filter": "crash-test", "params": {"pz_min": 30.0}})
+    serial = _read_all(_run(write_config(config_doc), registry)["files"])
     config_doc["run"]["executor"] = {"type": "dask", "workers": 2}
     config_doc["run"]["output"]["path"] = str(tmp_path / "dask" / "muons.root")
-    parallel = _read_all(_run(write_config(config_doc, name="dask.yaml"))["files"])
-    assert serial.equals(parallel)
+    parallel = _read_all(_run(write_config(config_doc, name="dask.yaml"), registry)["files"])
+    assert serial.equals(parallel) and 0 < len(serial) < 3000
+
+
+def test_every_chunk_and_stage_has_its_own_random_stream(tmp_path, write_config, config_doc):
+    seeds = {stage_seed(5, chunk, stage) for chunk in range(50) for stage in range(4)}
+    assert len(seeds) == 200
+    config_doc["stages"][0]["params"]["order"] = "sample"  # rows drawn from the chunk's stream
+    config_doc["run"]["chunk_size"] = 250
+    muons = _read_all(_run(write_config(config_doc))["files"])
+    chunks = muons.event_id.reshape(4, -1).sort(dim=1).values  # each chunk's 750 rows, by event
+    pz = torch.stack([muons.pz[torch.isin(muons.event_id, chunk)].sort().values for chunk in chunks])
+    assert all(not torch.equal(pz[i], pz[j]) for i in range(4) for j in range(i))
 
 
 def test_files_split_at_muons_per_file(tmp_path, write_config, config_doc):
