@@ -262,3 +262,24 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, write_config, c
     assert len(ours) == 400_000 and ours.equals(theirs)
     assert [f["entries"] for f in resumed["files"]] == [40_000] * 10
     assert np.isclose(resumed["weight_out"], 10_000)
+
+
+# ---- found by mutation testing (cosmic-ray), see the issue-16 note ---------------------
+def test_stage_seeds_use_all_63_bits():
+    seeds = [stage_seed(5, chunk, stage) for chunk in range(50) for stage in range(4)]
+    assert all(0 <= s < 2**63 for s in seeds) and max(seeds) >= 2**62  # 2^-200 to fail by chance
+
+
+def test_timings_add_up_within_the_wall_time(write_config):
+    summary = _run(write_config())
+    busy = sum(s["seconds"] for s in summary["stages"]) + summary["staging_seconds"]
+    assert all(s["seconds"] >= 0 for s in summary["stages"]) and summary["staging_seconds"] >= 0
+    assert 0 < busy <= summary["wall_seconds"], "serial chunks: their parts fit in the run's wall time"
+    assert abs(summary["stage_seconds"] - sum(s["seconds"] for s in summary["stages"])) < 1e-9
+
+
+def test_run_production_does_not_resume_unless_asked(write_config):
+    config = load_config(write_config())
+    run_production(config, progress=False)
+    with pytest.raises(OutputExistsError, match="--resume"):
+        run_production(config, progress=False)
