@@ -174,6 +174,10 @@ def _describe(net, weights: str | Path) -> ExportDescription:
                            "probability = 1 / (1 + exp(-log_odds))"},
         version="mlp-filter-1",
         weights_path=str(weights),
+        # The log-odds is a sum of the last layer's terms (order 1 each) and the Platt shift, so
+        # it is near 0 only by their cancellation: compared absolutely below 1 (a log-odds
+        # error of 1e-5 is a relative error of 1e-5 on the probability).
+        floors={"log_odds": (1.0,)},
     )
 
 

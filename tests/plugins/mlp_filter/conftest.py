@@ -42,6 +42,18 @@ def as_batch(sample: LabelledMuons) -> MuonBatch:
                                              "event_id": np.arange(len(s))})
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """One torch thread: these tests run many small tensor operations, for which a second
+    thread only adds synchronisation (minutes of wall time on a busy 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def holdout() -> LabelledMuons:
     return load_labelled(HOLDOUT)
