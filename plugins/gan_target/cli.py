@@ -40,8 +40,15 @@ def _default_sample() -> Path:
     return Path(TARGET_SAMPLE)
 
 
+def _train_nf_after_shield(args: argparse.Namespace) -> int:
+    from shipfastsim.plugins.nf_after_shield.cli import train_nf_after_shield
+
+    return train_nf_after_shield(args)
+
+
 #: Component name -> trainer taking the parsed arguments.
-TRAINERS: dict[str, Callable[[argparse.Namespace], int]] = {"gan-target": train_gan_target}
+TRAINERS: dict[str, Callable[[argparse.Namespace], int]] = {"gan-target": train_gan_target,
+                                                            "nf-after-shield": _train_nf_after_shield}
 
 
 def _train_mlp_filter(args: argparse.Namespace) -> int:
@@ -80,6 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--copies", type=int, default=10, help="mlp-filter: phi-rotated copies of each labelled muon")
     parser.add_argument("--label", choices=("P1", "P2", "shield_end"), default="P1",
                         help="mlp-filter: what counts as dangerous (P1: enters the decay-vessel aperture)")
+    parser.add_argument("--target-muons", type=int,
+                        help="nf-after-shield: gan-target muons to transport for the training data (default 10^6)")
+    parser.add_argument("--peer", action="store_true",
+                        help="nf-after-shield: also train the zuko RealNVP peer and print its tables")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

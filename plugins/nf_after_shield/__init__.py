@@ -3,9 +3,10 @@
 ``nf-after-shield`` draws muons directly at the end of the muon shield (``shield_end``
 plane of ``configs/geometry/ship_try2025.yaml``): x, y, z [cm], px, py, pz [GeV/c], PDG
 id, from a RealNVP coupling flow (`model`) trained with the structured loss (`train`)
-on fast-shield-transported gan-target muons (`data`).  ``latent_sigma`` < 1 samples the
-latent from N(0, sigma^2 I), which concentrates the muons on the decay-vessel subsets
-P1/P2 (`shipfastsim.geometry.decay_vessel`); every muon then carries the exact weight
+on fast-shield-transported gan-target muons (`data`).  ``latent_sigma`` != 1 samples the
+latent from N(0, sigma^2 I); at `DANGEROUS_SIGMAS` (1.3, 1.6) this concentrates the
+muons on the decay-vessel subsets P1/P2 (for the bundled model their muons sit in the
+latent tails, see `model`) (`shipfastsim.geometry.decay_vessel`); every muon then carries the exact weight
 N(z; 0, I) / N(z; 0, sigma^2 I), so weighted totals equal the inclusive model's.  The
 stage counts, per chunk, the muons and weights of each subset (straight tracks from
 the shield end, `DecayVessel.labels`), and the run report prints the enrichment and
@@ -42,11 +43,14 @@ if TYPE_CHECKING:
 
     from shipfastsim.batch import MuonBatch
 
-__all__ = ["COMPONENT", "SUBSET_FILTER", "BUNDLED_WEIGHTS", "NOISE_WIDTH", "draw_noise", "muons_from_output",
-           "subset_counters", "format_report"]
+__all__ = ["COMPONENT", "SUBSET_FILTER", "BUNDLED_WEIGHTS", "DANGEROUS_SIGMAS", "NOISE_WIDTH", "draw_noise",
+           "muons_from_output", "subset_counters", "format_report"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
+#: Latent sigmas that enrich P1 and P2 with the bundled model (measured: their muons sit in
+#: the latent tails, see `model`); configs/after_shield_dangerous.yaml uses the first.
+DANGEROUS_SIGMAS = (1.3, 1.6)
 #: Noise columns per muon: 5 standard normals (latent), 1 uniform (charge).
 NOISE_WIDTH = 6
 _PREFIX = "nf-after-shield:"
@@ -77,7 +81,7 @@ COMPONENT = ComponentSpec(
     parameters=(
         Parameter("weights", "path", str(BUNDLED_WEIGHTS), "flow weights (.safetensors, JSON config beside)"),
         Parameter("latent_sigma", "float", 1.0,
-                  "latent sigma: 1 = inclusive; the model's sigma_1 / sigma_2 enrich P1 / P2 (weighted)",
+                  "latent sigma: 1 = inclusive; 1.3 / 1.6 enrich P1 / P2 (bundled model; weights exact)",
                   minimum=0.05),
         Parameter("backend", "choice", "torch", "inference engine", choices=("torch", "onnxruntime")),
         Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry whose decay vessel defines the counted subsets"),
@@ -108,8 +112,10 @@ def draw_noise(n: int, generator: torch.Generator) -> torch.Tensor:
                       torch.rand(n, 1, generator=generator, device=device)], dim=1)
 
 
-def muons_from_output(out: torch.Tensor, first_muon: int, device: torch.device) -> MuonBatch:
-    """Graph output [n, 8] (x, y, z, px, py, pz, PDG, weight) to a `MuonBatch` with global event ids."""
+def muons_from_output(out: torch.Tensor, first_muon: int, device: torch.device, z_plane: float | None = None
+                      ) -> MuonBatch:
+    """Graph output [n, 8] (x, y, z, px, py, pz, PDG, weight) to a `MuonBatch` with global event ids;
+    ``z_plane`` [cm] replaces the graph's float32 z by the plane's exact z."""
     import torch
 
     from shipfastsim.batch import MuonBatch
@@ -118,6 +124,8 @@ def muons_from_output(out: torch.Tensor, first_muon: int, device: torch.device) 
     n = out.shape[0]
     pdg = torch.where(out[:, 6] < 0, PDG_MU_PLUS, PDG_MU_MINUS)
     columns: dict[str, Any] = {name: out[:, j] for j, name in enumerate(("x", "y", "z", "px", "py", "pz"))}
+    if z_plane is not None:
+        columns["z"] = torch.full((n,), float(z_plane), dtype=torch.float64, device=device)
     columns |= {"pdg_id": pdg, "pythia_id": pdg, "weight": out[:, 7],
                 "event_id": torch.arange(first_muon, first_muon + n, device=device, dtype=torch.int64)}
     return MuonBatch.from_columns(columns, device=device)
@@ -144,11 +152,12 @@ def _build(stage: Stage):
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
     module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), stage.params["latent_sigma"]).eval()
+    z_plane = module.flow.config.z_plane
     if stage.params["backend"] == "onnxruntime":
         from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
 
-        return OnnxRuntimeModule(_describe(module, stage.params["weights"]))
-    return module
+        return OnnxRuntimeModule(_describe(module, stage.params["weights"])), z_plane
+    return module, z_plane
 
 
 @hookimpl
@@ -166,11 +175,11 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
 
     params = COMPONENT.defaults() | stage.params
     stage = Stage(stage.kind, stage.component, params, stage.device, stage.index, stage.cache)
-    engine = stage.cached("model", lambda: _build(stage))
+    engine, z_plane = stage.cached("model", lambda: _build(stage))
     noise = draw_noise(n_muons, context.generator).to(stage.device)
     with torch.inference_mode():
         out = run_chunked(engine, noise)
-    batch = muons_from_output(out, context.first_muon, stage.device)
+    batch = muons_from_output(out, context.first_muon, stage.device, z_plane)
     from shipfastsim.geometry.decay_vessel import subset_labels
 
     context.counters.update(subset_counters(subset_labels(batch, _vessel(stage)), batch.weight))
@@ -228,7 +237,24 @@ def _describe(module, weights: str | Path) -> ExportDescription:
                        f"importance weight (latent sigma {module.sigma:g})"},
         version="nf-after-shield-1",
         weights_path=str(weights),
+        floors={"muon": _floors(module.flow)},
     )
+
+
+def _floors(flow) -> tuple[float | tuple[int, ...], ...]:
+    """Agreement floors of the output columns (see `ExportDescription.floors`).
+
+    x, y leave the inverse Gaussianising map (a0 + b g + sum c relu(g - k), after the
+    affine un-whitening) and reach 0 only by cancellation of terms of the size of the
+    map's inner range: floor = half the distance between its g = -3 and g = +3 knots
+    [cm] (about 400 cm for x, 290 cm for y).  px, py are tx pz and ty pz, with tx, ty from
+    the same kind of map (inner range ~0.2-0.3): floor pz of the row, column 5 (looser
+    than 0.3 pz by about 3).  z (a constant), pz (an Exp), the PDG id and the weight (an
+    Exp) are pure relative.
+    """
+    knots = flow.knots_f.double()
+    half = [float((knots[j, -2] - knots[j, 1]) / 2) for j in (0, 1)]
+    return (half[0], half[1], 0.0, (5,), (5,), 0.0, 0.0, 0.0)
 
 
 @hookimpl

@@ -22,7 +22,8 @@ __all__ = ["DEFAULT_TARGET_MUONS", "train_nf_after_shield", "validation_report"]
 DEFAULT_TARGET_MUONS = 1_000_000
 
 
-def validation_report(flow, data, n_generate: int | None = None, seed: int = 0, plot=None) -> dict:
+def validation_report(flow, data, n_generate: int | None = None, seed: int = 0, plot=None,
+                      sigmas: tuple[float, float, float] | None = None) -> dict:
     """Fidelity rows (per subset: inclusive and sigma_k candidates) and the enrichment table;
     ``n_generate`` muons per sigma (default: 4 per holdout row, at most 400k); ``plot``: a PNG path."""
     from shipfastsim.geometry import load_geometry
@@ -35,7 +36,7 @@ def validation_report(flow, data, n_generate: int | None = None, seed: int = 0, 
     holdout = split_indices(len(data.label))["holdout"]
     truth, truth_label = data.state[holdout], data.label[holdout]
     n_generate = n_generate or min(400_000, 4 * len(holdout))
-    sigmas = tuple(flow.config.sigmas)
+    sigmas = tuple(sigmas or flow.config.sigmas)
     samples = {s: generate(flow, n_generate, s, vessel, seed=seed + i) for i, s in enumerate(dict.fromkeys(sigmas))}
     if plot is not None:
         plot_subsets(truth, truth_label, samples, sigmas, plot)
@@ -88,12 +89,16 @@ def train_nf_after_shield(args: argparse.Namespace) -> int:
     config = TrainConfig(seed=args.seed, flow=type(defaults.flow)(**asdict(defaults.flow) | flow_overrides),
                          **overrides)
     result = train_flow(data, config, progress=not args.quiet)
-    report = validation_report(result.flow, data, plot=output / "nf_after_shield_subsets.png")
-    path = write_model(result, data, config, output, {"validation": report})
+    from shipfastsim.plugins.nf_after_shield import DANGEROUS_SIGMAS
+
+    # sampled at the latent sigmas that enrich P1 and P2 (see the model module docstring)
+    report = validation_report(result.flow, data, plot=output / "nf_after_shield_subsets.png",
+                               sigmas=(1.0, *DANGEROUS_SIGMAS))
+    path = write_model(result, data, config, output, {"validation": report, "dangerous_sigmas": DANGEROUS_SIGMAS})
     _print_report("nf-after-shield", report)
     if getattr(args, "peer", False):
         peer = train_flow(data, config, progress=not args.quiet, peer=True)
-        peer_report = validation_report(peer.flow, data)
+        peer_report = validation_report(peer.flow, data, sigmas=(1.0, *DANGEROUS_SIGMAS))
         (output / "zuko_peer_report.json").write_text(json.dumps(peer_report, indent=1, default=float) + "\n")
         _print_report(f"zuko RealNVP peer ({peer.flow.parameter_count()} parameters)", peer_report)
     print(f"nf-after-shield: best validation loss {result.best_loss:.4f} at step {result.best_step}; "

@@ -36,7 +36,7 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 8192  # large batches: per-step overhead dominates small ones on a CPU
     subset_batch: int = 256
-    lambdas: tuple[float, float] = (0.3, 0.1)
+    lambdas: tuple[float, float] = (1e-4, 1e-5)  # small: the inclusive density is biased by ~1 + lambda_k / p_k
     learning_rate: float = 3e-3
     eval_every: int = 200
     min_selection_rows: int = 50  # a subset with fewer validation rows is left out of the selection score
@@ -145,7 +145,8 @@ def write_model(result: TrainResult, data: TrainingData, config: TrainConfig, ou
         "data": {"recipe": "gan-target (bundled) -> uniform phi rotation -> fast-shield (default tables, "
                            "ship_try2025.yaml) to shield_end and decay_vessel; labels by DecayVessel.labels",
                  "target_muons": data.n_target, "rows_at_shield_end": int(len(data.label)),
-                 "rows_P0_P1_P2": subset_rows, "shield_end_per_target_muon": len(data.label) / data.n_target,
+                 "rows_P0_P1_P2": subset_rows, "seed": config.seed,
+                 "shield_end_per_target_muon": len(data.label) / data.n_target,
                  "transport_seconds": data.seconds},
     } | extra
     return save_flow(result.flow, Path(output) / "nf_after_shield.safetensors", metadata)

@@ -1,0 +1,149 @@
+"""Throughput of nf-after-shield: muons/s for batches of 10^3 to 10^6, every engine in one run.
+
+Run:  python benchmarks/bench_nf.py [--threads 2] [--sizes 1000 10000 100000 1000000] [--compile] [--sofie]
+      [--device cuda] [--json out.json]
+
+Engines (all on the bundled weights, latent sigma 1, the same noise):
+
+* ``torch eager``: `NoiseToMuon` on the whole batch under ``torch.inference_mode``;
+* ``torch chunked``: the plugin's path, 4096-row chunks (activations stay in cache);
+* ``torch.compile`` (``--compile``): the compiled module over the same chunks;
+* ``onnxruntime``: the exported graph, ``--threads`` intra-op threads, whole batch;
+* ``SOFIE C++`` (``--sofie``): the generated code in ``adapters/cpp/sofie_driver.cpp``
+  (timing loop inside C++, OpenBLAS with ``--threads`` threads);
+* ``zuko peer``: zuko's RealNVP of the same size (untrained weights: the speed does not
+  depend on them) with the same preprocessing, chunked like ours.
+
+Each engine runs each size for at least ``--seconds`` seconds (best of 3 repeats); the
+table prints muons/s and the ratio to eager torch in the same run.  With ``--device
+cuda`` the torch engines run on the GPU (synchronised), the others are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from shipfastsim.plugins.gan_target import run_chunked
+from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS
+from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
+
+
+def _rate(call: Callable[[], object], n: int, seconds: float, device: torch.device) -> float:
+    """Best muons/s of three repeats, each running ``call`` for at least ``seconds``."""
+    best = 0.0
+    call()  # warm-up (allocations, compilation)
+    for _ in range(3):
+        done, start = 0, time.perf_counter()
+        while True:
+            call()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            done += n
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+        best = max(best, done / elapsed)
+    return best
+
+
+def _noise(n: int, device: torch.device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.cat([torch.randn(n, 5, generator=g), torch.rand(n, 1, generator=g)], 1).to(device)
+
+
+def _sofie_rate(n: int, threads: int, folder: Path) -> float:
+    from shipfastsim.adapters.onnx_export import export_component
+    from shipfastsim.adapters.sofie_codegen import CPP_DIR, compile_program
+
+    out = folder / "sofie"
+    if not (out / "driver").exists():
+        result = export_component("nf-after-shield", out, max_batch=4096)
+        compile_program(CPP_DIR / "sofie_driver.cpp", result.sofie.binding, out / "driver",
+                        flags=("-O3", "-march=native"))
+        (out / "weights").write_text(str(result.sofie.weights))
+    weights = (out / "weights").read_text()
+    _noise(n, torch.device("cpu")).numpy().tofile(out / "in.bin")
+    env = os.environ | {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    repeats = max(1, int(2e6 // n))
+    runs = [subprocess.run([str(out / "driver"), weights, str(out / "in.bin"), str(out / "out.bin"), str(n),
+                            str(repeats)], check=True, capture_output=True, text=True, env=env) for _ in range(3)]
+    return 1e9 / min(float(r.stdout.split()[-1]) for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch, onnxruntime and OpenBLAS")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000, 1000000])
+    parser.add_argument("--seconds", type=float, default=1.0, help="minimum time per measurement [s]")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (about a minute to build)")
+    parser.add_argument("--sofie", action="store_true", help="also time the SOFIE C++ code (needs g++ and BLAS)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--json", type=Path, help="write the table as JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    flow = load_flow(BUNDLED_WEIGHTS, device)
+    module = NoiseToMuon(flow).eval()
+    from shipfastsim.plugins.nf_after_shield.peer import ZukoPeer
+
+    peer = NoiseToMuon(ZukoPeer(flow.cpu()).to(device).eval(), 1.0).eval()
+    flow.to(device)
+    engines: dict[str, Callable[[torch.Tensor], object]] = {
+        "torch eager": module,
+        "torch chunked": lambda x: run_chunked(module, x),
+        "zuko peer": lambda x: run_chunked(peer, x),
+    }
+    if args.compile:
+        compiled = torch.compile(module, dynamic=False)
+        engines["torch.compile"] = lambda x: run_chunked(compiled, x)
+    session = None
+    if device.type == "cpu":
+        import onnxruntime as ort
+
+        from shipfastsim.adapters.onnx_export import export_onnx, get_export_description
+
+        folder = Path(tempfile.mkdtemp(prefix="bench_nf_"))
+        path = export_onnx(get_export_description("nf-after-shield"), folder / "nf.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        engines["onnxruntime"] = lambda x: session.run(None, {"noise": x.numpy()})
+    rows = []
+    print(f"nf-after-shield ({sum(p.numel() for p in flow.parameters())} parameters; zuko peer "
+          f"{peer.flow.parameter_count()}), {args.threads} threads, {device}: muons/s")
+    header = f"{'engine':<16}" + "".join(f"{n:>12.0e}" for n in args.sizes)
+    print(header)
+    eager = {}
+    with torch.inference_mode():
+        for name, engine in engines.items():
+            rates = []
+            for n in args.sizes:
+                noise = _noise(n, device)
+                rates.append(_rate(lambda engine=engine, noise=noise: engine(noise), n, args.seconds, device))
+            if name == "torch eager":
+                eager = dict(zip(args.sizes, rates, strict=True))
+            rows.append({"engine": name, "muons_per_s": dict(zip(args.sizes, rates, strict=True))})
+            print(f"{name:<16}" + "".join(f"{r:>12.3g}" for r in rates))
+    if args.sofie and device.type == "cpu":
+        folder = Path(tempfile.mkdtemp(prefix="bench_nf_sofie_"))
+        rates = [_sofie_rate(n, args.threads, folder) for n in args.sizes]
+        rows.append({"engine": "SOFIE C++", "muons_per_s": dict(zip(args.sizes, rates, strict=True))})
+        print(f"{'SOFIE C++':<16}" + "".join(f"{r:>12.3g}" for r in rates))
+    print("ratio to torch eager:")
+    for row in rows:
+        print(f"{row['engine']:<16}" + "".join(f"{row['muons_per_s'][n] / eager[n]:>12.2f}" for n in args.sizes))
+    if args.json:
+        args.json.write_text(json.dumps({"threads": args.threads, "device": str(device), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

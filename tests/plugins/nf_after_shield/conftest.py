@@ -1,0 +1,48 @@
+"""Fixtures: the shipped holdout sample of the bundled model and a generator-stage runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shipfastsim.components import ChunkContext, Stage
+from shipfastsim.plugins.nf_after_shield import COMPONENT
+from shipfastsim.registry import get_registry
+
+HOLDOUT = Path(__file__).resolve().parents[3] / "plugins" / "nf_after_shield" / "holdout_shield_end.npz"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: these small networks gain nothing from two, and on a loaded
+    two-core machine two spinning threads per process made them 20x slower (measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def holdout() -> dict[str, np.ndarray]:
+    """Held-out transported muons of the bundled model's data (never trained on): state
+    [n, 6] (x, y, px, py, pz, charge), transport labels, ``random`` (unbiased P0 rows)."""
+    with np.load(HOLDOUT, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture
+def generate_nf():
+    """Call the generator hook: ``generate_nf(n, seed, **params)`` -> MuonBatch (and the context)."""
+
+    def generate(n: int, seed: int = 1, first: int = 0, **params):
+        stage = Stage(kind="generator", component="nf-after-shield", params=COMPONENT.defaults() | params,
+                      device=torch.device("cpu"))
+        context = ChunkContext(chunk_index=0, first_muon=first, generator=torch.Generator().manual_seed(seed),
+                               device=torch.device("cpu"))
+        batch = get_registry().hook.shipfastsim_generate_muons(stage=stage, n_muons=n, context=context)
+        return batch, context
+
+    return generate
