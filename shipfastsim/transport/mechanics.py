@@ -26,7 +26,9 @@ from shipfastsim.units import C_LIGHT
 __all__ = ["HIGHLAND_P0", "HIGHLAND_LOG", "ROUGH_DEDX", "helix", "kick", "highland_h", "highland_sigma",
            "rough_dedx"]
 
-#: Highland's 13.6 MeV [GeV] and the coefficient of its logarithm.
+#: Highland's 13.6 MeV [GeV] and the coefficient of its logarithm.  The fast-shield step
+#: tables store angles in units of this width: changing it means bumping
+#: ``plugins.reference.physics.PHYSICS_REVISION`` (hashed into the tables) and rebuilding them.
 HIGHLAND_P0, HIGHLAND_LOG = 0.0136, 0.038
 #: (a [GeV cm2/g], b [cm2/g]) of the step-control stopping power a + b E.
 ROUGH_DEDX = (2.5e-3, 8e-6)

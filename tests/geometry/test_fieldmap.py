@@ -151,7 +151,7 @@ def test_transport_through_the_map_agrees_with_the_uniform_model(map_and_uniform
 
     uniform, mapped = map_and_uniform
     tables = load_tables(DEFAULT_TABLES)
-    n = 6000
+    n = 3000
     gen = torch.Generator().manual_seed(8)
     pos = torch.zeros((n, 3), dtype=torch.float64)
     mom = torch.stack([torch.randn(n, generator=gen, dtype=torch.float64) * 0.8,
