@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +145,23 @@ def _keyed_chunk(plan: ChunkPlan, chunk: int, registry: ComponentRegistry) -> tu
     return chunk, run_chunk(plan, chunk, registry)
 
 
+#: Per worker process, the plan of each run it works for, by run token.  A plan travels
+#: with every task and unpickles with empty stage caches (`Stage.cache` is never
+#: pickled); the first copy is kept so that loaded models and transports are built
+#: once per worker, not once per chunk.
+_WORKER_PLANS: dict[str, ChunkPlan] = {}
+
+
+def _worker_chunk(token: str, plan: ChunkPlan, chunk: int, registry: ComponentRegistry
+                  ) -> tuple[int, dict[str, Any]]:
+    kept = _WORKER_PLANS.get(token)
+    if kept is None:
+        if len(_WORKER_PLANS) >= 4:  # a long-lived worker of a shared scheduler: forget old runs
+            _WORKER_PLANS.pop(next(iter(_WORKER_PLANS)), None)
+        kept = _WORKER_PLANS.setdefault(token, plan)
+    return _keyed_chunk(kept, chunk, registry)
+
+
 def serial_chunks(plan: ChunkPlan, todo: list[int], registry: ComponentRegistry
                   ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Make the chunks ``todo`` one after the other in this process."""
@@ -168,6 +186,7 @@ def dask_chunks(executor: ExecutorConfig, plan: ChunkPlan, todo: list[int], regi
                                dashboard_address=None)
         expected = executor.workers
     client = Client(executor.address or cluster)
+    token = uuid.uuid4().hex
     try:
         pending = iter(todo)
         futures = as_completed()
@@ -179,7 +198,7 @@ def dask_chunks(executor: ExecutorConfig, plan: ChunkPlan, todo: list[int], regi
                 chunk = next(pending, None)
                 if chunk is None:
                     return
-                futures.add(client.submit(_keyed_chunk, plan, chunk, registry, pure=False))
+                futures.add(client.submit(_worker_chunk, token, plan, chunk, registry, pure=False))
 
         top_up()
         for future in futures:

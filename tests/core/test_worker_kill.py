@@ -31,7 +31,9 @@ pytest.importorskip("distributed", reason="pip install 'shipfastsim[dask]'")
 
 class PausingFilter:
     """Keeps every muon; writes ``<markers>/chunk-K.pid-P`` when process P starts
-    chunk K, then sleeps ``pause`` seconds (module level: workers unpickle it)."""
+    chunk K, then sleeps ``pause`` seconds (module level: workers unpickle it).  Its
+    per-process state (a stand-in for a loaded model) is built through `Stage.cached`
+    and leaves ``<markers>/built-K.pid-P`` when built for chunk K."""
 
     spec = ComponentSpec("pause-test", "filter", "test filter that pauses in every chunk",
                          (Parameter("markers", "str", "", "marker directory"),
@@ -45,7 +47,9 @@ class PausingFilter:
     def shipfastsim_filter_muons(self, stage, batch, context):
         if stage.component != self.spec.name:
             return None
-        Path(stage.params["markers"], f"chunk-{context.chunk_index}.pid-{os.getpid()}").touch()
+        markers = Path(stage.params["markers"])
+        stage.cached("model", lambda: (markers / f"built-{context.chunk_index}.pid-{os.getpid()}").touch())
+        (markers / f"chunk-{context.chunk_index}.pid-{os.getpid()}").touch()
         time.sleep(stage.params["pause"])
         return FilterDecision(keep=batch.pz == batch.pz)
 
@@ -100,6 +104,9 @@ def test_killed_worker_loses_and_duplicates_nothing(tmp_path, write_config):
         killer.join()
 
     assert killed, "no worker was killed: the test did not exercise the failure"
+    # Each worker process builds its stage state once, not once per chunk.
+    builders = [m.name.split(".")[1] for m in markers.glob("built-*")]
+    assert len(builders) == len(set(builders)) and len(builders) <= 3, sorted(markers.glob("built-*"))
     starts = sorted(m.name for m in markers.glob(f"chunk-{killed['chunk']}.pid-*"))
     assert len(starts) >= 2, f"chunk {killed['chunk']} was not rerun after its worker died: {starts}"
     assert not (tmp_path / "dask" / ".muons.chunks").exists()
