@@ -113,11 +113,13 @@ def test_run_report_gives_reduction_and_lost_fraction(holdout, holdout_batch):
     from collections import Counter
 
     counters = Counter()
-    decision = decide(holdout_batch, counters=counters)
+    decision = decide(holdout_batch, counters=counters, keep_probability=0.3)  # out well above passed
     text = filter_report(dict(counters))
     print("\n" + text)
     n, passed = len(holdout_batch), int(decide(holdout_batch, mode="cut").keep.sum())
+    assert n / passed > 1.2 * n / int(decision.keep.sum())
     assert f"reduction factor: {n / passed:.1f} by the cut alone, {n / int(decision.keep.sum()):.1f}" in text
+    assert "keep probability q = 0.3 below threshold" in text
     # The calibrated estimate of the lost dangerous weight against the labels (weighted).
     w, bad, keep = holdout.weight, holdout.labels["P1"], decide(holdout_batch, mode="cut").keep.numpy()
     estimate = counters["mlp-filter/0/dangerous_expected_below"] / counters["mlp-filter/0/dangerous_expected"]

@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from shipfastsim.cli import main
+from shipfastsim.components import ChunkContext
+from shipfastsim.config import make_stage
+from shipfastsim.plugins.mlp_filter.cli import HOLDOUT_NAME
 from shipfastsim.plugins.mlp_filter.labels import load_labelled, save_labelled, stratified_subsample
 from shipfastsim.plugins.mlp_filter.model import load_filter
 from shipfastsim.plugins.mlp_filter.train import TrainConfig, score, split_of, train_filter
-from tests.plugins.mlp_filter.conftest import synthetic_sample, true_probability
+from shipfastsim.registry import get_registry
+from tests.plugins.mlp_filter.conftest import as_batch, synthetic_sample, true_probability
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +78,21 @@ def test_labelled_file_round_trip_and_unbiased_subsample(tmp_path):
     assert np.array_equal(back.state, small.state) and np.array_equal(back.weight, small.weight)
     assert all(np.array_equal(back.labels[k], small.labels[k]) for k in small.labels)
     assert back.meta["subsample"]["of"] == len(sample)
+
+
+def test_train_command_writes_a_usable_filter(tmp_path):
+    """``shipfastsim train mlp-filter --input FILE``: weights, sidecar and holdout copy that a
+    filter stage loads."""
+    data = save_labelled(synthetic_sample(50_000, seed=8), tmp_path / "labelled.npz")
+    status = main(["train", "mlp-filter", "--input", str(data), "--output", str(tmp_path / "out"), "--max-steps", "2",
+                   "--hidden", "8", "--layers", "1", "--quiet"])
+    assert status == 0
+    weights = tmp_path / "out" / "mlp_filter.safetensors"
+    sidecar = json.loads(weights.with_suffix(".json").read_text())
+    assert sidecar["training"]["epochs"] == 2 and sidecar["architecture"] == {"hidden": 8, "layers": 1}
+    holdout = load_labelled(tmp_path / "out" / HOLDOUT_NAME)
+    assert holdout.meta["split"] == "holdout" and holdout.labels["P1"].any()
+    stage = make_stage("filter", "mlp-filter", {"weights": str(weights), "mode": "cut"})
+    context = ChunkContext(0, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
+    decision = get_registry().hook.shipfastsim_filter_muons(stage=stage, batch=as_batch(holdout), context=context)
+    assert decision.keep[torch.as_tensor(holdout.labels["P1"])].float().mean() > 0.9
