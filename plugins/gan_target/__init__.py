@@ -80,12 +80,25 @@ def draw_noise(n: int, noise_dim: int, generator: torch.Generator) -> torch.Tens
 
 
 def run_chunked(engine, noise: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> torch.Tensor:
-    """``engine(noise)`` over row chunks of ``noise``, concatenated."""
+    """``engine(noise)`` over row chunks of ``noise``, concatenated.
+
+    Every call gets exactly ``chunk_size`` rows in a fresh contiguous buffer (the last
+    chunk padded with zero rows, whose outputs are dropped): BLAS picks its kernels by
+    shape (MKL's sgemm gives other float32 roundings for 1-4 rows than for 5 or more,
+    which the steep inverse maps amplify to 1e-2 in x), so a row's output must not
+    depend on how many rows share its call.  With this, a chunk's muons are a function
+    of its noise alone, whatever the chunk size or the process state.
+    """
     import torch
 
-    if len(noise) <= chunk_size:
+    outputs = []
+    for part in noise.split(chunk_size):
+        block = noise.new_zeros((chunk_size, *noise.shape[1:]))
+        block[: len(part)] = part
+        outputs.append(torch.as_tensor(engine(block))[: len(part)])
+    if not outputs:
         return torch.as_tensor(engine(noise))
-    return torch.cat([torch.as_tensor(engine(part)) for part in noise.split(chunk_size)])
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
 def muons_from_state(state: torch.Tensor, first_muon: int, device: torch.device, target_z0: float = 0.0) -> MuonBatch:
