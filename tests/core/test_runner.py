@@ -283,3 +283,30 @@ def test_run_production_does_not_resume_unless_asked(write_config):
     run_production(config, progress=False)
     with pytest.raises(OutputExistsError, match="--resume"):
         run_production(config, progress=False)
+
+
+class CountingFilter:
+    """Keeps everything; counts muons in every chunk, and chunks from the third on."""
+
+    spec = ComponentSpec("count-test", "filter", "test filter")
+
+    @hookimpl
+    def shipfastsim_declare_components(self):
+        return [self.spec]
+
+    @hookimpl
+    def shipfastsim_filter_muons(self, stage, batch, context):
+        context.counters["count-test: muons"] += len(batch)
+        if context.chunk_index >= 2:
+            context.counters["count-test: late chunks"] += 1
+        return FilterDecision(keep=torch.ones(len(batch), dtype=torch.bool))
+
+
+def test_counters_add_up_over_chunks_and_files(write_config, config_doc):
+    manager = get_plugin_manager(load_entry_points=False)
+    manager.register(CountingFilter(), name="count-test")
+    config_doc["stages"].append({"filter": "count-test"})
+    config_doc["run"]["output"]["muons_per_file"] = 700  # stats merged as files are written
+    summary = _run(write_config(config_doc), ComponentRegistry(manager))
+    assert summary["counters"]["count-test: muons"] == 3000  # 1000 generated x 3 copies
+    assert summary["counters"]["count-test: late chunks"] == 2  # chunks 2 and 3 of 4
