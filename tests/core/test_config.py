@@ -42,6 +42,8 @@ MALFORMED = [
     (("run", "chunk_size"), 2.5, "run.chunk_size", "expected integer"),
     (("run", "seed"), True, "run.seed", "expected integer"),
     (("run", "evnets"), 10, "run", "unknown key 'evnets'; allowed keys: events"),
+    (("run",), {"events": 10, "output": {"path": "x.root"}, "zz": 1, "aa": 2}, "run", "unknown key 'aa'; allowed"),
+    (("stages", 0, "params", "files"), [], "stages[0].params.files", "expected a non-empty list of file paths"),
     (("run", "device"), "gpu", "run.device", "cpu, cuda"),
     (("run", "output", "format"), "csv", "run.output.format", "allowed values: fairship-root"),
     (("run", "output", "compression"), "gzip", "run.output.compression", "zstd, zlib, lz4"),
@@ -83,9 +85,14 @@ def test_malformed_config_gives_named_error_and_exit_2(tmp_path, base, write_con
 def test_missing_config_file_and_bad_yaml(tmp_path, write_config, capsys):
     assert main(["check", str(tmp_path / "nope.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
-    path = write_config(raw="version: 1\nrun: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML at line"):
+    path = write_config(raw="version: 1\nrun:\n  events: 10\n  seed: [1\nstages: []\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line 5, column 7: "):
         load_config(path)
+
+
+def test_overrides_replace_config_values(write_config):
+    config = load_config(write_config(), {"run.events": 600, "run.seed": 11, "run.chunk_size": None})
+    assert (config.events, config.seed, config.chunk_size) == (600, 11, 300)
 
 
 def test_valid_config_fills_defaults_and_resolves_paths(tmp_path, write_config, target_sample):
