@@ -37,11 +37,11 @@ from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS
 from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
 
-def _rate(call: Callable[[], object], n: int, seconds: float, device: torch.device) -> float:
-    """Best muons/s of three repeats, each running ``call`` for at least ``seconds``."""
+def _rate(call: Callable[[], object], n: int, seconds: float, device: torch.device, repeats: int = 3) -> float:
+    """Best muons/s of ``repeats`` repeats, each running ``call`` for at least ``seconds``
+    (the engines are warmed up on a small batch first, in `main`)."""
     best = 0.0
-    call()  # warm-up (allocations, compilation)
-    for _ in range(3):
+    for _ in range(repeats):
         done, start = 0, time.perf_counter()
         while True:
             call()
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (about a minute to build)")
     parser.add_argument("--sofie", action="store_true", help="also time the SOFIE C++ code (needs g++ and BLAS)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (the best is kept)")
     parser.add_argument("--json", type=Path, help="write the table as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -121,18 +122,20 @@ def main() -> None:
     print(f"nf-after-shield ({sum(p.numel() for p in flow.parameters())} parameters; zuko peer "
           f"{peer.flow.parameter_count()}), {args.threads} threads, {device}: muons/s")
     header = f"{'engine':<16}" + "".join(f"{n:>12.0e}" for n in args.sizes)
-    print(header)
+    print(header, flush=True)
     eager = {}
     with torch.inference_mode():
         for name, engine in engines.items():
+            engine(_noise(1000, device))  # warm-up (allocations, compilation)
             rates = []
             for n in args.sizes:
                 noise = _noise(n, device)
-                rates.append(_rate(lambda engine=engine, noise=noise: engine(noise), n, args.seconds, device))
+                rates.append(_rate(lambda engine=engine, noise=noise: engine(noise), n, args.seconds, device,
+                                   args.repeats))
             if name == "torch eager":
                 eager = dict(zip(args.sizes, rates, strict=True))
             rows.append({"engine": name, "muons_per_s": dict(zip(args.sizes, rates, strict=True))})
-            print(f"{name:<16}" + "".join(f"{r:>12.3g}" for r in rates))
+            print(f"{name:<16}" + "".join(f"{r:>12.3g}" for r in rates), flush=True)
     if args.sofie and device.type == "cpu":
         folder = Path(tempfile.mkdtemp(prefix="bench_nf_sofie_"))
         rates = [_sofie_rate(n, args.threads, folder) for n in args.sizes]
