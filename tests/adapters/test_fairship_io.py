@@ -137,3 +137,14 @@ def test_missing_tree_is_a_clear_error(tmp_path):
         file["events"] = {"x": np.zeros(3, dtype=np.float32)}
     with pytest.raises(KeyError, match="pythia8-Geant4"):
         read_ntuple(tmp_path / "other.root")
+
+
+def test_run_simscript_command_for_a_range_and_an_offset():
+    """From mutation testing: -n counts the entries after -i; the SetTarget offset is in metres."""
+    from shipfastsim.adapters.fairship import run_simscript_command
+
+    reading = run_simscript_command("out.root", entries=1000, kind="shield_end", rotated=False,
+                                    ntuple_z_offset=7084.5, first=200)
+    assert reading["command"].endswith("--MuonBack -f out.root -i 200 -n 800 --SmearBeam 0 --PaintBeam 0")
+    assert "primGen.SetTarget(ship_geo.target.z0 + 70.845*u.m)" in " ".join(reading["notes"])
+    assert " -n 0" in run_simscript_command("o.root", entries=5, kind="target", rotated=True, first=9)["command"]
