@@ -1,16 +1,17 @@
-"""Benchmark: gan-target generation speed [muons/s] against replaying a FairShip file.
+"""Benchmark: target-generator speed [muons/s] (gan-target, flow-target) against replaying a FairShip file.
 
-For batch sizes 10^3 .. 10^6 it times, in one run:
+For batch sizes 10^3 .. 10^6 it times, in one run, for each of ``gan`` and ``flow``:
 
-* ``gan eager``: the ``gan-target`` component through the registry hook (noise,
-  network, MuonBatch in float64), as a production run calls it;
-* ``gan module``: the bare network under ``torch.inference_mode`` (float32, noise
+* ``eager``: the component through the registry hook (noise, network, MuonBatch in
+  float64), as a production run calls it;
+* ``module``: the bare network under ``torch.inference_mode`` (float32, noise
   drawn), over chunks of `CHUNK_SIZE` rows as the component runs it;
-* ``gan onnxruntime``: the same module exported to ONNX and run by onnxruntime
+* ``onnxruntime``: the same module exported to ONNX and run by onnxruntime
   (when onnx and onnxruntime are installed), over the same chunks;
-* ``file replay``: the ``fairship-file`` generator sampling the shipped 10k file;
 
-and prints the ratio of each GAN path to file replay.  On a machine shared with other
+and ``file replay``, the ``fairship-file`` generator sampling the shipped 10k file;
+it prints the ratio of the fastest GAN path to file replay and of the fastest flow
+path to the fastest GAN path.  On a machine shared with other
 jobs, ``--repeats N`` times each entry N times and keeps the fastest (the least
 disturbed).  Usage::
 
@@ -29,7 +30,6 @@ import torch
 from shipfastsim.components import ChunkContext, Stage
 from shipfastsim.data import TARGET_SAMPLE
 from shipfastsim.plugins.fairship_file import COMPONENT as FILE_COMPONENT
-from shipfastsim.plugins.gan_target import COMPONENT as GAN_COMPONENT
 from shipfastsim.plugins.gan_target import draw_noise, run_chunked
 from shipfastsim.registry import get_registry
 
@@ -83,6 +83,35 @@ def _onnx_call(module: torch.nn.Module, noise_dim: int) -> Callable[[int], objec
     return call
 
 
+def _loader(component: str):
+    if component == "flow-target":
+        from shipfastsim.plugins.flow_target.model import load_flow
+
+        return load_flow
+    from shipfastsim.plugins.gan_target.model import load_generator
+
+    return load_generator
+
+
+def _paths(component: str, short: str, device: torch.device) -> dict[str, Callable[[int], object]]:
+    """Eager (registry hook), bare module and onnxruntime paths of one target generator."""
+    defaults = get_registry().get("generator", component).spec.defaults()
+    module = _loader(component)(defaults["weights"], device)
+    noise_dim = module.noise_width - 1
+
+    def bare(n: int):
+        generator = torch.Generator(device=device).manual_seed(1)
+        with torch.inference_mode():
+            return module.generate(draw_noise(n, noise_dim, generator))
+
+    paths = {f"{short} eager": _hook_call(component, defaults, device), f"{short} module": bare}
+    if device.type == "cpu":
+        onnx = _onnx_call(_loader(component)(defaults["weights"]), noise_dim)
+        if onnx is not None:
+            paths[f"{short} onnxruntime"] = onnx
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -92,33 +121,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    gan = _hook_call("gan-target", GAN_COMPONENT.defaults(), device)
     replay = _hook_call("fairship-file", FILE_COMPONENT.defaults() | {"files": [str(TARGET_SAMPLE)], "order": "sample"},
                         device)
-    from shipfastsim.plugins.gan_target.model import load_generator
-
-    module = load_generator(GAN_COMPONENT.defaults()["weights"], device)
-    noise_dim = module.config.noise_dim
-
-    def bare(n: int):
-        generator = torch.Generator(device=device).manual_seed(1)
-        with torch.inference_mode():
-            return module.generate(draw_noise(n, noise_dim, generator))
-
-    paths = {"gan eager": gan, "gan module": bare}
-    if device.type == "cpu":
-        onnx = _onnx_call(load_generator(GAN_COMPONENT.defaults()["weights"]), noise_dim)
-        if onnx is not None:
-            paths["gan onnxruntime"] = onnx
-    paths["file replay"] = replay
+    paths = _paths("gan-target", "gan", device) | _paths("flow-target", "flow", device) | {"file replay": replay}
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} threads"
-    print(f"gan-target generation [muons/s] on {name}")
-    print(f"{'batch':>9} " + " ".join(f"{p:>16}" for p in paths) + "   ratio best GAN / replay")
+    print(f"target generators [muons/s] on {name}")
+    print(f"{'batch':>9} " + " ".join(f"{p:>16}" for p in paths) + "   best gan / replay, best flow / best gan")
     size = 1000
     while size <= args.max_batch:
         rates = {p: max(_rate(call, size, device) for _ in range(args.repeats)) for p, call in paths.items()}
-        best = max(v for p, v in rates.items() if p != "file replay")
-        print(f"{size:>9} " + " ".join(f"{rates[p]:>16.3e}" for p in paths) + f"   {best / rates['file replay']:.2f}")
+        gan = max(v for p, v in rates.items() if p.startswith("gan"))
+        flow = max(v for p, v in rates.items() if p.startswith("flow"))
+        print(f"{size:>9} " + " ".join(f"{rates[p]:>16.3e}" for p in paths)
+              + f"   {gan / rates['file replay']:.3f}, {flow / gan:.2f}")
         size *= 10
 
 

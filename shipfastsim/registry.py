@@ -43,6 +43,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "reference-shield": "shipfastsim.plugins.reference.plugin",
     "fast-shield": "shipfastsim.plugins.fast_shield",
     "gan-target": "shipfastsim.plugins.gan_target",
+    "flow-target": "shipfastsim.plugins.flow_target",
     "nf-after-shield": "shipfastsim.plugins.nf_after_shield",
     "mlp-filter": "shipfastsim.plugins.mlp_filter",
 }

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from shipfastsim.batch import MuonBatch
     from shipfastsim.plugins.gan_target.model import MuonGenerator
 
-__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "draw_noise", "muons_from_state", "run_chunked"]
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "MUON_STATE_FLOORS", "draw_noise", "muons_from_state",
+           "run_chunked", "generate_target_muons", "describe_target_module"]
 
 #: Rows per network call: activations of 4096 x 96 floats (1.5 MB) stay in cache; measured
 #: fastest of 1k-16k rows on the development CPU (1.33 M/s per core vs 1.12 M/s at 16k).
@@ -68,6 +69,14 @@ COMPONENT = ComponentSpec(
     ),
     normalisation=lambda params: TRAINING_SAMPLE_NORMALISATION,
 )
+
+
+#: Agreement floors of the exported muon state (`ExportDescription.floors`), shared by the target
+#: generators.  Engines agree to 1e-5 relative per element; x, y (and px, py) are components of a
+#: transverse vector rotated by an azimuth, near 0 only by cancellation of terms of the vector's
+#: size, so their floor is that size, r (pT) of the same muon.  z, pz come out of Exp and the PDG
+#: id is exact: no floor.
+MUON_STATE_FLOORS = {"muon": ((0, 1), (0, 1), 0.0, (3, 4), (3, 4), 0.0, 0.0)}
 
 
 def draw_noise(n: int, noise_dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -118,18 +127,58 @@ def muons_from_state(state: torch.Tensor, first_muon: int, device: torch.device,
     return MuonBatch.from_columns(columns, device=device)
 
 
-def _build(stage: Stage, params: dict[str, Any]):
-    import torch
-
+def _load(weights: str | Path, device) -> MuonGenerator:
     from shipfastsim.plugins.gan_target.model import load_generator
 
-    dtype = torch.float64 if params["dtype"] == "float64" else torch.float32
-    module = load_generator(params["weights"], stage.device).to(dtype)
-    if params["backend"] == "onnxruntime":
-        from shipfastsim.adapters.onnx_export import OnnxRuntimeModule  # provided by the ONNX adapter
+    return load_generator(weights, device)
 
-        return module, OnnxRuntimeModule(_describe(module, params["weights"]))
-    return module, module
+
+def generate_target_muons(spec: ComponentSpec, load, version: str, stage: Stage, n_muons: int,
+                          context: ChunkContext) -> MuonBatch:
+    """Muons of a target generator (gan-target, flow-target) for one chunk: the module from
+    ``load(weights, device)`` (cached on the stage, in the ``dtype`` asked for, through the
+    ``backend`` asked for), seeded noise from the chunk's generator, row chunks of `CHUNK_SIZE`."""
+    import torch
+
+    params = spec.defaults() | stage.params
+
+    def build():
+        dtype = torch.float64 if params["dtype"] == "float64" else torch.float32
+        module = load(params["weights"], stage.device).to(dtype)
+        if params["backend"] == "onnxruntime":
+            from shipfastsim.adapters.onnx_export import OnnxRuntimeModule  # provided by the ONNX adapter
+
+            return module, OnnxRuntimeModule(describe_target_module(module, params["weights"], version))
+        return module, module
+
+    module, engine = stage.cached("model", build)
+    noise = draw_noise(n_muons, module.noise_width - 1, context.generator)
+    with torch.inference_mode():
+        state = run_chunked(engine, noise.to(device=stage.device, dtype=module.feature_mean.dtype))
+    return muons_from_state(state, context.first_muon, stage.device, params["target_z0"])
+
+
+def describe_target_module(module, weights: str | Path, version: str) -> ExportDescription:
+    """The export description of a target generator's module: noise [n, noise_width] in, muons [n, 7] out."""
+    import torch
+
+    normals = module.noise_width - 1
+    example = torch.cat([torch.randn(4, normals), torch.rand(4, 1)], dim=1).to(module.feature_mean.dtype)
+    return ExportDescription(
+        module=module.cpu().eval(),
+        input_names=("noise",),
+        output_names=("muon",),
+        example_inputs=(example,),
+        units={"noise": f"[n, {normals + 1}]: {normals} standard normals, then one uniform in [0, 1)",
+               "muon": "[n, 7]: x, y, z [cm, FairShip frame, target start at 0], px, py, pz [GeV/c], PDG id (+-13)"},
+        version=version,
+        weights_path=str(weights),
+        floors=MUON_STATE_FLOORS,
+    )
+
+
+#: Version of the exported graph (2: log pT and the pT azimuth in place of px, py).
+EXPORT_VERSION = "gan-target-2"
 
 
 @hookimpl
@@ -141,44 +190,12 @@ def shipfastsim_declare_components() -> list[ComponentSpec]:
 def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
     if stage.component != COMPONENT.name:
         return None
-    import torch
-
-    params = COMPONENT.defaults() | stage.params
-    module, engine = stage.cached("model", lambda: _build(stage, params))
-    noise = draw_noise(n_muons, module.config.noise_dim, context.generator)
-    dtype = module.feature_mean.dtype
-    with torch.inference_mode():
-        state = run_chunked(engine, noise.to(device=stage.device, dtype=dtype))
-    return muons_from_state(state, context.first_muon, stage.device, params["target_z0"])
-
-
-def _describe(module: MuonGenerator, weights: str | Path) -> ExportDescription:
-    import torch
-
-    noise_dim = module.config.noise_dim
-    example = torch.cat([torch.randn(4, noise_dim), torch.rand(4, 1)], dim=1).to(module.feature_mean.dtype)
-    return ExportDescription(
-        module=module.cpu().eval(),
-        input_names=("noise",),
-        output_names=("muon",),
-        example_inputs=(example,),
-        units={"noise": f"[n, {noise_dim + 1}]: {noise_dim} standard normals, then one uniform in [0, 1)",
-               "muon": "[n, 7]: x, y, z [cm, FairShip frame, target start at 0], px, py, pz [GeV/c], PDG id (+-13)"},
-        version="gan-target-1",
-        weights_path=str(weights),
-        # Engines agree to 1e-5 relative per element; x, y (and px, py) are components of a
-        # transverse vector rotated by an azimuth, near 0 only by cancellation of terms of
-        # the vector's size, so their floor is that size, r (pT) of the same muon.  z, pz
-        # come out of Exp and the PDG id is exact: no floor.
-        floors={"muon": ((0, 1), (0, 1), 0.0, (3, 4), (3, 4), 0.0, 0.0)},
-    )
+    return generate_target_muons(COMPONENT, _load, EXPORT_VERSION, stage, n_muons, context)
 
 
 @hookimpl
 def shipfastsim_export_description(component: str, params: dict) -> ExportDescription | None:
     if component != COMPONENT.name:
         return None
-    from shipfastsim.plugins.gan_target.model import load_generator
-
     weights = (params or {}).get("weights", str(BUNDLED_WEIGHTS))
-    return _describe(load_generator(weights, "cpu"), weights)
+    return describe_target_module(_load(weights, "cpu"), weights, EXPORT_VERSION)

@@ -60,6 +60,15 @@ def _train_mlp_filter(args: argparse.Namespace) -> int:
 TRAINERS["mlp-filter"] = _train_mlp_filter
 
 
+def _train_flow_target(args: argparse.Namespace) -> int:
+    from shipfastsim.plugins.flow_target.cli import train_flow_target
+
+    return train_flow_target(args)
+
+
+TRAINERS["flow-target"] = _train_flow_target
+
+
 def _run(args: argparse.Namespace) -> int:
     return TRAINERS[args.component](args)
 
