@@ -255,8 +255,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, write_config, c
     assert process.returncode == -signal.SIGKILL, f"run ended before it could be killed: {process.stderr.read()}"
     done_before = len(json.loads(manifest.read_text())["files"])
     assert 0 < done_before < 10
+    chunks_done = _chunks_done(tmp_path / "out")
     resumed = _run(path, resume=True)
-    assert resumed["resumed"] and 0 < resumed["chunks_this_session"] < 400
+    assert resumed["resumed"] and resumed["chunks_this_session"] == 400 - chunks_done, "only the missing ones"
     clean = _run(path, **{"run.output.path": str(tmp_path / "clean" / "muons.root")})
     ours, theirs = _read_all(resumed["files"]), _read_all(clean["files"])
     assert len(ours) == 400_000 and ours.equals(theirs)
