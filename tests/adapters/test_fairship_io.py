@@ -148,3 +148,25 @@ def test_run_simscript_command_for_a_range_and_an_offset():
     assert reading["command"].endswith("--MuonBack -f out.root -i 200 -n 800 --SmearBeam 0 --PaintBeam 0")
     assert "primGen.SetTarget(ship_geo.target.z0 + 70.845*u.m)" in " ".join(reading["notes"])
     assert " -n 0" in run_simscript_command("o.root", entries=5, kind="target", rotated=True, first=9)["command"]
+
+
+@pytest.mark.parametrize(("name", "algorithm"), [("zstd", "ZSTD"), ("zlib", "ZLIB"), ("lz4", "LZ4"), ("none", None)])
+def test_compression_is_the_one_asked_for(tmp_path, target_sample, name, algorithm):
+    write_ntuple(tmp_path / "c.root", read_ntuple(target_sample, entry_stop=50)[0], compression=name)
+    with uproot.open(tmp_path / "c.root") as file:
+        assert type(file.file.compression).__name__ == algorithm if algorithm else file.file.compression is None
+
+
+def test_iter_ntuple_streams_every_muon_once(target_sample):
+    from shipfastsim.adapters.fairship import iter_ntuple
+
+    parts = list(iter_ntuple(target_sample, step=3000))
+    assert [len(p) for p in parts] == [3000, 3000, 3000, 1000]
+    assert MuonBatch.concat(parts).equals(read_ntuple(target_sample)[0])
+
+
+def test_run_simscript_notes_for_the_default_offset():
+    from shipfastsim.adapters.fairship import run_simscript_command
+
+    notes = " ".join(run_simscript_command("o.root", entries=10, kind="target", rotated=True)["notes"])
+    assert "FairShip up to 2025" in notes and "ntuple_z_offset: 7084.5" in notes
