@@ -85,9 +85,10 @@ def test_malformed_config_gives_named_error_and_exit_2(tmp_path, base, write_con
 def test_missing_config_file_and_bad_yaml(tmp_path, write_config, capsys):
     assert main(["check", str(tmp_path / "nope.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
-    path = write_config(raw="version: 1\nrun:\n  events: 10\n  seed: [1\nstages: []\n")
-    with pytest.raises(ConfigError, match="not valid YAML at line 5, column 7: "):
-        load_config(path)
+    for raw, where in (("version: 1\nrun:\n  events: 10\n  seed: [1\nstages: []\n", "line 5, column 7"),
+                       ("version: 1\nrun:\n  seed: [1\nstages: []\n", "line 4, column 7")):  # odd and even lines
+        with pytest.raises(ConfigError, match=f"not valid YAML at {where}: "):
+            load_config(write_config(raw=raw))
 
 
 def test_overrides_replace_config_values(write_config):
