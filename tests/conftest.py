@@ -10,12 +10,11 @@ import torch
 import yaml
 
 from shipfastsim.components import ChunkContext
-from shipfastsim.data import HOLDOUT_SAMPLE, TARGET_SAMPLE
+from shipfastsim.data import HOLDOUT_SAMPLE, SHIP_SAMPLE, TARGET_SAMPLE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The full shared sample, beside the repository when available (tests never need it:
-#: its holdout part is shipped as `HOLDOUT_SAMPLE`).
-SHARED_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "ship_gan_target_muons_50k.root"
+#: The full SHiP GAN sample, shipped in data/ (its holdout part is also `HOLDOUT_SAMPLE`).
+SHARED_SAMPLE = SHIP_SAMPLE
 
 
 @pytest.fixture(scope="session")

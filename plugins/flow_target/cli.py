@@ -17,13 +17,9 @@ def train_flow_target(args: argparse.Namespace) -> int:
     """
     from shipfastsim.plugins.flow_target.model import FlowConfig
     from shipfastsim.plugins.flow_target.train import FlowTrainConfig, train_flow
+    from shipfastsim.plugins.gan_target.cli import default_training_sample
 
-    if args.input:
-        files = args.input
-    else:
-        from shipfastsim.data import TARGET_SAMPLE
-
-        files = [str(TARGET_SAMPLE)]
+    files = args.input or [str(default_training_sample())]
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"input files not found: {missing}")

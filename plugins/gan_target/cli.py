@@ -18,7 +18,7 @@ def train_gan_target(args: argparse.Namespace) -> int:
     from shipfastsim.plugins.gan_target.model import GanConfig
     from shipfastsim.plugins.gan_target.train import TrainConfig, train
 
-    files = args.input or [str(_default_sample())]
+    files = args.input or [str(default_training_sample())]
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"input files not found: {missing}")
@@ -34,10 +34,11 @@ def train_gan_target(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_sample() -> Path:
-    from shipfastsim.data import TARGET_SAMPLE
+def default_training_sample() -> Path:
+    """The whole shipped SHiP sample that the bundled target generators were trained on."""
+    from shipfastsim.data import SHIP_SAMPLE
 
-    return Path(TARGET_SAMPLE)
+    return Path(SHIP_SAMPLE)
 
 
 def _train_nf_after_shield(args: argparse.Namespace) -> int:
@@ -75,11 +76,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
-    parser = subparsers.add_parser("train", help="train a neural component (gan-target, mlp-filter)",
+    parser = subparsers.add_parser("train", help="train a neural component (" + ", ".join(sorted(TRAINERS)) + ")",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("component", choices=sorted(TRAINERS), help="component to train")
     parser.add_argument("--input", nargs="+", metavar="FILE",
-                        help="gan-target: FairShip pythia8-Geant4 ntuples (default: the shipped 10k sample); "
+                        help="gan-target, flow-target: FairShip pythia8-Geant4 ntuples (default: the shipped 50k SHiP sample); "
                              "mlp-filter: labelled .npz files (default: label --muons gan-target muons)")
     parser.add_argument("--output", required=True, type=Path, help="directory for weights, config and checkpoint")
     parser.add_argument("--seed", type=int, default=2024, help="training seed")

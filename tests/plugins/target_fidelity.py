@@ -1,21 +1,20 @@
 """Shared by the target-generator tests: seeded generation through the registry hook and the
-fidelity report of a bundled generator against the holdout of the shared 50k sample."""
+fidelity report of a bundled generator against the holdout of the 50k SHiP sample (data/)."""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from shipfastsim.components import ChunkContext, Stage
+from shipfastsim.data import SHIP_SAMPLE
 from shipfastsim.registry import get_registry
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ship_gan_target_muons_50k.root"
-needs_shared = pytest.mark.skipif(not SHARED.is_file(), reason=f"shared sample {SHARED} absent")
+#: The whole SHiP GAN sample, shipped in data/ (the split picks the train and holdout rows).
+SHARED = SHIP_SAMPLE
 #: Generated muons per fidelity report: many, so the holdout's ~5k muons dominate the W1 noise.
 N_GENERATED = 100_000
 

@@ -11,7 +11,7 @@ import torch
 
 from shipfastsim.plugins.flow_target.model import FlowConfig, FlowGenerator, load_flow, radial_dequantise
 from shipfastsim.plugins.gan_target.model import N_FEATURES
-from tests.plugins.target_fidelity import generate_with, holdout_report, needs_shared
+from tests.plugins.target_fidelity import generate_with, holdout_report
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,6 @@ def test_bundled_weights_small_and_float32():
     assert load_flow(BUNDLED_WEIGHTS).noise_width == N_FEATURES + 1
 
 
-@needs_shared
 def test_fidelity_on_holdout():
     report = holdout_report("flow-target")
     print("\n" + report.metrics.table() + f"\n{report.memorisation}")

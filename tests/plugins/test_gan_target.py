@@ -1,7 +1,7 @@
 """gan-target: generator contract, export module, trainer smoke test and fidelity of the bundled model.
 
 The fidelity tests run the bundled model by inference only against the holdout split
-of the shared 50k SHiP GAN sample (skipped when ../shared is absent).
+of the shared 50k SHiP GAN sample.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from shipfastsim.plugins.gan_target import BUNDLED_WEIGHTS
 from shipfastsim.plugins.gan_target.model import load_generator
 from shipfastsim.registry import get_registry
 from shipfastsim.units import MUON_PDG_IDS
-from tests.plugins.target_fidelity import generate_with, holdout_report, needs_shared
+from tests.plugins.target_fidelity import generate_with, holdout_report
 
 
 def generate(n: int, seed: int = 1, first: int = 0, **params):
@@ -135,7 +135,6 @@ def holdout_and_generated():
     return report.holdout, report.generated
 
 
-@needs_shared
 def test_fidelity_on_holdout():
     """The gate: boosted-trees AUC < 0.55 on the physics features and W1/sigma < 0.05 on every
     feature against the holdout, and no memorisation of the training muons."""
@@ -151,7 +150,6 @@ def test_fidelity_on_holdout():
     assert metrics.fpd <= 3 * float(np.hypot(metrics.fpd_err, metrics.fpd_ref_err))
 
 
-@needs_shared
 def test_no_pile_up_and_displaced_tail(holdout_and_generated):
     """No clamp spikes (repeated identical values), physical outputs, and the displaced
     muons' radial tail (r > 2 cm, ~15 muons in the holdout) Poisson-consistent with it."""
@@ -168,7 +166,6 @@ def test_no_pile_up_and_displaced_tail(holdout_and_generated):
         assert abs(observed - expected) < 3 * expected**0.5 + 1, cut
 
 
-@needs_shared
 def test_tails_on_holdout(holdout_and_generated):
     holdout, generated = holdout_and_generated
     for name, cut in (("p", 100.0), ("pt", 2.0)):
