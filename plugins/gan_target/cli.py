@@ -80,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("component", choices=sorted(TRAINERS), help="component to train")
     parser.add_argument("--input", nargs="+", metavar="FILE",
-                        help="gan-target, flow-target: FairShip pythia8-Geant4 ntuples (default: the shipped 50k SHiP sample); "
+                        help="gan-target, flow-target: FairShip pythia8-Geant4 ntuples (default: the shipped 50k SHiP "
+                             "sample); "
                              "mlp-filter: labelled .npz files (default: label --muons gan-target muons)")
     parser.add_argument("--output", required=True, type=Path, help="directory for weights, config and checkpoint")
     parser.add_argument("--seed", type=int, default=2024, help="training seed")
