@@ -26,6 +26,7 @@ from shipfastsim.plugins.flow_target.model import FlowConfig, FlowGenerator, rad
 from shipfastsim.plugins.gan_target.data import SPLITS
 from shipfastsim.plugins.gan_target.model import N_CLASSES
 from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample
+from shipfastsim.plugins.gan_target.train import TrainResult as FlowTrainResult  # same fields
 
 __all__ = ["FlowTrainConfig", "FlowTrainResult", "train_flow", "WEIGHTS_NAME"]
 
@@ -50,15 +51,6 @@ class FlowTrainConfig:
     select_on_trees: bool = True
     threads: int = 1  # torch CPU threads; 1 is fastest on a shared 2-core machine
     flow: FlowConfig = field(default_factory=FlowConfig)
-
-
-@dataclass
-class FlowTrainResult:
-    weights_path: Path
-    best_metric: float
-    best_step: int
-    steps: int
-    history: list[dict]
 
 
 def train_flow(files: Sequence[str | Path], output: str | Path, config: FlowTrainConfig | None = None,
