@@ -1,0 +1,173 @@
+"""Fast exact CPU inference of `NoiseToMuon`: the same function, about 5x faster per core,
+and on several cores.
+
+`NoiseToMuon` (the export graph) recomputes the masked weights ``W * mask`` on every call,
+concatenates the charge to the state, runs its elementwise ops on strided column views
+(``st[:, :5]``: no vector kernels, 0.35 ms per tanh of 4096 x 5 values) and allocates
+every intermediate.  `FastNoiseToMuon` evaluates the same arithmetic, in the same order,
+on precomputed weights:
+
+* masks folded once at load, and each bias as an extra weight column against a constant
+  row of ones (the ``addmm`` bias copy costs as much as the product);
+* feature-major layout: the state is ``[7, n]`` (5 latent rows, the charge, ones), so
+  every product is one ``mm`` into a preallocated buffer and every elementwise op runs
+  in place on contiguous rows;
+* fixed blocks of `BLOCK` = 4096 muons (`run_chunked`'s call size; the last block
+  zero-padded), the buffers of one block (~2 MB) staying in a core's L2 cache;
+* blocks shared out over ``threads`` Python threads (torch releases the GIL inside its
+  ops), each with one intra-op thread: faster than torch's intra-op threads on these
+  small products, and a block's result never depends on the thread count.
+
+Every product has the reference's operands and reduction length (the bias term is the
+last of the sum, where ``addmm`` adds it), and the elementwise ops round as the
+reference's, so with torch 2.13 / MKL the output is bit-identical to `NoiseToMuon`'s
+(`tests/plugins/nf_after_shield/test_fast.py` requires 1e-5 relative per element, the
+export criterion).  Units: noise dimensionless, muons in cm, GeV/c (see `NoiseToMuon`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from shipfastsim.plugins.gan_target import CHUNK_SIZE
+from shipfastsim.plugins.gan_target.model import _step
+from shipfastsim.plugins.nf_after_shield.model import DIM, MuonFlow
+
+__all__ = ["BLOCK", "FastNoiseToMuon"]
+
+#: Muons per block: the network call size of every neural plugin (`run_chunked`).
+BLOCK = CHUNK_SIZE
+_OUT_COLUMNS = 8  # x, y, z, px, py, pz, PDG id, weight
+
+
+class _Scratch:
+    """One thread's buffers for one block (feature-major, ``BLOCK`` columns)."""
+
+    def __init__(self, hidden: int, hinges: int):
+        self.state = torch.zeros(DIM + 2, BLOCK)  # latent / g rows, charge, ones
+        self.state[DIM + 1] = 1.0
+        self.h1 = torch.ones(hidden + 1, BLOCK)  # last row stays 1 (bias of the next product)
+        self.h2 = torch.ones(hidden + 1, BLOCK)
+        self.st = torch.empty(2 * DIM, BLOCK)
+        self.both = torch.empty(2 * DIM, BLOCK)  # un-whitened g for mu- (rows 0-4) and mu+ (5-9)
+        self.hinge = torch.empty(DIM, hinges, BLOCK)
+        self.f = torch.empty(DIM, BLOCK)
+        self.rows = torch.zeros(BLOCK, DIM + 1)  # the padded row-major noise of the last block
+        self.ones = torch.ones(DIM, 1)
+
+
+class FastNoiseToMuon:
+    """``NoiseToMuon(flow, sigma)`` on the CPU: noise [n, 6] -> muons [n, 8] (float32);
+    `columns` gives the feature-major [8, n] without the transpose.  ``threads``: Python
+    threads sharing the blocks (default: torch's intra-op thread count at each call)."""
+
+    def __init__(self, flow: MuonFlow, sigma: float = 1.0, threads: int | None = None):
+        self.sigma, self.threads = float(sigma), threads
+        self.bound, self.hidden = flow.config.scale_bound, flow.config.hidden
+        self.fraction_mu_plus, self.z_plane = flow.config.fraction_mu_plus, flow.config.z_plane
+        with torch.no_grad():
+            self.layers = [self._fold(c) for c in flow.couplings]
+            # un-whitening g = L_q u + mean_q of both charges in one product: [L_q, 0 (charge), mean_q]
+            blocks = [torch.cat([flow.white_chol[q], torch.zeros(DIM, 1), flow.white_mean[q][:, None]], 1)
+                      for q in (0, 1)]
+            self.unwhiten = torch.cat(blocks).float().contiguous()
+            inner = flow.config.knots - 2
+            self.knots = flow.inv_hinges.view(DIM, inner, 1).float().clone()
+            self.coef = flow.inv_coef.T.float().contiguous()  # [5, 5 * inner], block-diagonal
+            self.offset = flow.inv_offset[:, None].float().clone()
+            self.slope = flow.inv_slope[:, None].float().clone()
+        self._local = threading.local()
+        self._pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool)
+
+    def _fold(self, coupling) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Masked weights with the bias as last column, as `Coupling.scale_shift` uses them."""
+        mask = coupling.mask
+        out_mask = torch.cat([1.0 - mask, 1.0 - mask])
+        first = torch.cat([coupling.first.weight * torch.cat([mask, mask.new_ones(1)]),
+                           coupling.first.bias[:, None]], 1)
+        middle = torch.cat([coupling.middle.weight, coupling.middle.bias[:, None]], 1)
+        last = torch.cat([coupling.last.weight * out_mask[:, None], (coupling.last.bias * out_mask)[:, None]], 1)
+        return tuple(w.float().contiguous() for w in (first, middle, last))
+
+    def __call__(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.columns(noise).T
+
+    def columns(self, noise: torch.Tensor) -> torch.Tensor:
+        """Muons [8, n] (rows x, y, z, px, py, pz, PDG id, weight) from noise [n, 6]."""
+        if noise.device.type != "cpu" or noise.dtype != torch.float32 or noise.dim() != 2 or noise.shape[1] != 6:
+            raise ValueError(f"FastNoiseToMuon takes float32 CPU noise [n, 6], got {noise.dtype} "
+                             f"{tuple(noise.shape)} on {noise.device}")
+        noise = noise.contiguous()
+        n = noise.shape[0]
+        out = torch.empty(_OUT_COLUMNS, n)
+        starts = range(0, n, BLOCK)
+        threads = min(self.threads or torch.get_num_threads(), len(starts))
+        if threads <= 1:
+            self._blocks(noise, out, starts)
+        else:
+            tasks = [starts[k::threads] for k in range(threads)]
+            list(self._executor(threads).map(lambda task: self._blocks(noise, out, task), tasks))
+        return out
+
+    def _blocks(self, noise: torch.Tensor, out: torch.Tensor, starts: range) -> None:
+        with torch.inference_mode():  # thread-local: entered in each worker
+            for start in starts:
+                self._block(noise, out, start)
+
+    def _executor(self, size: int) -> ThreadPoolExecutor:
+        """A pool of ``size`` threads with one intra-op thread each (recreated after a fork)."""
+        if self._pool is None or self._pool[:2] != (os.getpid(), size):
+            threads = torch.get_num_threads()
+            pool = ThreadPoolExecutor(size, thread_name_prefix="nf-fast", initializer=torch.set_num_threads,
+                                      initargs=(1,))
+            started = threading.Barrier(size)
+            list(pool.map(lambda _: started.wait(), range(size)))  # all threads exist, each set to 1 thread
+            torch.set_num_threads(threads)  # the default for other new threads, as it was
+            self._pool = (os.getpid(), size, pool)
+        return self._pool[2]
+
+    def _block(self, noise: torch.Tensor, out: torch.Tensor, start: int) -> None:
+        """Muons of noise rows [start, start + BLOCK) into out's columns (NoiseToMuon's order of operations)."""
+        s = getattr(self._local, "scratch", None)
+        if s is None:
+            s = self._local.scratch = _Scratch(self.hidden, self.knots.shape[1])
+        rows = noise[start:start + BLOCK]
+        m = rows.shape[0]
+        if m < BLOCK:  # the reference sees a zero-padded block (run_chunked)
+            s.rows[:m] = rows
+            s.rows[m:] = 0.0
+            rows = s.rows
+        x = s.state
+        x[:DIM + 1].copy_(rows.T)
+        eps = rows[:, :DIM]
+        square = torch.matmul(eps * eps, s.ones)[:, 0]  # |eps|^2 as the reference's product
+        plus = _step(self.fraction_mu_plus - x[DIM])
+        torch.mul(plus, 2.0, out=x[DIM]).sub_(1.0)  # charge
+        g = x[:DIM]
+        if self.sigma != 1.0:
+            g.mul_(self.sigma)
+        hidden = self.hidden
+        for first, middle, last in self.layers:
+            torch.mm(first, x, out=s.h1[:hidden]).relu_()
+            torch.mm(middle, s.h1, out=s.h2[:hidden]).relu_()
+            torch.mm(last, s.h2, out=s.st)
+            scale = s.st[:DIM].tanh_().mul_(self.bound).exp_()
+            g.mul_(scale).add_(s.st[DIM:])
+        torch.mm(self.unwhiten, x, out=s.both)
+        g = torch.where(plus.bool(), s.both[DIM:], s.both[:DIM])
+        torch.sub(g[:, None, :], self.knots, out=s.hinge).relu_()
+        f = torch.mul(g, self.slope, out=s.f).add_(self.offset)
+        f.addmm_(self.coef, s.hinge.view(-1, BLOCK))
+        o = out[:, start:start + m]
+        o[0:2] = f[0:2, :m]
+        o[2] = self.z_plane  # the reference's u * 0 + z_plane in float32
+        pz = torch.exp(f[4, :m], out=o[5])
+        torch.mul(f[2, :m], pz, out=o[3])
+        torch.mul(f[3, :m], pz, out=o[4])
+        torch.mul(x[DIM, :m], -13.0, out=o[6])
+        s2 = self.sigma * self.sigma
+        torch.exp(0.5 * (1.0 - s2) * square[:m], out=o[7]).mul_(self.sigma**DIM)

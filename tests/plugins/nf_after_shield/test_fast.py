@@ -1,0 +1,125 @@
+"""The fast inference path (`FastNoiseToMuon`) against the reference graph `NoiseToMuon`
+on the bundled weights, and its reproducibility: a chunk's muons do not depend on the
+number of threads, on the rows sharing a call, or on a fork of the process."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from shipfastsim.adapters.onnx_export import get_export_description
+from shipfastsim.plugins.gan_target import run_chunked
+from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS, DANGEROUS_SIGMAS
+from shipfastsim.plugins.nf_after_shield.fast import BLOCK, FastNoiseToMuon
+from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
+from tests.adapters.onnx_cases import RTOL, deviation
+
+N_NOISE = 3 * BLOCK + 123  # whole blocks and a zero-padded last one
+
+
+@pytest.fixture(scope="module")
+def flow():
+    return load_flow(BUNDLED_WEIGHTS)
+
+
+@pytest.fixture(scope="module")
+def noise() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(5)
+    return torch.cat([torch.randn(N_NOISE, 5, generator=generator), torch.rand(N_NOISE, 1, generator=generator)], 1)
+
+
+@pytest.mark.parametrize("sigma", [1.0, *DANGEROUS_SIGMAS])
+def test_equals_the_reference_graph(flow, noise, sigma):
+    """1e-5 relative per element (above the export's declared floors, as for onnxruntime
+    and SOFIE) against `NoiseToMuon` in `run_chunked`'s 4096-row calls, on one and on
+    two threads; with torch 2.13 / MKL the agreement is in fact bit for bit."""
+    with torch.inference_mode():
+        reference = run_chunked(NoiseToMuon(flow, sigma), noise).numpy()
+    description = get_export_description("nf-after-shield", {"latent_sigma": sigma})
+    for threads in (1, 2):
+        fast = FastNoiseToMuon(flow, sigma, threads=threads)(noise).numpy()
+        assert deviation(description, "muon", fast, reference) <= RTOL, threads
+    assert np.isfinite(reference).all()
+
+
+def test_masks_are_folded_whatever_the_masked_weights(flow, noise):
+    """Training leaves the masked entries of the last layers at their zero initialisation,
+    so on the bundled weights the output-mask fold is a no-op: here every weight is random."""
+    scrambled = copy.deepcopy(flow)
+    generator = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        for coupling in scrambled.couplings:
+            for layer in (coupling.first, coupling.middle, coupling.last):
+                layer.weight.copy_(0.05 * torch.randn(layer.weight.shape, generator=generator))
+                layer.bias.copy_(0.05 * torch.randn(layer.bias.shape, generator=generator))
+    with torch.inference_mode():
+        reference = run_chunked(NoiseToMuon(scrambled), noise).numpy()
+        unmasked = run_chunked(NoiseToMuon(flow), noise).numpy()
+    description = get_export_description("nf-after-shield")
+    assert np.isfinite(reference).all()
+    assert deviation(description, "muon", reference, unmasked) > 1e-2  # the scrambling matters
+    assert deviation(description, "muon", FastNoiseToMuon(scrambled)(noise).numpy(), reference) <= RTOL
+
+
+def test_muons_do_not_depend_on_threads_or_call_size(flow, noise):
+    """A muon's output is a function of its noise row alone: the same bits on 1, 2 or 3
+    threads, from torch's thread count, and when computed among fewer rows (at latent
+    sigma 1.3, where the weight column depends on a product that MKL rounds by row count)."""
+    sigma = DANGEROUS_SIGMAS[0]
+    whole = FastNoiseToMuon(flow, sigma, threads=1)(noise)
+    for threads in (2, 3):
+        assert torch.equal(FastNoiseToMuon(flow, sigma, threads=threads)(noise), whole), threads
+    engine = FastNoiseToMuon(flow, sigma)
+    before = torch.get_num_threads()
+    try:
+        for torch_threads in (1, 2):
+            torch.set_num_threads(torch_threads)
+            assert torch.equal(engine(noise), whole), torch_threads
+            assert torch.get_num_threads() == torch_threads  # the pool left the caller's setting alone
+    finally:
+        torch.set_num_threads(before)
+    for first, n in ((0, 1), (10, 3), (BLOCK - 2, 4), (BLOCK, 5), (17, 2 * BLOCK + 1)):
+        assert torch.equal(engine(noise[first:first + n]), whole[first:first + n]), (first, n)
+
+
+def test_the_generator_uses_the_fast_path(generate_nf, flow, monkeypatch):
+    """The plugin's torch backend on the CPU makes its muons with the fast engine, and they
+    are the reference graph's."""
+    from shipfastsim.plugins.nf_after_shield import draw_noise, muons_from_output
+
+    calls = []
+    columns = FastNoiseToMuon.columns
+    monkeypatch.setattr(FastNoiseToMuon, "columns", lambda self, x: calls.append(len(x)) or columns(self, x))
+    batch, _ = generate_nf(5000, seed=9, first=7)
+    assert calls == [5000]
+    noise = draw_noise(5000, torch.Generator().manual_seed(9))
+    with torch.inference_mode():
+        reference = muons_from_output(run_chunked(NoiseToMuon(flow), noise), 7, torch.device("cpu"), 3148.66)
+    assert batch.equals(reference)
+
+
+def test_the_thread_pool_survives_a_fork(flow, noise):
+    """The resume tests fork a process mid-session: the child must not wait on the parent's
+    threads (which a fork does not copy), and must give the same muons."""
+    engine = FastNoiseToMuon(flow, threads=2)
+    expected = engine(noise)  # the pool now exists in this process
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            signal.alarm(60)  # a hang fails the test instead of blocking it
+            status = 0 if torch.equal(engine(noise), expected) else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_bad_noise_is_refused(flow):
+    with pytest.raises(ValueError, match="float32 CPU noise"):
+        FastNoiseToMuon(flow)(torch.zeros(10, 6, dtype=torch.float64))
