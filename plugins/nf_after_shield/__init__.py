@@ -149,6 +149,8 @@ def subset_counters(labels: torch.Tensor, weight: torch.Tensor) -> dict[str, flo
 
 
 def _build(stage: Stage):
+    """The inference engine: on the CPU `FastNoiseToMuon` (same output as `NoiseToMuon`,
+    about 5x faster per core, on torch's intra-op thread count), else the module itself."""
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
     module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), stage.params["latent_sigma"]).eval()
@@ -157,6 +159,10 @@ def _build(stage: Stage):
         from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
 
         return OnnxRuntimeModule(_describe(module, stage.params["weights"])), z_plane
+    if stage.device.type == "cpu":
+        from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+
+        return FastNoiseToMuon(module.flow, module.sigma), z_plane
     return module, z_plane
 
 
@@ -177,8 +183,11 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
     stage = Stage(stage.kind, stage.component, params, stage.device, stage.index, stage.cache)
     engine, z_plane = stage.cached("model", lambda: _build(stage))
     noise = draw_noise(n_muons, context.generator).to(stage.device)
+    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+
     with torch.inference_mode():
-        out = run_chunked(engine, noise)
+        # the fast engine makes 4096-muon blocks itself; its [8, n] output transposed keeps columns contiguous
+        out = engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
     batch = muons_from_output(out, context.first_muon, stage.device, z_plane)
     from shipfastsim.geometry.decay_vessel import subset_labels
 
