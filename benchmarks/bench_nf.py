@@ -6,9 +6,15 @@ Run:  python benchmarks/bench_nf.py [--threads 2] [--sizes 1000 10000 100000 100
 Engines (all on the bundled weights, latent sigma 1, the same noise):
 
 * ``torch eager``: `NoiseToMuon` on the whole batch under ``torch.inference_mode``;
-* ``torch chunked``: the plugin's path, 4096-row chunks (activations stay in cache);
-* ``torch.compile`` (``--compile``): the compiled module over the same chunks;
+* ``torch chunked``: `NoiseToMuon` in `run_chunked`'s 4096-row calls;
+* ``fast``: the plugin's path, `FastNoiseToMuon` (same output bit for bit; folded
+  weights, in-place feature-major ops, 4096-muon blocks over ``--threads`` Python
+  threads of one intra-op thread each);
+* ``fast intra-op``: the same on one Python thread with ``--threads`` torch intra-op threads;
+* ``torch.compile`` (``--compile``): the compiled `NoiseToMuon` over 4096-row calls;
 * ``onnxruntime``: the exported graph, ``--threads`` intra-op threads, whole batch;
+* ``onnxruntime 4096``: the same graph in 4096-row calls, one session of one intra-op
+  thread per Python thread (``--threads`` of them), its best configuration here;
 * ``SOFIE C++`` (``--sofie``): the generated code in ``adapters/cpp/sofie_driver.cpp``
   (timing loop inside C++, OpenBLAS with ``--threads`` threads);
 * ``zuko peer``: zuko's RealNVP of the same size (untrained weights: the speed does not
@@ -28,12 +34,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from shipfastsim.plugins.gan_target import run_chunked
 from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS
+from shipfastsim.plugins.nf_after_shield.fast import BLOCK, FastNoiseToMuon
 from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
 
@@ -79,6 +88,37 @@ def _sofie_rate(n: int, threads: int, folder: Path) -> float:
     return 1e9 / min(float(r.stdout.split()[-1]) for r in runs)
 
 
+def _onnxruntime_engines(threads: int) -> dict[str, Callable[[torch.Tensor], object]]:
+    """The exported graph on the whole batch with ``threads`` intra-op threads, and in
+    4096-row calls over ``threads`` Python threads, each with its own one-thread session
+    (onnxruntime releases the GIL while it runs)."""
+    import onnxruntime as ort
+
+    from shipfastsim.adapters.onnx_export import export_onnx, get_export_description
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_nf_"))
+    path = export_onnx(get_export_description("nf-after-shield"), folder / "nf.onnx")
+
+    def session(intra: int):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = intra, 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    whole, sessions = session(threads), [session(1) for _ in range(threads)]
+    pool = ThreadPoolExecutor(threads)
+
+    def blocks(k: int, noise: np.ndarray) -> None:
+        for start in range(k * BLOCK, len(noise), threads * BLOCK):
+            sessions[k].run(None, {"noise": noise[start:start + BLOCK]})
+
+    def chunked(x: torch.Tensor) -> None:
+        noise = x.numpy()
+        list(pool.map(blocks, range(threads), [noise] * threads))
+
+    return {"onnxruntime": lambda x: whole.run(None, {"noise": x.numpy()}), "onnxruntime 4096": chunked}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch, onnxruntime and OpenBLAS")
@@ -101,27 +141,25 @@ def main() -> None:
     engines: dict[str, Callable[[torch.Tensor], object]] = {
         "torch eager": module,
         "torch chunked": lambda x: run_chunked(module, x),
-        "zuko peer": lambda x: run_chunked(peer, x),
     }
-    if args.compile:
-        compiled = torch.compile(module, dynamic=False)
-        engines["torch.compile"] = lambda x: run_chunked(compiled, x)
-    session = None
     if device.type == "cpu":
-        import onnxruntime as ort
-
-        from shipfastsim.adapters.onnx_export import export_onnx, get_export_description
-
-        folder = Path(tempfile.mkdtemp(prefix="bench_nf_"))
-        path = export_onnx(get_export_description("nf-after-shield"), folder / "nf.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        engines["onnxruntime"] = lambda x: session.run(None, {"noise": x.numpy()})
+        fast, fast_intra = FastNoiseToMuon(flow, threads=args.threads), FastNoiseToMuon(flow, threads=1)
+        engines |= {"fast": fast.columns, "fast intra-op": fast_intra.columns}
+    if args.compile:
+        start = time.perf_counter()
+        compiled = torch.compile(module, dynamic=False)
+        with torch.inference_mode():
+            run_chunked(compiled, _noise(BLOCK, device))
+        print(f"torch.compile: {time.perf_counter() - start:.0f} s to compile", flush=True)
+        engines["torch.compile"] = lambda x: run_chunked(compiled, x)
+    if device.type == "cpu":
+        engines |= _onnxruntime_engines(args.threads)
+    engines["zuko peer"] = lambda x: run_chunked(peer, x)
     rows = []
     print(f"nf-after-shield ({sum(p.numel() for p in flow.parameters())} parameters; zuko peer "
-          f"{peer.flow.parameter_count()}), {args.threads} threads, {device}: muons/s")
-    header = f"{'engine':<16}" + "".join(f"{n:>12.0e}" for n in args.sizes)
+          f"{peer.flow.parameter_count()}), {args.threads} threads, {device}, load average "
+          f"{os.getloadavg()[0]:.2f}: muons/s")
+    header = f"{'engine':<18}" + "".join(f"{n:>12.0e}" for n in args.sizes)
     print(header, flush=True)
     eager = {}
     with torch.inference_mode():
@@ -135,15 +173,15 @@ def main() -> None:
             if name == "torch eager":
                 eager = dict(zip(args.sizes, rates, strict=True))
             rows.append({"engine": name, "muons_per_s": dict(zip(args.sizes, rates, strict=True))})
-            print(f"{name:<16}" + "".join(f"{r:>12.3g}" for r in rates), flush=True)
+            print(f"{name:<18}" + "".join(f"{r:>12.3g}" for r in rates), flush=True)
     if args.sofie and device.type == "cpu":
         folder = Path(tempfile.mkdtemp(prefix="bench_nf_sofie_"))
         rates = [_sofie_rate(n, args.threads, folder) for n in args.sizes]
         rows.append({"engine": "SOFIE C++", "muons_per_s": dict(zip(args.sizes, rates, strict=True))})
-        print(f"{'SOFIE C++':<16}" + "".join(f"{r:>12.3g}" for r in rates))
+        print(f"{'SOFIE C++':<18}" + "".join(f"{r:>12.3g}" for r in rates))
     print("ratio to torch eager:")
     for row in rows:
-        print(f"{row['engine']:<16}" + "".join(f"{row['muons_per_s'][n] / eager[n]:>12.2f}" for n in args.sizes))
+        print(f"{row['engine']:<18}" + "".join(f"{row['muons_per_s'][n] / eager[n]:>12.2f}" for n in args.sizes))
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "device": str(device), "rows": rows}, indent=1))
 

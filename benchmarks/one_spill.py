@@ -160,7 +160,11 @@ def main() -> None:
                         help=f"generated muons ({COPIES} phi copies each) timed through the reference chain")
     parser.add_argument("--pilot-events", type=int, default=1000,
                         help="generated muons of the transport pilot that measures the shield survival")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the serial runs (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the serial transport runs (default 1)")
+    parser.add_argument("--nf-threads", type=int, default=2,
+                        help="torch threads of the serial nf run (default 2: its generator shares 4096-muon blocks "
+                             "over that many one-thread Python threads, which do not spin against each other)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=None, help="where the runs write (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -196,8 +200,9 @@ def main() -> None:
             else:
                 events, most = round(target_rows / rows_per_generated), 50_000
             for executor in args.executors:
+                threads = args.nf_threads if name == "nf" else args.threads
                 run = run_once(directory, path, events, chunking(events, most), executor, args.workers, args.seed,
-                               args.threads)
+                               threads)
                 runs.append(run)
                 print(f"{name} {executor}: {run.events:,} generated, {run.rows_out:,} out, {run.wall:.1f} s "
                       f"(process {run.process_wall:.1f} s), peak {run.peak_mib:.0f} MiB", flush=True)
