@@ -34,7 +34,9 @@ class _InverseCdf:
 
     The node index is computed in closed form from the grid's construction
     (`tables.u_grid`), which is several times cheaper than a binary search; a
-    rounding slip of one node at a node is harmless since w is clamped to [0, 1]."""
+    rounding slip of one node at a node is harmless since w is clamped to [0, 1].
+    Row and node indices are carried as floats (exact: tables have far fewer than
+    2^24 entries) and turned into one integer index per gather."""
 
     def __init__(self, values: torch.Tensor, grid: tuple[int, float, int, float], u: torch.Tensor,
                  geometric_tail: bool = False):
@@ -47,22 +49,31 @@ class _InverseCdf:
         self.lin_scale = n_lin / split
         self.log_scale = (n_tail - 1) / math.log((1.0 - split) / tail_min)
         self.log_tail0 = math.log(1.0 - split)
-        # Geometric interpolation between tail nodes (the loss tables' convention).
+        # Geometric interpolation between tail nodes (the loss tables' convention):
+        # per lower node, 1 where it applies (tail node, both values positive) and the
+        # log of the values, so that a draw costs one exp.
         self.geometric_tail = geometric_tail
+        if geometric_tail:
+            lo, hi = self.values, torch.roll(self.values, -1)
+            node = torch.arange(self.values.numel(), device=values.device) % self.n
+            self.geometric = ((node >= n_lin) & (node < self.n - 1) & (lo > 0) & (hi > 0)).to(values.dtype)
+            self.log_values = torch.log(self.values.clamp_min(torch.finfo(values.dtype).tiny))
 
     def __call__(self, row: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """Inverse CDF of table rows ``row`` (float, integral values) at probabilities r."""
         tail = self.n_lin + (self.log_tail0 - torch.log1p(-r.clamp_max(1.0 - 1e-7))) * self.log_scale
-        k = torch.where(r < self.split, r * self.lin_scale, tail).long().clamp(0, self.n - 2)
-        w = ((r - self.u[k]) * self.inv_du[k]).clamp(0.0, 1.0)
-        base = row * self.n + k
-        lo, hi = self.values[base], self.values[base + 1]
+        in_tail = torch.ge(r, self.split).view(torch.uint8).to(r.dtype)
+        k = torch.floor(r * self.lin_scale + in_tail * (tail - r * self.lin_scale)).clamp(0.0, self.n - 2.0)
+        k_index = k.to(torch.int64)
+        w = ((r - self.u.index_select(0, k_index)) * self.inv_du.index_select(0, k_index)).clamp(0.0, 1.0)
+        base = (row * self.n + k).to(torch.int64)
+        lo, hi = self.values.index_select(0, base), self.values.index_select(0, base + 1)
         linear = lo + w * (hi - lo)
         if not self.geometric_tail:
             return linear
-        tail = (k >= self.n_lin) & (lo > 0) & (hi > 0)
-        safe_lo = torch.where(tail, lo, torch.ones_like(lo))
-        geometric = safe_lo * torch.exp(w * torch.log(torch.where(tail, hi, torch.ones_like(hi)) / safe_lo))
-        return torch.where(tail, geometric, linear)
+        log_lo, log_hi = self.log_values.index_select(0, base), self.log_values.index_select(0, base + 1)
+        geometric = torch.exp(log_lo + w * (log_hi - log_lo))
+        return linear + self.geometric.index_select(0, base) * (geometric - linear)
 
 
 class TableSampler:
@@ -82,20 +93,22 @@ class TableSampler:
         self.log_p0, self.log_l0 = math.log(s.p_nodes[0]), math.log(s.l_nodes[0])
         self.inv_dlog_p = (self.n_p - 1) / math.log(s.p_nodes[-1] / s.p_nodes[0])
         self.inv_dlog_l = (self.n_l - 1) / math.log(s.l_nodes[-1] / s.l_nodes[0])
-        self.rows = torch.tensor(rows, dtype=torch.int64, device=device)
+        self.rows = torch.tensor(rows, **kw)
         self.density = density
         self.n_classes = tables.angle.shape[3]
         self.loss = _InverseCdf(torch.as_tensor(tables.loss, **kw), GRID_LOSS, torch.as_tensor(U_LOSS, **kw),
                                 geometric_tail=True)
         self.angle = _InverseCdf(torch.as_tensor(tables.angle, **kw), GRID_ANGLE, torch.as_tensor(U_ANGLE, **kw))
         self.disp = _InverseCdf(torch.as_tensor(tables.disp, **kw), GRID_DISP, torch.as_tensor(U_DISP, **kw))
-        self.class_edges = torch.as_tensor(LOSS_CLASS_EDGES, **kw)
+        self.class_edges = tuple(LOSS_CLASS_EDGES)
 
     @staticmethod
     def _node(value: torch.Tensor, log0: float, inv_dlog: float, n: int, r: torch.Tensor) -> torch.Tensor:
+        """Node index (as a float) of ``value`` on a log grid, drawn between its two
+        neighbours with linear weights: floor(f + r) is the upper one with probability
+        frac(f), r uniform."""
         f = ((torch.log(value) - log0) * inv_dlog).clamp(0.0, n - 1.0)
-        lower = f.floor().clamp_max(n - 2)
-        return (lower + (r < f - lower).to(f.dtype)).long()
+        return torch.floor(f + r).clamp_max(n - 1.0)
 
     def sample(self, material: torch.Tensor, p: torch.Tensor, energy: torch.Tensor, length: torch.Tensor,
                t_before: torch.Tensor, t_step: torch.Tensor, generator: torch.Generator):
@@ -111,9 +124,9 @@ class TableSampler:
         from the (7, N) uniform random numbers ``r`` (pure tensor arithmetic and gathers)."""
         i = self._node(p.clamp_min(1e-6), self.log_p0, self.inv_dlog_p, self.n_p, r[0])
         j = self._node(length, self.log_l0, self.inv_dlog_l, self.n_l, r[1])
-        row = (self.rows[material] * self.n_p + i) * self.n_l + j
-        loss = self.loss(row, r[2]) * self.density[material] * length
-        klass = torch.bucketize(r[2], self.class_edges, right=True)
+        row = (self.rows.index_select(0, material) * self.n_p + i) * self.n_l + j
+        loss = self.loss(row, r[2]) * self.density.index_select(0, material) * length
+        klass = sum(torch.ge(r[2], edge).view(torch.uint8) for edge in self.class_edges).to(r.dtype)
         theta = self.angle(row * self.n_classes + klass, r[3]) * sigma
         phi = (2.0 * math.pi) * r[4]
         tx, ty = theta * torch.cos(phi), theta * torch.sin(phi)

@@ -68,8 +68,10 @@ class SegmentGeometry:
         box_rows = [[v for box in (b + [empty] * (self.n_boxes - len(b))) for v in box] for b in boxes_per_segment]
         kw = {"dtype": dtype, "device": self.device}
         self.edges = torch.tensor(edges, **kw)
-        self.boxes = torch.tensor(box_rows, **kw)  # (S, 5 K): x_min, x_max, y_min, y_max, material
-        self.magnets = torch.tensor(magnets, **kw)  # (S, len(MAGNET_COLUMNS))
+        # Stored column-major: gathering one column for every point is one contiguous
+        # `index_select`, several times cheaper than rows of a (S, C) table.
+        self.boxes = torch.tensor(box_rows, **kw).T.contiguous()  # (5 K, S): x_min, x_max, y_min, y_max, material
+        self.magnets = torch.tensor(magnets, **kw).T.contiguous()  # (len(MAGNET_COLUMNS), S)
         self.default_material = default
         self.iron = lookup.material_index(g.shield_material)
         self.field_map = lookup.field_map.to(self.device, dtype) if lookup.field_map is not None else None
@@ -78,42 +80,64 @@ class SegmentGeometry:
         #: Per segment: inside the z range of the target, a block or the magnets, where
         #: the transports use their dense-material step even in air gaps.
         self.dense_zone = torch.tensor([any(a <= z < b for a, b in zones) for z in mids], device=self.device)
-        #: Per segment: z [cm] where it ends (the next boundary a step must not cross).
+        #: Per segment: z [cm] where it starts and where it ends (the next boundary a step must not cross).
+        self.segment_start = torch.tensor([float("-inf")] + edges, **kw)
         self.segment_end = torch.tensor(edges + [float("inf")], **kw)
+        self.n_segments = len(mids)
+        self._has_magnet = [row[0] > 0 for row in magnets]
 
     def segment(self, z: torch.Tensor) -> torch.Tensor:
         """Segment index of each z [cm]."""
         return torch.searchsorted(self.edges, z.contiguous(), right=True)
 
+    def follow(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Segment index of each z [cm] given its segment ``seg`` before a move that
+        crossed at most one boundary (a transport step); exact in every case, since any
+        point the one-boundary update leaves outside its segment is searched again."""
+        seg = (seg + torch.ge(z, self.segment_end.index_select(0, seg)).to(seg.dtype)
+               - torch.lt(z, self.segment_start.index_select(0, seg)).to(seg.dtype))
+        wrong = torch.lt(z, self.segment_start.index_select(0, seg)) | torch.ge(z, self.segment_end.index_select(0, seg))
+        if bool(wrong.any()):
+            seg = torch.where(wrong, self.segment(z), seg)
+        return seg
+
+    def column(self, table: torch.Tensor, index: int, seg: torch.Tensor) -> torch.Tensor:
+        """Column ``index`` of a per-segment table for every point of segment ``seg``."""
+        return table[index].index_select(0, seg)
+
     def query(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, seg: torch.Tensor | None = None,
               with_region: bool = False):
         """Material index (int64) and field Bx, By, Bz [T] at positions [cm]; with
         ``with_region`` also the magnet index (-1 outside magnets) and the part code
-        (0 none, 1 core, 2 return yoke, 3 top/bottom yoke)."""
+        (0 none, 1 core, 2 return yoke, 3 top/bottom yoke).
+
+        Branch-free arithmetic: masks are turned into 0/1 numbers and blended (torch's
+        ``where`` costs several plain multiplications on the CPU)."""
         seg = self.segment(z) if seg is None else seg
-        box = self.boxes.index_select(0, seg)
-        material = torch.full_like(seg, self.default_material)
+        dt = x.dtype
+        material = torch.full_like(x, float(self.default_material))
         for k in range(self.n_boxes):
             c = 5 * k
-            inside = (x >= box[:, c]) & (x <= box[:, c + 1]) & (y >= box[:, c + 2]) & (y <= box[:, c + 3])
-            material = torch.where(inside, box[:, c + 4].long(), material)
-        mp = self.magnets.index_select(0, seg)
-        has = mp[:, 0] > 0
-        f = ((z - mp[:, 1]) * mp[:, 2]).clamp(0.0, 1.0)
+            col = lambda i: self.column(self.boxes, c + i, seg)  # noqa: E731
+            inside = ((x >= col(0)) & (x <= col(1)) & (y >= col(2)) & (y <= col(3))).view(torch.uint8).to(dt)
+            material = material + inside * (col(4) - material)
+        mag = lambda i: self.column(self.magnets, i, seg)  # noqa: E731
+        f = ((z - mag(1)) * mag(2)).clamp(0.0, 1.0)
         n = len(SECTION_COLUMNS)
-        section = section_at([mp[:, 4 + 2 * i] for i in range(n)], [mp[:, 5 + 2 * i] for i in range(n)], f)
-        core, ret, yoke = (mask & has for mask in part_masks(x.abs(), y.abs(), *section))
-        material = torch.where(core | ret | yoke, self.iron, material)
-        zero = torch.zeros_like(x)
+        section = section_at([mag(4 + 2 * i) for i in range(n)], [mag(5 + 2 * i) for i in range(n)], f)
+        has = mag(0) > 0
+        core, ret, yoke = ((mask & has).view(torch.uint8).to(dt) for mask in part_masks(x.abs(), y.abs(), *section))
+        iron = core + ret + yoke  # the parts do not overlap
+        material = (material + iron * (self.iron - material)).to(torch.int64)
         k = 4 + 2 * n
         if self.field_map is None:
-            by = torch.where(core, mp[:, k], torch.where(ret, mp[:, k + 1], zero))
-            bx = torch.where(yoke, mp[:, k + 2] * torch.sign(x) * torch.sign(y), zero)
-            bz = zero
+            by = core * mag(k) + ret * mag(k + 1)
+            bx = yoke * mag(k + 2) * torch.sign(x) * torch.sign(y)
+            bz = torch.zeros_like(x)
         else:
             bx, by, bz = self.field_map(x, y, z)
         if not with_region:
             return material, bx, by, bz
-        part = torch.where(core, 1, torch.where(ret, 2, torch.where(yoke, 3, 0)))
-        index = torch.where(part > 0, mp[:, 3].long(), -1)
+        part = (core + 2.0 * ret + 3.0 * yoke).to(torch.int64)
+        index = torch.where(part > 0, mag(3).to(torch.int64), -1)
         return material, bx, by, bz, index, part

@@ -24,6 +24,7 @@ randomness.  Units: cm, GeV/c, tesla; FairShip's frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,7 +44,11 @@ STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backw
 @dataclass(frozen=True)
 class StepSettings:
     """Step control [cm, rad], stopping momentum [GeV/c], where the step is
-    controlled from (``"start"`` or ``"previous"``) and the arithmetic precision."""
+    controlled from (``"start"`` or ``"previous"``), the arithmetic precision and the
+    group size: on the CPU a chunk is stepped in groups of at most ``group_size``
+    muons, one per thread (small tensors stay in cache, and both cores work); each
+    group draws from its own generator, seeded in order from the chunk's generator, so
+    the result does not depend on the number of threads.  On a GPU a chunk is one group."""
 
     dense_step: float = 10.0
     air_step: float = 50.0
@@ -52,6 +57,7 @@ class StepSettings:
     min_momentum: float = 0.5
     control: str = "start"
     dtype: torch.dtype = torch.float64
+    group_size: int = 16384
 
 
 @dataclass
@@ -93,11 +99,39 @@ class Transport:
         # Float32 positions near z = 30 m have a 0.2 um grain: step just past boundaries by more.
         self.eps = 2e-3 if settings.dtype == torch.float32 else 1e-6
         self.has_bz = self.geo.field_map is not None
+        # 1 where the dense-matter step applies: per segment (the z ranges of the target,
+        # blocks and magnets, air gaps included) and per material (dense matter anywhere).
+        self.dense_segment = self.geo.dense_zone.to(**kw)
+        self.dense_material = (self.density > 0.05).to(**kw)
 
     def propagate(self, pos: torch.Tensor, mom: torch.Tensor, charge: torch.Tensor, planes: str | Sequence[str],
                   generator: torch.Generator) -> TransportResult:
         """Move (N, 3) positions [cm] and momenta [GeV/c] of charges [e] through the
         recording ``planes`` (one name or several), stopping after the last."""
+        n, size = pos.shape[0], self.settings.group_size
+        if self.device.type != "cpu" or n <= size:
+            return self._propagate_group(pos, mom, charge, planes, generator)
+        starts = list(range(0, n, size))
+        seeds = torch.randint(0, 2**62, (len(starts),), generator=generator, device=generator.device).tolist()
+
+        def group(k: int) -> TransportResult:
+            part = slice(starts[k], starts[k] + size)
+            return self._propagate_group(pos[part], mom[part], charge[part], planes,
+                                         torch.Generator(device=self.device).manual_seed(seeds[k]))
+
+        with ThreadPoolExecutor(max(1, min(torch.get_num_threads(), len(starts)))) as pool:
+            parts = list(pool.map(group, range(len(starts))))
+        merged = TransportResult(stop_reason=torch.cat([r.stop_reason for r in parts]),
+                                 steps=max(r.steps for r in parts))
+        for name in parts[0].reached:
+            merged.reached[name] = torch.cat([r.reached[name] for r in parts])
+            merged.state[name] = torch.cat([r.state[name] for r in parts])
+        for name in parts[0].in_aperture:
+            merged.in_aperture[name] = torch.cat([r.in_aperture[name] for r in parts])
+        return merged
+
+    def _propagate_group(self, pos: torch.Tensor, mom: torch.Tensor, charge: torch.Tensor,
+                         planes: str | Sequence[str], generator: torch.Generator) -> TransportResult:
         s, g, dt, dev = self.settings, self.geometry, self.settings.dtype, self.device
         plane_objs = [g.plane(name) for name in ([planes] if isinstance(planes, str) else planes)]
         z_last = max(pl.z for pl in plane_objs)
@@ -111,17 +145,19 @@ class Transport:
         x, y, z = pos.unbind(1)
         ux, uy, uz = (mom / p.clamp_min(1e-30)[:, None]).unbind(1)
         q = charge.to(dev, dt)
-        mat, bx, by, bz = self.geo.query(x, y, z)
+        seg = self.geo.segment(z)
+        mat, bx, by, bz = self.geo.query(x, y, z, seg)
         b = torch.sqrt(bx * bx + by * by + bz * bz)
         idx = torch.arange(n, device=dev)
         result.stop_reason[p < s.min_momentum] = 1
         live = (p >= s.min_momentum) & (uz > 0) & (z < z_last)
-        cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, torch.zeros_like(p), b, mat, idx)]
+        cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, torch.zeros_like(p), b, mat, seg, idx)]
+        w = g.world
         while cols[0].numel():
             result.steps += 1
             z_old = cols[2]
-            x, y, z, ux, uy, uz, p, q, t_x0, b, mat = self._step(*cols[:11], generator)
-            idx = cols[11]
+            x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg = self._step(*cols[:12], generator)
+            idx = cols[12]
             for pl in plane_objs:
                 cross = (z_old < pl.z) & (z >= pl.z) & (p >= s.min_momentum)
                 if bool(cross.any()):
@@ -133,17 +169,21 @@ class Transport:
                     at[:, 2] = pl.z  # exactly on the plane, whatever the arithmetic precision
                     result.state[pl.name][idx[cross]] = at
                     result.reached[pl.name][idx[cross]] = True
-            reason = torch.full_like(idx, -1)
-            reason = torch.where(z > g.world.z_max, 4, reason)
-            reason = torch.where(z >= z_last, 0, reason)
-            reason = torch.where(uz <= 0, 3, reason)
-            out = (x.abs() > g.world.half_x) | (y.abs() > g.world.half_y) | (z < g.world.z_min)
-            reason = torch.where(out, 2, reason)
-            reason = torch.where(p < s.min_momentum, 1, reason)
-            cols = [x, y, z, ux, uy, uz, p, q, t_x0, b, mat, idx]
-            gone = reason >= 0
+            cols = [x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg, idx]
+            gone = ((p < s.min_momentum) | (uz <= 0) | (z >= z_last) | (z > w.z_max) | (z < w.z_min)
+                    | (x.abs() > w.half_x) | (y.abs() > w.half_y))
             if bool(gone.any()):
-                result.stop_reason[idx[gone]] = reason[gone]
+                # Reasons only for the muons that stop (few per step), by priority.
+                out = torch.nonzero(gone).squeeze(1)
+                xo, yo, zo, uzo, po = (c.index_select(0, out) for c in (x, y, z, uz, p))
+                reason = torch.full_like(out, -1)
+                reason = torch.where(zo > w.z_max, 4, reason)
+                reason = torch.where(zo >= z_last, 0, reason)
+                reason = torch.where(uzo <= 0, 3, reason)
+                outside = (xo.abs() > w.half_x) | (yo.abs() > w.half_y) | (zo < w.z_min)
+                reason = torch.where(outside, 2, reason)
+                reason = torch.where(po < s.min_momentum, 1, reason)
+                result.stop_reason[idx.index_select(0, out)] = reason
                 keep = torch.nonzero(~gone).squeeze(1)
                 cols = [c.index_select(0, keep) for c in cols]
         for pl in plane_objs:
@@ -153,32 +193,36 @@ class Transport:
                                                & (st[:, 1].abs() <= pl.aperture_half_y))
         return result
 
-    def _step(self, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, generator):
-        """One step of every active muon; returns the new state, |B| and material of the step."""
-        s = self.settings
-        seg = self.geo.segment(z)
+    def _step(self, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, seg, generator):
+        """One step of every active muon; returns the new state, |B|, material and segment."""
+        s, geo = self.settings, self.geo
         if s.control == "start":
-            mat_prev, bx, by, bz = self.geo.query(x, y, z, seg)
+            mat_prev, bx, by, bz = geo.query(x, y, z, seg)
             b_prev = torch.sqrt(bx * bx + by * by + bz * bz)
-        rho = self.density[mat_prev]
+        rho = self.density.index_select(0, mat_prev)
         energy = torch.sqrt(p * p + MUON_MASS**2)
-        dense = self.geo.dense_zone[seg] | (rho > 0.05)
-        length = torch.where(dense, s.dense_step, s.air_step)
+        dense = torch.maximum(self.dense_segment.index_select(0, seg), self.dense_material.index_select(0, mat_prev))
+        length = s.air_step + (s.dense_step - s.air_step) * dense
         length = torch.minimum(length, s.loss_fraction * energy / (rho * rough_dedx(energy)))
         length = torch.minimum(length, s.max_bend * p / (C_LIGHT * b_prev).clamp_min(1e-12))
-        to_edge = (self.geo.segment_end[seg] - z + self.eps) / uz.clamp_min(1e-6)
+        end = geo.segment_end.index_select(0, seg)
+        to_edge = (end - z + self.eps) / uz.clamp_min(1e-6)
         length = torch.minimum(length, to_edge).clamp_min(self.eps)
         half = 0.5 * length
         z_mid = z + uz * half
         # The step ends just past its segment's end, so its midpoint is in the same
         # segment unless the muon started within eps of the boundary.
-        seg = seg + (z_mid >= self.geo.segment_end[seg]).long()
-        mat, bx, by, bz = self.geo.query(x + ux * half, y + uy * half, z_mid, seg)
-        x, y, z, ux, uy, uz, b = helix(x, y, z, ux, uy, uz, p, q, bx, by, bz if self.has_bz else None, length)
-        t_step = length / self.x0_cm[mat]
+        seg = seg + torch.ge(z_mid, end).to(seg.dtype)
+        mat, bx, by, bz = geo.query(x + ux * half, y + uy * half, z_mid, seg)
+        t_step = length / self.x0_cm.index_select(0, mat)
         loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_x0, t_step, generator)
+        # Bend with the momentum at mid-step (the loss is drawn first): the bending of a
+        # step is then exact to second order in the step's fractional loss.
+        e_mid = energy - 0.5 * loss
+        p_mid = torch.sqrt((e_mid * e_mid - MUON_MASS**2).clamp_min(1e-6))
+        x, y, z, ux, uy, uz, b = helix(x, y, z, ux, uy, uz, p_mid, q, bx, by, bz if self.has_bz else None, length)
         # A loss larger than the energy (possible: it is drawn for the step's start energy) stops the muon.
         e_new = energy - loss
-        p = torch.where(e_new > MUON_MASS, torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(0.0)), 0.0)
+        p = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(0.0)) * torch.gt(e_new, MUON_MASS).to(p.dtype)
         x, y, z, ux, uy, uz = kick(x, y, z, ux, uy, uz, tx, ty, dx, dy)
-        return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b, mat
+        return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b, mat, geo.follow(seg, z)

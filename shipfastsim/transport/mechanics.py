@@ -59,54 +59,61 @@ def highland_sigma(p: torch.Tensor, energy: torch.Tensor, t_before: torch.Tensor
 
 def helix(x, y, z, ux, uy, uz, p, q, bx, by, bz, length):
     """Move positions [cm] and unit directions along the exact helix of ``length`` [cm]
-    in the uniform field (bx, by, bz) [T] (``bz`` may be None: no Bz).  Returns the new
-    x, y, z, ux, uy, uz and |B|."""
-    b2 = bx * bx + by * by + (bz * bz if bz is not None else 0.0)
+    in the uniform field (bx, by, bz) [T] (``bz`` may be None: no Bz) for momentum p
+    [GeV/c] and charge q [e].  Returns the new x, y, z, ux, uy, uz and |B|.
+
+    Branch-free (no masks, no ``where``, which is slow on the CPU): sin(phi)/phi and
+    (1 - cos phi)/phi = 2 sin^2(phi/2)/phi, exact at phi = 0 (no field) and free of the
+    cancellation of 1 - cos phi at small phi."""
+    b2 = bx * bx + by * by
+    if bz is not None:
+        b2 = b2 + bz * bz
     b = torch.sqrt(b2)
-    inv = torch.where(b > 0, 1.0 / torch.where(b > 0, b, torch.ones_like(b)), torch.zeros_like(b))
+    inv = 1.0 / b.clamp_min(1e-30)  # B = 0 gives n = 0: a straight line
     nx, ny = bx * inv, by * inv
-    nz = bz * inv if bz is not None else None
-    phi = C_LIGHT * q * b / p * length
-    u_par = ux * nx + uy * ny + (uz * nz if nz is not None else 0.0)  # component along b
-    px_, py_ = ux - u_par * nx, uy - u_par * ny
-    pz_ = uz - u_par * nz if nz is not None else uz  # perpendicular part
-    if nz is None:  # b x u_perp with b_z = 0
-        cx, cy, cz = ny * pz_, -nx * pz_, nx * py_ - ny * px_
+    phi = (C_LIGHT * length) * q * b / p
+    if bz is None:  # b_z = 0
+        u_par = ux * nx + uy * ny  # component along b
+        px_, py_, pz_ = ux - u_par * nx, uy - u_par * ny, uz  # perpendicular part
+        cx, cy, cz = ny * pz_, -nx * pz_, nx * py_ - ny * px_  # b x u_perp
+        par_z = None
     else:
+        nz = bz * inv
+        u_par = ux * nx + uy * ny + uz * nz
+        px_, py_, pz_ = ux - u_par * nx, uy - u_par * ny, uz - u_par * nz
         cx, cy, cz = ny * pz_ - nz * py_, nz * px_ - nx * pz_, nx * py_ - ny * px_
-    cos, sin = torch.cos(phi), torch.sin(phi)
-    small = phi.abs() < 1e-4
-    phi_safe = torch.where(small, torch.ones_like(phi), phi)
-    s_l = torch.where(small, 1.0 - phi * phi / 6.0, sin / phi_safe) * length  # sin(phi)/k
-    c_l = torch.where(small, 0.5 * phi, (1.0 - cos) / phi_safe) * length  # (1 - cos phi)/k
+        par_z = u_par * nz
+    cos, sin, sin_half = torch.cos(phi), torch.sin(phi), torch.sin(0.5 * phi)
+    zero = torch.eq(phi, 0.0).view(torch.uint8).to(phi.dtype)  # 1 where phi = 0
+    scale = length / (phi + zero)
+    s_l = (sin + zero) * scale  # sin(phi) / k, and L at phi = 0
+    c_l = 2.0 * sin_half * sin_half * scale  # (1 - cos phi) / k
     par_x, par_y = u_par * nx, u_par * ny
-    par_z = u_par * nz if nz is not None else torch.zeros_like(uz)
     x = x + par_x * length + px_ * s_l - cx * c_l
     y = y + par_y * length + py_ * s_l - cy * c_l
-    z = z + par_z * length + pz_ * s_l - cz * c_l
-    ux, uy, uz = par_x + px_ * cos - cx * sin, par_y + py_ * cos - cy * sin, par_z + pz_ * cos - cz * sin
+    z = z + pz_ * s_l - cz * c_l if par_z is None else z + par_z * length + pz_ * s_l - cz * c_l
+    ux, uy = par_x + px_ * cos - cx * sin, par_y + py_ * cos - cy * sin
+    uz = pz_ * cos - cz * sin if par_z is None else par_z + pz_ * cos - cz * sin
     return x, y, z, ux, uy, uz, b
 
 
 def kick(x, y, z, ux, uy, uz, tx, ty, dx, dy):
     """Deflect unit directions by projected angles (tx, ty) [rad] (exact for the space
     angle) and shift positions by (dx, dy) [cm], both in the frame e1 ~ y x u,
-    e2 = u x e1.  Returns x, y, z, ux, uy, uz (directions renormalised)."""
-    norm = torch.sqrt(uz * uz + ux * ux)
-    ok = norm > 1e-12  # a muon along y (never in practice) takes x as e1
-    inv = 1.0 / torch.where(ok, norm, torch.ones_like(norm))
-    e1x = torch.where(ok, uz * inv, torch.ones_like(norm))
-    e1z = torch.where(ok, -ux * inv, torch.zeros_like(norm))
+    e2 = u x e1.  Returns x, y, z, ux, uy, uz (directions renormalised).  A muon
+    exactly along y (never in practice: transports stop muons with uz <= 0) would
+    get e1 = 0, i.e. no deflection in that step."""
+    inv = torch.rsqrt((uz * uz + ux * ux).clamp_min(1e-24))
+    e1x, e1z = uz * inv, -ux * inv
     e2x, e2y, e2z = uy * e1z, uz * e1x - ux * e1z, -uy * e1x  # u x e1 (e1y = 0)
     x = x + e1x * dx + e2x * dy
     y = y + e2y * dy
     z = z + e1z * dx + e2z * dy
     theta = torch.sqrt(tx * tx + ty * ty)
-    cos = torch.cos(theta)
-    sin_over = torch.where(theta > 1e-6, torch.sin(theta) / theta.clamp_min(1e-6), 1.0 - theta * theta / 6.0)
+    zero = torch.eq(theta, 0.0).view(torch.uint8).to(theta.dtype)
+    cos, sin_over = torch.cos(theta), (torch.sin(theta) + zero) / (theta + zero)  # sin(theta) / theta
     ux = ux * cos + (e1x * tx + e2x * ty) * sin_over
     uy = uy * cos + e2y * ty * sin_over
     uz = uz * cos + (e1z * tx + e2z * ty) * sin_over
     inv = torch.rsqrt(ux * ux + uy * uy + uz * uz)
     return x, y, z, ux * inv, uy * inv, uz * inv
-
