@@ -24,7 +24,6 @@ randomness.  Units: cm, GeV/c, tesla; FairShip's frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,11 +43,7 @@ STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backw
 @dataclass(frozen=True)
 class StepSettings:
     """Step control [cm, rad], stopping momentum [GeV/c], where the step is
-    controlled from (``"start"`` or ``"previous"``), the arithmetic precision and the
-    group size: on the CPU a chunk is stepped in groups of at most ``group_size``
-    muons, one per thread (small tensors stay in cache, and both cores work); each
-    group draws from its own generator, seeded in order from the chunk's generator, so
-    the result does not depend on the number of threads.  On a GPU a chunk is one group."""
+    controlled from (``"start"`` or ``"previous"``) and the arithmetic precision."""
 
     dense_step: float = 10.0
     air_step: float = 50.0
@@ -57,7 +52,6 @@ class StepSettings:
     min_momentum: float = 0.5
     control: str = "start"
     dtype: torch.dtype = torch.float64
-    group_size: int = 16384
 
 
 @dataclass
@@ -108,30 +102,6 @@ class Transport:
                   generator: torch.Generator) -> TransportResult:
         """Move (N, 3) positions [cm] and momenta [GeV/c] of charges [e] through the
         recording ``planes`` (one name or several), stopping after the last."""
-        n, size = pos.shape[0], self.settings.group_size
-        if self.device.type != "cpu" or n <= size:
-            return self._propagate_group(pos, mom, charge, planes, generator)
-        starts = list(range(0, n, size))
-        seeds = torch.randint(0, 2**62, (len(starts),), generator=generator, device=generator.device).tolist()
-
-        def group(k: int) -> TransportResult:
-            part = slice(starts[k], starts[k] + size)
-            return self._propagate_group(pos[part], mom[part], charge[part], planes,
-                                         torch.Generator(device=self.device).manual_seed(seeds[k]))
-
-        with ThreadPoolExecutor(max(1, min(torch.get_num_threads(), len(starts)))) as pool:
-            parts = list(pool.map(group, range(len(starts))))
-        merged = TransportResult(stop_reason=torch.cat([r.stop_reason for r in parts]),
-                                 steps=max(r.steps for r in parts))
-        for name in parts[0].reached:
-            merged.reached[name] = torch.cat([r.reached[name] for r in parts])
-            merged.state[name] = torch.cat([r.state[name] for r in parts])
-        for name in parts[0].in_aperture:
-            merged.in_aperture[name] = torch.cat([r.in_aperture[name] for r in parts])
-        return merged
-
-    def _propagate_group(self, pos: torch.Tensor, mom: torch.Tensor, charge: torch.Tensor,
-                         planes: str | Sequence[str], generator: torch.Generator) -> TransportResult:
         s, g, dt, dev = self.settings, self.geometry, self.settings.dtype, self.device
         plane_objs = [g.plane(name) for name in ([planes] if isinstance(planes, str) else planes)]
         z_last = max(pl.z for pl in plane_objs)
