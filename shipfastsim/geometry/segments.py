@@ -96,7 +96,8 @@ class SegmentGeometry:
         point the one-boundary update leaves outside its segment is searched again."""
         seg = (seg + torch.ge(z, self.segment_end.index_select(0, seg)).to(seg.dtype)
                - torch.lt(z, self.segment_start.index_select(0, seg)).to(seg.dtype))
-        wrong = torch.lt(z, self.segment_start.index_select(0, seg)) | torch.ge(z, self.segment_end.index_select(0, seg))
+        start, end = self.segment_start.index_select(0, seg), self.segment_end.index_select(0, seg)
+        wrong = torch.lt(z, start) | torch.ge(z, end)
         if bool(wrong.any()):
             seg = torch.where(wrong, self.segment(z), seg)
         return seg
@@ -117,10 +118,9 @@ class SegmentGeometry:
         dt = x.dtype
         material = torch.full_like(x, float(self.default_material))
         for k in range(self.n_boxes):
-            c = 5 * k
-            col = lambda i: self.column(self.boxes, c + i, seg)  # noqa: E731
-            inside = ((x >= col(0)) & (x <= col(1)) & (y >= col(2)) & (y <= col(3))).view(torch.uint8).to(dt)
-            material = material + inside * (col(4) - material)
+            x_min, x_max, y_min, y_max, box_material = (self.column(self.boxes, 5 * k + i, seg) for i in range(5))
+            inside = ((x >= x_min) & (x <= x_max) & (y >= y_min) & (y <= y_max)).view(torch.uint8).to(dt)
+            material = material + inside * (box_material - material)
         mag = lambda i: self.column(self.magnets, i, seg)  # noqa: E731
         f = ((z - mag(1)) * mag(2)).clamp(0.0, 1.0)
         n = len(SECTION_COLUMNS)
