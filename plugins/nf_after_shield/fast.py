@@ -108,12 +108,11 @@ class FastNoiseToMuon:
         threads = min(self.threads or torch.get_num_threads(), len(starts))
         if threads <= 1:
             self._blocks(noise, out, starts)
-        else:
-            tasks = [starts[k::threads] for k in range(threads)]
-            list(self._executor(threads).map(lambda task: self._blocks(noise, out, task), tasks))
+        else:  # one task per block, so that a thread the system slows down takes fewer of them
+            list(self._executor(threads).map(lambda start: self._blocks(noise, out, (start,)), starts))
         return out
 
-    def _blocks(self, noise: torch.Tensor, out: torch.Tensor, starts: range) -> None:
+    def _blocks(self, noise: torch.Tensor, out: torch.Tensor, starts) -> None:
         with torch.inference_mode():  # thread-local: entered in each worker
             for start in starts:
                 self._block(noise, out, start)
