@@ -99,7 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--label", choices=("P1", "P2", "shield_end"), default="P1",
                         help="mlp-filter: what counts as dangerous (P1: enters the decay-vessel aperture)")
     parser.add_argument("--target-muons", type=int,
-                        help="nf-after-shield: gan-target muons to transport for the training data (default 10^6)")
+                        help="nf-after-shield: flow-target muons for the training data, each transported in 10 "
+                             "phi-rotated copies (default 1.5 x 10^6)")
     parser.add_argument("--peer", action="store_true",
                         help="nf-after-shield: also train the zuko RealNVP peer and print its tables")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")

@@ -82,7 +82,7 @@ def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: 
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    split = split_indices(len(data.label))
+    split = split_indices(data.groups())
     fraction_plus = float((data.state[split["train"], 5] > 0).mean())
     flow = MuonFlow(FlowConfig(**asdict(config.flow) | {"z_plane": data.z_plane, "fraction_mu_plus": fraction_plus}))
     s = data.state[split["train"]]
@@ -142,8 +142,7 @@ def write_model(result: TrainResult, data: TrainingData, config: TrainConfig, ou
     metadata = {
         "training": {k: v for k, v in asdict(config).items() if k != "flow"},
         "best_step": result.best_step, "best_validation_loss": result.best_loss, "train_seconds": result.seconds,
-        "data": {"recipe": "gan-target (bundled) -> uniform phi rotation -> fast-shield (default tables, "
-                           "ship_try2025.yaml) to shield_end and decay_vessel; labels by DecayVessel.labels",
+        "data": {"recipe": data.recipe or "gan-target (bundled) -> uniform phi rotation -> fast-shield",
                  "target_muons": data.n_target, "rows_at_shield_end": int(len(data.label)),
                  "rows_P0_P1_P2": subset_rows, "seed": config.seed,
                  "shield_end_per_target_muon": len(data.label) / data.n_target,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from shipfastsim.geometry.decay_vessel import DecayVessel
-from shipfastsim.plugins.nf_after_shield.model import MuonFlow, NoiseToMuon
+from shipfastsim.plugins.nf_after_shield.model import MuonFlow
 from shipfastsim.validation.metrics import wasserstein1
 from shipfastsim.validation.two_sample import gbt_auc
 
@@ -41,9 +41,12 @@ class GeneratedSample:
 
 def generate(flow: MuonFlow, n: int, sigma: float, vessel: DecayVessel, seed: int = 0,
              chunk: int = 65536) -> GeneratedSample:
-    """``n`` muons of the flow at latent ``sigma`` (the plugin's graph), labelled by ``vessel``."""
+    """``n`` muons of the flow at latent ``sigma`` (the plugin's CPU engine, `FastNoiseToMuon`:
+    the `NoiseToMuon` graph's output), labelled by ``vessel``."""
+    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+
     generator = torch.Generator().manual_seed(seed)
-    module = NoiseToMuon(flow, sigma).eval()
+    module = FastNoiseToMuon(flow, sigma)
     parts = []
     with torch.inference_mode():
         for first in range(0, n, chunk):
