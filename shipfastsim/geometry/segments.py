@@ -84,7 +84,9 @@ class SegmentGeometry:
         self.segment_start = torch.tensor([float("-inf")] + edges, **kw)
         self.segment_end = torch.tensor(edges + [float("inf")], **kw)
         self.n_segments = len(mids)
-        self._has_magnet = [row[0] > 0 for row in magnets]
+        #: Per segment: number of boxes (padded rows of `boxes` come last) and 1 inside a magnet.
+        self.box_count = torch.tensor([len(b) for b in boxes_per_segment], device=self.device)
+        self.has_magnet = self.magnets[0].clone()
 
     def segment(self, z: torch.Tensor) -> torch.Tensor:
         """Segment index of each z [cm]."""
@@ -102,10 +104,6 @@ class SegmentGeometry:
             seg = torch.where(wrong, self.segment(z), seg)
         return seg
 
-    def column(self, table: torch.Tensor, index: int, seg: torch.Tensor) -> torch.Tensor:
-        """Column ``index`` of a per-segment table for every point of segment ``seg``."""
-        return table[index].index_select(0, seg)
-
     def query(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, seg: torch.Tensor | None = None,
               with_region: bool = False):
         """Material index (int64) and field Bx, By, Bz [T] at positions [cm]; with
@@ -117,27 +115,40 @@ class SegmentGeometry:
         seg = self.segment(z) if seg is None else seg
         dt = x.dtype
         material = torch.full_like(x, float(self.default_material))
-        for k in range(self.n_boxes):
-            x_min, x_max, y_min, y_max, box_material = (self.column(self.boxes, 5 * k + i, seg) for i in range(5))
-            inside = ((x >= x_min) & (x <= x_max) & (y >= y_min) & (y <= y_max)).view(torch.uint8).to(dt)
-            material = material + inside * (box_material - material)
-        mag = lambda i: self.column(self.magnets, i, seg)  # noqa: E731
-        f = ((z - mag(1)) * mag(2)).clamp(0.0, 1.0)
+        # Only as many boxes as the points' segments hold (one inside the magnets).
+        used = int(self.box_count.index_select(0, seg).max()) if seg.numel() else 0
+        if used:
+            box = self.boxes[:5 * used].index_select(1, seg)
+            for k in range(used):
+                x_min, x_max, y_min, y_max, box_material = box[5 * k:5 * k + 5]
+                inside = ((x >= x_min) & (x <= x_max) & (y >= y_min) & (y <= y_max)).view(torch.uint8).to(dt)
+                material = material + inside * (box_material - material)
+        zero = torch.zeros_like(x)
         n = len(SECTION_COLUMNS)
-        section = section_at([mag(4 + 2 * i) for i in range(n)], [mag(5 + 2 * i) for i in range(n)], f)
-        has = mag(0) > 0
-        core, ret, yoke = ((mask & has).view(torch.uint8).to(dt) for mask in part_masks(x.abs(), y.abs(), *section))
-        iron = core + ret + yoke  # the parts do not overlap
-        material = (material + iron * (self.iron - material)).to(torch.int64)
         k = 4 + 2 * n
-        if self.field_map is None:
-            by = core * mag(k) + ret * mag(k + 1)
-            bx = yoke * mag(k + 2) * torch.sign(x) * torch.sign(y)
-            bz = torch.zeros_like(x)
+        in_magnet = self.has_magnet.index_select(0, seg)
+        if not bool(in_magnet.any()):
+            core = ret = yoke = zero
+            bx = by = bz = zero
+            mag = None
         else:
+            mag = self.magnets.index_select(1, seg)
+            f = ((z - mag[1]) * mag[2]).clamp(0.0, 1.0)
+            section = section_at(mag[4:k:2], mag[5:k:2], f)
+            has = in_magnet > 0
+            core, ret, yoke = ((mask & has).view(torch.uint8).to(dt)
+                               for mask in part_masks(x.abs(), y.abs(), *section))
+            iron = core + ret + yoke  # the parts do not overlap
+            material = material + iron * (self.iron - material)
+            if self.field_map is None:
+                by = core * mag[k] + ret * mag[k + 1]
+                bx = yoke * mag[k + 2] * torch.sign(x) * torch.sign(y)
+                bz = zero
+        if self.field_map is not None:
             bx, by, bz = self.field_map(x, y, z)
+        material = material.to(torch.int64)
         if not with_region:
             return material, bx, by, bz
         part = (core + 2.0 * ret + 3.0 * yoke).to(torch.int64)
-        index = torch.where(part > 0, mag(3).to(torch.int64), -1)
+        index = torch.full_like(part, -1) if mag is None else torch.where(part > 0, mag[3].to(torch.int64), -1)
         return material, bx, by, bz, index, part
