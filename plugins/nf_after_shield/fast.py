@@ -120,6 +120,8 @@ class FastNoiseToMuon:
     def _executor(self, size: int) -> ThreadPoolExecutor:
         """A pool of ``size`` threads with one intra-op thread each (recreated after a fork)."""
         if self._pool is None or self._pool[:2] != (os.getpid(), size):
+            if self._pool is not None and self._pool[0] == os.getpid():
+                self._pool[2].shutdown(wait=False)  # another size asked for (a forked child has no such threads)
             threads = torch.get_num_threads()
             pool = ThreadPoolExecutor(size, thread_name_prefix="nf-fast", initializer=torch.set_num_threads,
                                       initargs=(1,))
