@@ -47,7 +47,7 @@ def _component() -> ComponentSpec:
         parameters=(
             Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML", content="geometry"),
             Parameter("tables", "path", str(_default_tables()), "step tables .npz (shipfastsim tables build)"),
-            Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
+            Parameter("dense_step", "float", 40.0, "step in dense matter and magnet/target/block z ranges [cm]",
                       minimum=0.5),
             Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)",
                       minimum=0.5),
@@ -101,7 +101,7 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
     from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
 
-    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
+    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 40.0), air_step=params.get("air_step", 40.0),
                        min_momentum=params.get("min_momentum", 0.5),
                        dtype=getattr(torch, params.get("precision", "float32")))
     tables = load_tables(params.get("tables", _default_tables()))

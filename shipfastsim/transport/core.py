@@ -9,16 +9,19 @@ Per step, for every live muon (one tensor element each, no loop over muons):
    faces, recording planes).  The material and field that control the step are those
    at its start (``control="start"``, one more lookup) or of the previous step's
    midpoint (``"previous"``);
-2. material and field at the straight-line midpoint (`SegmentGeometry`); exact
-   helix in that field (`mechanics.helix`);
+2. material and field at the straight-line midpoint (`SegmentGeometry`; the
+   segment of each muon is carried from step to step, `SegmentGeometry.follow`);
 3. energy loss, scattering angles and lateral displacement from the sampler
-   (`StepSampler.sample`: detailed physics or tables), applied by `mechanics.kick`;
-4. record the muons crossing each plane (state straight back on the plane, aperture
+   (`StepSampler.sample`: detailed physics or tables);
+4. exact helix in the midpoint field (`mechanics.helix`) with the momentum at
+   mid-step (E - loss/2), then the scattering kick (`mechanics.kick`);
+5. record the muons crossing each plane (state straight back on the plane, aperture
    flag); stop muons below ``min_momentum``, outside the world box, moving backwards
    or past the last plane (`STOP_REASONS`).
 
 Finished muons leave the active set.  The sampler's generator is the only
-randomness.  Units: cm, GeV/c, tesla; FairShip's frame.
+randomness.  The arithmetic avoids masks and ``torch.where`` (several times the
+cost of a multiplication on the CPU) and gathers with ``index_select``.  Units: cm, GeV/c, tesla; FairShip's frame.
 """
 
 from __future__ import annotations
