@@ -41,10 +41,14 @@ def test_equals_the_reference_graph(flow, noise, sigma):
     with torch.inference_mode():
         reference = run_chunked(NoiseToMuon(flow, sigma), noise).numpy()
     description = get_export_description("nf-after-shield", {"latent_sigma": sigma})
+    # Far latent tails can overflow pz (the log-pz map continues linearly): such rows must
+    # overflow alike, the finite ones agree to RTOL.
+    finite = np.isfinite(reference).all(1)
+    assert finite.mean() > 0.999
     for threads in (1, 2):
         fast = FastNoiseToMuon(flow, sigma, threads=threads)(noise).numpy()
-        assert deviation(description, "muon", fast, reference) <= RTOL, threads
-    assert np.isfinite(reference).all()
+        np.testing.assert_array_equal(fast[~finite], reference[~finite])
+        assert deviation(description, "muon", fast[finite], reference[finite]) <= RTOL, threads
 
 
 def test_masks_are_folded_whatever_the_masked_weights(flow, noise):
