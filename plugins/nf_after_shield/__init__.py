@@ -149,8 +149,8 @@ def subset_counters(labels: torch.Tensor, weight: torch.Tensor) -> dict[str, flo
 
 
 def _build(stage: Stage):
-    """The inference engine: on the CPU `FastNoiseToMuon` (same output as `NoiseToMuon`,
-    about 5x faster per core, on torch's intra-op thread count), else the module itself."""
+    """The inference engine: on the CPU `FastNoiseToMuon` (the output of `NoiseToMuon`,
+    several times faster, on as many threads as torch's intra-op count), else the module itself."""
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
     module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), stage.params["latent_sigma"]).eval()

@@ -1,5 +1,6 @@
-"""Fast exact CPU inference of `NoiseToMuon`: the same function, about 5x faster per core,
-and on several cores.
+"""Fast exact CPU inference of `NoiseToMuon`: the same function, 3.5x faster per core than
+`NoiseToMuon` in the same 4096-row calls (9x than one whole-batch call), and on several cores
+(`benchmarks/bench_nf.py`).
 
 `NoiseToMuon` (the export graph) recomputes the masked weights ``W * mask`` on every call,
 concatenates the charge to the state, runs its elementwise ops on strided column views
