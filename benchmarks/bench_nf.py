@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (the best is kept)")
     parser.add_argument("--json", type=Path, help="write the table as JSON")
+    parser.add_argument("--engines", nargs="+", help="time only these engines (torch eager, the reference of the "
+                                                     "ratios, always runs); default: all")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -155,6 +157,8 @@ def main() -> None:
     if device.type == "cpu":
         engines |= _onnxruntime_engines(args.threads)
     engines["zuko peer"] = lambda x: run_chunked(peer, x)
+    if args.engines:
+        engines = {k: v for k, v in engines.items() if k == "torch eager" or k in args.engines}
     rows = []
     print(f"nf-after-shield ({sum(p.numel() for p in flow.parameters())} parameters; zuko peer "
           f"{peer.flow.parameter_count()}), {args.threads} threads, {device}, load average "
@@ -174,7 +178,7 @@ def main() -> None:
                 eager = dict(zip(args.sizes, rates, strict=True))
             rows.append({"engine": name, "muons_per_s": dict(zip(args.sizes, rates, strict=True))})
             print(f"{name:<18}" + "".join(f"{r:>12.3g}" for r in rates), flush=True)
-    if args.sofie and device.type == "cpu":
+    if args.sofie and device.type == "cpu" and (not args.engines or "SOFIE C++" in args.engines):
         folder = Path(tempfile.mkdtemp(prefix="bench_nf_sofie_"))
         rates = [_sofie_rate(n, args.threads, folder) for n in args.sizes]
         rows.append({"engine": "SOFIE C++", "muons_per_s": dict(zip(args.sizes, rates, strict=True))})
