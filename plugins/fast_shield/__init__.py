@@ -47,8 +47,10 @@ def _component() -> ComponentSpec:
         parameters=(
             Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML", content="geometry"),
             Parameter("tables", "path", str(_default_tables()), "step tables .npz (shipfastsim tables build)"),
-            Parameter("dense_step", "float", 40.0, "step in dense matter and magnet/target/block z ranges [cm]",
+            Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
                       minimum=0.5),
+            Parameter("long_step", "float", 40.0, "step inside the magnets away from the lateral edges of their "
+                      "iron [cm] (at most the tables' longest step; 0: always dense_step)", minimum=0.0),
             Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)",
                       minimum=0.5),
             Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
@@ -65,7 +67,7 @@ def _range_problem(params: dict, tables) -> tuple[str, str] | None:
     settings = tables.settings
     if params.get("min_momentum", 0.5) < settings.p_min:
         return "min_momentum", f"{params['min_momentum']} is below the tables' lowest momentum, {settings.p_min} GeV/c"
-    for name in ("dense_step", "air_step"):
+    for name in ("dense_step", "long_step", "air_step"):
         if params.get(name, 0.0) > settings.l_max:
             return name, f"{params[name]} cm exceeds the tables' longest step; allowed: up to {settings.l_max} cm"
     return None
@@ -101,7 +103,9 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
     from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
 
-    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 40.0), air_step=params.get("air_step", 40.0),
+    long_step = params.get("long_step", 40.0)
+    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
+                       long_step=long_step if long_step > 0 else None,
                        min_momentum=params.get("min_momentum", 0.5),
                        dtype=getattr(torch, params.get("precision", "float32")))
     tables = load_tables(params.get("tables", _default_tables()))

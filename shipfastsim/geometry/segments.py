@@ -29,6 +29,17 @@ MAGNET_COLUMNS = ("has", "z0", "inv_len", "index", *(f"{c}{s}" for c in SECTION_
 _EMPTY_MAGNET = [0.0, 0.0, 1.0, -1.0] + [1.0, 0.0] * len(SECTION_COLUMNS) + [0.0, 0.0, 0.0]
 
 
+def _lateral_safety(ax, ay, mid, dx, gap, ret_w, dy, dyy, in_magnet):
+    """(sx, sy) of `SegmentGeometry.query` from |x|, |y| [cm] and the section."""
+    x_ret = mid + dx + gap
+    apart = torch.gt(mid, 0.0).view(torch.uint8).to(ax.dtype)
+    sx = torch.minimum(torch.minimum((ax - (mid + dx)).abs(), (ax - x_ret).abs()), (ax - (x_ret + ret_w)).abs())
+    sx = torch.minimum(sx, (ax - mid).abs() + (1.0 - apart) * 1e9)
+    band = ((ay >= dy) & (ay <= dy + dyy)).view(torch.uint8).to(ax.dtype)
+    sy = torch.minimum((ay - dy).abs(), (ay - (dy + dyy)).abs()) * (1.0 - band)
+    return sx * in_magnet, sy * in_magnet
+
+
 class SegmentGeometry:
     """Per-segment tables of one geometry (see module docstring).
 
@@ -105,10 +116,14 @@ class SegmentGeometry:
         return seg
 
     def query(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, seg: torch.Tensor | None = None,
-              with_region: bool = False):
+              with_region: bool = False, with_safety: bool = False):
         """Material index (int64) and field Bx, By, Bz [T] at positions [cm]; with
         ``with_region`` also the magnet index (-1 outside magnets) and the part code
-        (0 none, 1 core, 2 return yoke, 3 top/bottom yoke).
+        (0 none, 1 core, 2 return yoke, 3 top/bottom yoke); with ``with_safety`` (instead)
+        the lateral safeties (sx, sy) [cm] of points inside a magnet's z range: the
+        distances in |x| to the nearest vertical edge of the cross-section (the core's
+        inner edge only where the two cores are apart) and in |y| to the yoke band
+        dY .. dY + dY_yoke, 0 inside that band (its edges are slanted) and outside magnets.
 
         Branch-free arithmetic: masks are turned into 0/1 numbers and blended (torch's
         ``where`` costs several plain multiplications on the CPU)."""
@@ -131,13 +146,16 @@ class SegmentGeometry:
             core = ret = yoke = zero
             bx = by = bz = zero
             mag = None
+            safety = (zero, zero)
         else:
             mag = self.magnets.index_select(1, seg)
             f = ((z - mag[1]) * mag[2]).clamp(0.0, 1.0)
             section = section_at(mag[4:k:2], mag[5:k:2], f)
             has = in_magnet > 0
-            core, ret, yoke = ((mask & has).view(torch.uint8).to(dt)
-                               for mask in part_masks(x.abs(), y.abs(), *section))
+            ax, ay = x.abs(), y.abs()
+            core, ret, yoke = ((mask & has).view(torch.uint8).to(dt) for mask in part_masks(ax, ay, *section))
+            if with_safety:
+                safety = _lateral_safety(ax, ay, *section, in_magnet)
             iron = core + ret + yoke  # the parts do not overlap
             material = material + iron * (self.iron - material)
             if self.field_map is None:
@@ -147,6 +165,8 @@ class SegmentGeometry:
         if self.field_map is not None:
             bx, by, bz = self.field_map(x, y, z)
         material = material.to(torch.int64)
+        if with_safety:
+            return material, bx, by, bz, *safety
         if not with_region:
             return material, bx, by, bz
         part = (core + 2.0 * ret + 3.0 * yoke).to(torch.int64)

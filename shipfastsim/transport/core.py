@@ -37,8 +37,11 @@ from shipfastsim.geometry.segments import SegmentGeometry
 from shipfastsim.transport.mechanics import helix, kick, rough_dedx
 from shipfastsim.units import C_LIGHT, MUON_MASS
 
-__all__ = ["StepSettings", "TransportResult", "StepSampler", "Transport", "STOP_REASONS"]
+__all__ = ["LATERAL_MARGIN", "StepSettings", "TransportResult", "StepSampler", "Transport", "STOP_REASONS"]
 
+#: cm added to the lateral reach of a long step: the taper of the magnets over a step
+#: and the kick's displacement.
+LATERAL_MARGIN = 1.0
 #: ``TransportResult.stop_reason`` codes.
 STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backward", 4: "world_end"}
 
@@ -46,7 +49,14 @@ STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backw
 @dataclass(frozen=True)
 class StepSettings:
     """Step control [cm, rad], stopping momentum [GeV/c], where the step is
-    controlled from (``"start"`` or ``"previous"``) and the arithmetic precision."""
+    controlled from (``"start"`` or ``"previous"``) and the arithmetic precision.
+
+    ``long_step`` (None: off) replaces ``dense_step`` inside a magnet's z range for a
+    muon whose straight path, widened by its bending sagitta and ``LATERAL_MARGIN``,
+    cannot reach a lateral edge of the magnet's cross-section during the step (the
+    safeties of `SegmentGeometry.query` at the previous midpoint): there material and
+    field are uniform, and a longer step is as exact; near the edges the step stays
+    ``dense_step``."""
 
     dense_step: float = 10.0
     air_step: float = 50.0
@@ -55,6 +65,7 @@ class StepSettings:
     min_momentum: float = 0.5
     control: str = "start"
     dtype: torch.dtype = torch.float64
+    long_step: float | None = None
 
 
 @dataclass
@@ -124,14 +135,18 @@ class Transport:
         idx = torch.arange(n, device=dev)
         result.stop_reason[p < s.min_momentum] = 1
         live = (p >= s.min_momentum) & (uz > 0) & (z < z_last)
-        cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, torch.zeros_like(p), b, mat, seg, idx)]
+        far = torch.zeros_like(p)  # 1: the next step may be a long step
+        cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, torch.zeros_like(p), b, mat, seg, far, idx)]
         w = g.world
         while cols[0].numel():
             result.steps += 1
             z_old = cols[2]
-            x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg = self._step(*cols[:12], generator)
-            idx = cols[12]
+            x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg, far = self._step(*cols[:13], generator)
+            idx = cols[13]
+            z_front = float(z.max())
             for pl in plane_objs:
+                if z_front < pl.z:  # no muon has reached the plane yet
+                    continue
                 cross = (z_old < pl.z) & (z >= pl.z) & (p >= s.min_momentum)
                 if bool(cross.any()):
                     back = (z[cross] - pl.z) / uz[cross].clamp_min(1e-6)
@@ -142,7 +157,7 @@ class Transport:
                     at[:, 2] = pl.z  # exactly on the plane, whatever the arithmetic precision
                     result.state[pl.name][idx[cross]] = at
                     result.reached[pl.name][idx[cross]] = True
-            cols = [x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg, idx]
+            cols = [x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg, far, idx]
             gone = ((p < s.min_momentum) | (uz <= 0) | (z >= z_last) | (z > w.z_max) | (z < w.z_min)
                     | (x.abs() > w.half_x) | (y.abs() > w.half_y))
             if bool(gone.any()):
@@ -166,8 +181,9 @@ class Transport:
                                                & (st[:, 1].abs() <= pl.aperture_half_y))
         return result
 
-    def _step(self, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, seg, generator):
-        """One step of every active muon; returns the new state, |B|, material and segment."""
+    def _step(self, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, seg, far, generator):
+        """One step of every active muon; returns the new state, |B|, material, segment
+        and whether the next step may be long."""
         s, geo = self.settings, self.geo
         if s.control == "start":
             mat_prev, bx, by, bz = geo.query(x, y, z, seg)
@@ -175,7 +191,8 @@ class Transport:
         rho = self.density.index_select(0, mat_prev)
         energy = torch.sqrt(p * p + MUON_MASS**2)
         dense = torch.maximum(self.dense_segment.index_select(0, seg), self.dense_material.index_select(0, mat_prev))
-        length = s.air_step + (s.dense_step - s.air_step) * dense
+        dense_step = s.dense_step if s.long_step is None else s.dense_step + (s.long_step - s.dense_step) * far
+        length = s.air_step + (dense_step - s.air_step) * dense
         length = torch.minimum(length, s.loss_fraction * energy / (rho * rough_dedx(energy)))
         length = torch.minimum(length, s.max_bend * p / (C_LIGHT * b_prev).clamp_min(1e-12))
         end = geo.segment_end.index_select(0, seg)
@@ -186,7 +203,15 @@ class Transport:
         # The step ends just past its segment's end, so its midpoint is in the same
         # segment unless the muon started within eps of the boundary.
         seg = seg + torch.ge(z_mid, end).to(seg.dtype)
-        mat, bx, by, bz = geo.query(x + ux * half, y + uy * half, z_mid, seg)
+        if s.long_step is None:
+            mat, bx, by, bz = geo.query(x + ux * half, y + uy * half, z_mid, seg)
+        else:
+            mat, bx, by, bz, sx, sy = geo.query(x + ux * half, y + uy * half, z_mid, seg, with_safety=True)
+            # Reach of a long next step from this midpoint: straight part plus sagitta.
+            reach = half + s.long_step
+            sagitta = (0.5 * C_LIGHT) * torch.sqrt(bx * bx + by * by) / p * reach * reach + LATERAL_MARGIN
+            far = (torch.lt(ux.abs() * reach + sagitta, sx) & torch.lt(uy.abs() * reach + sagitta, sy))
+            far = far.view(torch.uint8).to(x.dtype)
         t_step = length / self.x0_cm.index_select(0, mat)
         loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_x0, t_step, generator)
         # Bend with the momentum at mid-step (the loss is drawn first): the bending of a
@@ -198,4 +223,4 @@ class Transport:
         e_new = energy - loss
         p = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(0.0)) * torch.gt(e_new, MUON_MASS).to(p.dtype)
         x, y, z, ux, uy, uz = kick(x, y, z, ux, uy, uz, tx, ty, dx, dy)
-        return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b, mat, geo.follow(seg, z)
+        return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b, mat, geo.follow(seg, z), far
