@@ -33,14 +33,14 @@ class TrainConfig:
     """Optimisation settings (saved in the JSON beside the weights)."""
 
     seed: int = 2025
-    steps: int = 2000
+    steps: int = 5000
     batch_size: int = 8192  # large batches: per-step overhead dominates small ones on a CPU
     subset_batch: int = 256
-    lambdas: tuple[float, float] = (1e-4, 1e-5)  # small: the inclusive density is biased by ~1 + lambda_k / p_k
+    lambdas: tuple[float, float] = (1e-5, 1e-6)  # small: 1e-4 over-produced P1 1.24x, 1e-5 1.10x (model docstring)
     learning_rate: float = 3e-3
-    eval_every: int = 200
+    eval_every: int = 250
     min_selection_rows: int = 50  # a subset with fewer validation rows is left out of the selection score
-    max_minutes: float = 30.0
+    max_minutes: float = 40.0
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 

@@ -17,7 +17,8 @@ from shipfastsim.plugins.nf_after_shield.train import TrainConfig, prepare, trai
 @pytest.fixture(scope="module")
 def small_data(holdout) -> TrainingData:
     """The shipped holdout rows as a small training set (P1-rich: every holdout P1 row is in it)."""
-    return TrainingData(holdout["state"].astype(np.float64), holdout["label"], len(holdout["label"]), 0.0, 3148.66)
+    return TrainingData(holdout["state"].astype(np.float64), holdout["label"], len(holdout["label"]), 0.0, 3148.66,
+                        holdout["event_id"])
 
 
 def _tiny(sigmas) -> TrainConfig:
@@ -27,7 +28,7 @@ def _tiny(sigmas) -> TrainConfig:
 
 def _latent_ratio(result, data) -> float:
     """Mean |z|^2 of the training P1 rows over that of all training rows."""
-    g, q, label = prepare(result.flow, data, split_indices(len(data.label))["train"])
+    g, q, label = prepare(result.flow, data, split_indices(data.groups())["train"])
     z, _ = result.flow.g_to_latent(g, q)
     r2 = (z * z).sum(1)
     return float(r2[torch.as_tensor(label >= 1)].mean() / r2.mean())
