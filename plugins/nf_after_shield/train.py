@@ -38,9 +38,9 @@ class TrainConfig:
     subset_batch: int = 256
     lambdas: tuple[float, float] = (1e-5, 1e-6)  # small: 1e-4 over-produced P1 1.24x, 1e-5 1.10x (model docstring)
     learning_rate: float = 3e-3
-    eval_every: int = 250
+    eval_every: int = 500
     min_selection_rows: int = 50  # a subset with fewer validation rows is left out of the selection score
-    max_minutes: float = 40.0
+    max_minutes: float = 30.0
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 
