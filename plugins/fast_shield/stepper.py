@@ -7,9 +7,8 @@ the step tables (`TableSampler`: one uniform number and one gather each), and th
 steps are longer (the tables already hold the reference's sub-steps): 20 cm in
 dense zones, 40 cm (the tables' longest step) inside the magnets away from the
 lateral edges of their cross-sections (``long_step``) and elsewhere, at most 10 %
-of the energy and 0.1 rad of bending per step,
-controlled from the previous step's material and field (one lookup less), float32
-by default, on any device.  The only randomness is the ``torch.Generator``
+of the energy and 0.1 rad of bending per step, controlled from the previous step's
+material and field (one lookup less), float32 by default, on any device.  The only randomness is the ``torch.Generator``
 passed in (on the device).  Units: cm, GeV/c, tesla.
 """
 

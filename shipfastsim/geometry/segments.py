@@ -40,6 +40,18 @@ def _lateral_safety(ax, ay, mid, dx, gap, ret_w, dy, dyy, in_magnet):
     return sx * in_magnet, sy * in_magnet
 
 
+def _taper(geometry, z: float, lookup) -> tuple[float, float]:
+    """Largest slopes |d edge / dz| of the x edges and of the y edges of the magnet at z (0, 0 outside)."""
+    magnet = next((m for m in geometry.magnets if m.z_start <= z < m.z_end), None)
+    if magnet is None:
+        return 0.0, 0.0
+    (mid, dx, gap, ret_w, dy, dyy), out = face_values(magnet)
+    d = [b - a for a, b in zip((mid, dx, gap, ret_w, dy, dyy), out, strict=True)]
+    x_edges = (d[0], d[0] + d[1], d[0] + d[1] + d[2], d[0] + d[1] + d[2] + d[3])
+    length = magnet.z_end - magnet.z_start
+    return max(abs(e) for e in x_edges) / length, max(abs(d[4]), abs(d[4] + d[5])) / length
+
+
 class SegmentGeometry:
     """Per-segment tables of one geometry (see module docstring).
 
@@ -94,7 +106,10 @@ class SegmentGeometry:
         #: Per segment: z [cm] where it starts and where it ends (the next boundary a step must not cross).
         self.segment_start = torch.tensor([float("-inf")] + edges, **kw)
         self.segment_end = torch.tensor(edges + [float("inf")], **kw)
-        self.n_segments = len(mids)
+        #: Per segment: the largest |d edge / dz| of the magnet's vertical (x) and horizontal
+        #: (y) cross-section edges (tapered magnets), for the lateral safety of long steps.
+        self.taper_x = torch.tensor([_taper(g, z, lookup)[0] for z in mids], **kw)
+        self.taper_y = torch.tensor([_taper(g, z, lookup)[1] for z in mids], **kw)
         #: Per segment: number of boxes (padded rows of `boxes` come last) and 1 inside a magnet.
         self.box_count = torch.tensor([len(b) for b in boxes_per_segment], device=self.device)
         self.has_magnet = self.magnets[0].clone()

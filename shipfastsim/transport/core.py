@@ -21,7 +21,8 @@ Per step, for every live muon (one tensor element each, no loop over muons):
 
 Finished muons leave the active set.  The sampler's generator is the only
 randomness.  The arithmetic avoids masks and ``torch.where`` (several times the
-cost of a multiplication on the CPU) and gathers with ``index_select``.  Units: cm, GeV/c, tesla; FairShip's frame.
+cost of a multiplication on the CPU) and gathers with ``index_select``.
+Units: cm, GeV/c, tesla; FairShip's frame.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from shipfastsim.units import C_LIGHT, MUON_MASS
 
 __all__ = ["LATERAL_MARGIN", "StepSettings", "TransportResult", "StepSampler", "Transport", "STOP_REASONS"]
 
-#: cm added to the lateral reach of a long step: the taper of the magnets over a step
-#: and the kick's displacement.
+#: cm added to the lateral reach of a long step (the scattering kick's displacement,
+#: float32 rounding).
 LATERAL_MARGIN = 1.0
 #: ``TransportResult.stop_reason`` codes.
 STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backward", 4: "world_end"}
@@ -52,11 +53,11 @@ class StepSettings:
     controlled from (``"start"`` or ``"previous"``) and the arithmetic precision.
 
     ``long_step`` (None: off) replaces ``dense_step`` inside a magnet's z range for a
-    muon whose straight path, widened by its bending sagitta and ``LATERAL_MARGIN``,
-    cannot reach a lateral edge of the magnet's cross-section during the step (the
-    safeties of `SegmentGeometry.query` at the previous midpoint): there material and
-    field are uniform, and a longer step is as exact; near the edges the step stays
-    ``dense_step``."""
+    muon whose straight path, widened by its bending sagitta, the taper of the
+    magnet's edges and ``LATERAL_MARGIN``, cannot reach a lateral edge of the magnet's
+    cross-section during the step (the safeties of `SegmentGeometry.query` at the
+    previous midpoint): there material and field are uniform, and a longer step is as
+    exact; near the edges the step stays ``dense_step``."""
 
     dense_step: float = 10.0
     air_step: float = 50.0
@@ -210,7 +211,10 @@ class Transport:
             # Reach of a long next step from this midpoint: straight part plus sagitta.
             reach = half + s.long_step
             sagitta = (0.5 * C_LIGHT) * torch.sqrt(bx * bx + by * by) / p * reach * reach + LATERAL_MARGIN
-            far = (torch.lt(ux.abs() * reach + sagitta, sx) & torch.lt(uy.abs() * reach + sagitta, sy))
+            # The edges of a tapered magnet move with z: their slope adds to the muon's.
+            reach_x = (ux.abs() + geo.taper_x.index_select(0, seg)) * reach + sagitta
+            reach_y = (uy.abs() + geo.taper_y.index_select(0, seg)) * reach + sagitta
+            far = torch.lt(reach_x, sx) & torch.lt(reach_y, sy)
             far = far.view(torch.uint8).to(x.dtype)
         t_step = length / self.x0_cm.index_select(0, mat)
         loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_x0, t_step, generator)

@@ -1,5 +1,6 @@
 """`SegmentGeometry` in the transports' float32 gives the float64 lookup's material and field."""
 
+import pytest
 import torch
 
 from shipfastsim.configs import GEOMETRY_DIR
@@ -19,3 +20,49 @@ def test_float32_geometry_agrees_away_from_edges():
     same = (material == mine) & (bx.float() == mbx) & (by.float() == mby)
     assert (~same).float().mean() < 1e-3
     assert (mbz == 0).all() and len(torch.unique(material)) >= 4 and (by != 0).any() and (bx != 0).any()
+
+
+def _magn1_in_face():
+    """Magn1's In-face edges [cm] from its FairShip parameters (corner formulas of
+    ShipMuonShield::CreateMagnet): core |x| <= dX (the two cores touch, midGap 0),
+    return yoke from dX + gap to dX + gap + ratio dX, yoke band dY .. dY + dY_yoke."""
+    geometry = load_geometry(GEOMETRY_DIR / "ship_try2025.yaml")
+    m = next(m for m in geometry.magnets if m.name == "Magn1")
+    assert m.midGapIn == 0.0
+    x_edges = (m.dXIn, m.dXIn + m.gap_in_eff, m.dXIn + m.gap_in_eff + m.ratio_yokesIn * m.dXIn)
+    return geometry, m, x_edges, (m.dYIn, m.dYIn + m.dY_yokeIn)
+
+
+def test_lateral_safety_by_hand_at_the_in_face_of_magn1():
+    geometry, m, x_edges, (dy, dy_top) = _magn1_in_face()
+    table = SegmentGeometry(GeometryLookup(geometry), dtype=torch.float64)
+    points = [(30.0, 10.0), (-100.0, 50.0), (80.0, -5.0), (5.0, 3.0)]
+    x = torch.tensor([p[0] for p in points], dtype=torch.float64)
+    y = torch.tensor([p[1] for p in points], dtype=torch.float64)
+    z = torch.full_like(x, m.z_start)
+    *_, sx, sy = table.query(x, y, z, with_safety=True)
+    for k, (px, py) in enumerate(points):
+        ax, ay = abs(px), abs(py)
+        in_band = dy <= ay <= dy_top
+        assert sx[k].item() == pytest.approx(min(abs(ax - e) for e in x_edges), rel=1e-9), (px, py)
+        assert sy[k].item() == pytest.approx(0.0 if in_band else min(abs(ay - dy), abs(ay - dy_top)), abs=1e-9)
+    # Between two magnets there are no edges to be far from: no long steps.
+    *_, sx, sy = table.query(x, y, torch.full_like(x, 0.5 * (m.z_start + geometry.magnets[0].z_end)),
+                             with_safety=True)
+    assert (sx == 0).all() and (sy == 0).all()
+
+
+def test_taper_of_magn4_by_hand():
+    geometry = load_geometry(GEOMETRY_DIR / "ship_try2025.yaml")
+    table = SegmentGeometry(GeometryLookup(geometry), dtype=torch.float64)
+    m = next(m for m in geometry.magnets if m.name == "Magn4")
+    length = m.z_end - m.z_start
+    x_in = (m.midGapIn + m.dXIn, m.midGapIn + m.dXIn + m.gap_in_eff,
+            m.midGapIn + m.dXIn + m.gap_in_eff + m.ratio_yokesIn * m.dXIn)
+    x_out = (m.midGapOut + m.dXOut, m.midGapOut + m.dXOut + m.gap_out_eff,
+             m.midGapOut + m.dXOut + m.gap_out_eff + m.ratio_yokesOut * m.dXOut)
+    slopes = [abs(b - a) / length for a, b in zip(x_in, x_out, strict=True)] + [abs(m.midGapOut - m.midGapIn) / length]
+    seg = table.segment(torch.tensor([0.5 * (m.z_start + m.z_end)], dtype=torch.float64))
+    assert table.taper_x[seg].item() == pytest.approx(max(slopes), rel=1e-9)
+    y_slope = max(abs(m.dYOut - m.dYIn), abs(m.dYOut + m.dY_yokeOut - m.dYIn - m.dY_yokeIn)) / length
+    assert table.taper_y[seg].item() == pytest.approx(y_slope, rel=1e-9)

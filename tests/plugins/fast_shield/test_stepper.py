@@ -101,3 +101,27 @@ def test_float64_transport_agrees_with_float32():
     f64 = _run(_stage(precision="float64"), batch, 1)
     assert abs(len(f32) - len(f64)) < 4 * math.sqrt(len(batch) * 0.2)
     assert f32.p.mean().item() == pytest.approx(f64.p.mean().item(), rel=0.03)
+
+
+def test_long_steps_only_away_from_the_iron_edges(tables):
+    """In Magn1's core a muon 30 cm from every edge goes on in 40 cm steps; one 2 cm
+    from the core's outer edge and heading for it keeps 20 cm steps."""
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.plugins.fast_shield import DEFAULT_GEOMETRY
+
+    transport = FastTransport(load_geometry(DEFAULT_GEOMETRY), tables)
+    magn1 = next(m for m in transport.geometry.magnets if m.name == "Magn1")
+    z0 = magn1.z_start + 45.0
+    x = torch.tensor([30.0, magn1.dXIn - 2.0])
+    ux = torch.tensor([0.0, 0.05])
+    uz = torch.sqrt(1.0 - ux * ux)
+    state = [x, torch.full((2,), 10.0), torch.full((2,), z0), ux, torch.zeros(2), uz, torch.full((2,), 100.0),
+             torch.ones(2), torch.zeros(2), torch.zeros(2), torch.full((2,), transport.geo.iron),
+             transport.geo.segment(torch.full((2,), z0)), torch.zeros(2)]
+    generator = torch.Generator().manual_seed(3)
+    first = transport._step(*state, generator)
+    assert first[12].tolist() == [1.0, 0.0]  # may the next step be long?
+    assert (first[2] - z0).tolist() == pytest.approx([20.0, 20.0 * uz[1].item()], abs=0.05)
+    second = transport._step(*first, generator)
+    advance = (second[2] - first[2]) / first[5]
+    assert advance.tolist() == pytest.approx([FAST_STEPS.long_step, FAST_STEPS.dense_step], abs=0.05)
