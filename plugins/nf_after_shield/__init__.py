@@ -3,7 +3,7 @@
 ``nf-after-shield`` draws muons directly at the end of the muon shield (``shield_end``
 plane of ``configs/geometry/ship_try2025.yaml``): x, y, z [cm], px, py, pz [GeV/c], PDG
 id, from a RealNVP coupling flow (`model`) trained with the structured loss (`train`)
-on fast-shield-transported gan-target muons (`data`).  ``latent_sigma`` != 1 samples the
+on fast-shield-transported flow-target muons (`data`: the default chain).  ``latent_sigma`` != 1 samples the
 latent from N(0, sigma^2 I); at `DANGEROUS_SIGMAS` (1.3, 1.6) this concentrates the
 muons on the decay-vessel subsets P1/P2 (for the bundled model their muons sit in the
 latent tails, see `model`) (`shipfastsim.geometry.decay_vessel`); every muon then carries the exact weight
@@ -58,19 +58,20 @@ _PREFIX = "nf-after-shield:"
 
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
     """Muons per POT at the shield end: the ``muons_per_pot`` parameter when given, else
-    gan-target's rate times the shield-end fraction of the training transport (model JSON)."""
+    the training generator's (flow-target's) rate times the shield-end fraction of the
+    training transport (model JSON)."""
     if params.get("muons_per_pot"):
         return SampleNormalisation(float(params["muons_per_pot"]), "nf-after-shield parameter muons_per_pot")
     document = json.loads(Path(params["weights"]).with_suffix(".json").read_text())
     survival = document["data"]["shield_end_per_target_muon"]
-    from shipfastsim.plugins.gan_target import COMPONENT as GAN
+    from shipfastsim.plugins.flow_target import COMPONENT as FLOW
 
-    target = GAN.normalisation(GAN.defaults()) if GAN.normalisation else SampleNormalisation(None, "not declared")
+    target = FLOW.normalisation(FLOW.defaults()) if FLOW.normalisation else SampleNormalisation(None, "not declared")
     if target.muons_per_pot is None:
-        return SampleNormalisation(None, f"trained on transported gan-target muons, whose rate is unknown "
-                                         f"(gan-target: {target.source}); shield-end fraction {survival:.4f}")
+        return SampleNormalisation(None, f"trained on transported flow-target muons, whose rate is unknown "
+                                         f"(flow-target: {target.source}); shield-end fraction {survival:.4f}")
     return SampleNormalisation(target.muons_per_pot * survival,
-                               f"gan-target ({target.source}) x shield-end fraction {survival:.4f} of the training "
+                               f"flow-target ({target.source}) x shield-end fraction {survival:.4f} of the training "
                                "transport (fast-shield)")
 
 
@@ -86,7 +87,7 @@ COMPONENT = ComponentSpec(
         Parameter("backend", "choice", "torch", "inference engine", choices=("torch", "onnxruntime")),
         Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry whose decay vessel defines the counted subsets"),
         Parameter("muons_per_pot", "float", 0.0,
-                  "muons at the shield end per proton on target (0: from gan-target's, unknown for the bundled one)",
+                  "muons at the shield end per proton on target (0: from flow-target's, unknown for the bundled one)",
                   minimum=0.0),
     ),
     normalisation=_normalisation,
