@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from shipfastsim.lazy import lazy_getattr
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
 __all__ = ["MuonBatch", "ChunkContext", "ComponentSpec", "FilterDecision", "Parameter", "SampleNormalisation",
            "Stage", "hookimpl"]
 __version__ = "0.1.0"
+
+# MKL's conditional numerical reproducibility: the same code path, cache blocking and
+# reductions in every process, so that a chunk's float32 products (gan-target, the flows)
+# are bit-identical whichever process computes them (without it a fresh process once
+# gave a different gan-target chunk).  Read when torch loads MKL, hence before any
+# torch import; a user's own setting wins.
+os.environ.setdefault("MKL_CBWR", "AUTO")
 
 # Imported on first use, so that `shipfastsim --help` does not wait for torch.
 __getattr__ = lazy_getattr(__name__, {"MuonBatch": "shipfastsim.batch", "hookimpl": "shipfastsim.hookspecs"}
