@@ -121,15 +121,9 @@ def read_sidecar(weights_path: str | Path) -> dict:
 
 def save_filter(net: FilterNet, weights_path: str | Path, metadata: dict) -> Path:
     """Write the weights (safetensors, float32) and the JSON sidecar with ``metadata``."""
-    from safetensors.torch import save_file
+    from shipfastsim.plugins.gan_target.model import save_generator
 
-    weights_path = Path(weights_path)
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous().float() for k, v in net.state_dict().items()}
-    save_file(state, str(weights_path), metadata={"format": "pt", "model": "mlp-filter"})
-    document = {"architecture": net.config.to_dict()} | metadata
-    sidecar_path(weights_path).write_text(json.dumps(document, indent=1) + "\n")
-    return weights_path
+    return save_generator(net, weights_path, metadata, model="mlp-filter")
 
 
 def load_filter(weights_path: str | Path, device: torch.device | str = "cpu",

@@ -52,7 +52,6 @@ in the latent tails), with 48 and 96 none in 2e6.  Units: cm, GeV/c.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,7 +60,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from shipfastsim.plugins.gan_target.model import _step, apply_quantile_map, fit_quantile_map, relu_form
+from shipfastsim.plugins.gan_target.model import (
+    _step,
+    apply_quantile_map,
+    fit_quantile_map,
+    load_module,
+    relu_form,
+    save_generator,
+)
 
 __all__ = ["DIM", "FEATURES", "FlowConfig", "MuonFlow", "NoiseToMuon", "physical_to_features", "importance_weight",
            "latent_log_prior",
@@ -283,29 +289,12 @@ class NoiseToMuon(nn.Module):
         return torch.cat([state[:, 0:2], z, state[:, 2:5], -13.0 * charge, weight], 1)
 
 
-def _sidecar(weights_path: str | Path) -> Path:
-    return Path(weights_path).with_suffix(".json")
-
-
 def save_flow(flow: MuonFlow, weights_path: str | Path, metadata: dict) -> Path:
     """Write the weights (safetensors) and, beside them, a JSON with the architecture and ``metadata``."""
-    from safetensors.torch import save_file
-
-    weights_path = Path(weights_path)
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous().float() for k, v in flow.state_dict().items()}
-    save_file(state, str(weights_path), metadata={"format": "pt", "model": "nf-after-shield"})
-    document = {"architecture": flow.config.to_dict()} | metadata
-    _sidecar(weights_path).write_text(json.dumps(document, indent=1, default=float) + "\n")
-    return weights_path
+    return save_generator(flow, weights_path, metadata, model="nf-after-shield")
 
 
 def load_flow(weights_path: str | Path, device: torch.device | str = "cpu") -> MuonFlow:
     """A `MuonFlow` in eval mode from a safetensors file and its JSON sidecar (no pickle)."""
-    from safetensors.torch import load_file
-
-    document = json.loads(_sidecar(weights_path).read_text())
-    arch = document["architecture"]
-    flow = MuonFlow(FlowConfig(**arch | {"sigmas": tuple(arch["sigmas"])}))
-    flow.load_state_dict(load_file(str(weights_path)))
-    return flow.to(device).eval().requires_grad_(False)
+    return load_module(weights_path, lambda arch: MuonFlow(FlowConfig(**arch | {"sigmas": tuple(arch["sigmas"])})),
+                       device)

@@ -40,7 +40,7 @@ def _lateral_safety(ax, ay, mid, dx, gap, ret_w, dy, dyy, in_magnet):
     return sx * in_magnet, sy * in_magnet
 
 
-def _taper(geometry, z: float, lookup) -> tuple[float, float]:
+def _taper(geometry, z: float) -> tuple[float, float]:
     """Largest slopes |d edge / dz| of the x edges and of the y edges of the magnet at z (0, 0 outside)."""
     magnet = next((m for m in geometry.magnets if m.z_start <= z < m.z_end), None)
     if magnet is None:
@@ -108,8 +108,7 @@ class SegmentGeometry:
         self.segment_end = torch.tensor(edges + [float("inf")], **kw)
         #: Per segment: the largest |d edge / dz| of the magnet's vertical (x) and horizontal
         #: (y) cross-section edges (tapered magnets), for the lateral safety of long steps.
-        self.taper_x = torch.tensor([_taper(g, z, lookup)[0] for z in mids], **kw)
-        self.taper_y = torch.tensor([_taper(g, z, lookup)[1] for z in mids], **kw)
+        self.taper_x, self.taper_y = torch.tensor([_taper(g, z) for z in mids], **kw).T.contiguous()
         #: Per segment: number of boxes (padded rows of `boxes` come last) and 1 inside a magnet.
         self.box_count = torch.tensor([len(b) for b in boxes_per_segment], device=self.device)
         self.has_magnet = self.magnets[0].clone()

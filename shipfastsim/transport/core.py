@@ -208,14 +208,9 @@ class Transport:
             mat, bx, by, bz = geo.query(x + ux * half, y + uy * half, z_mid, seg)
         else:
             mat, bx, by, bz, sx, sy = geo.query(x + ux * half, y + uy * half, z_mid, seg, with_safety=True)
-            # Reach of a long next step from this midpoint: straight part plus sagitta.
-            reach = half + s.long_step
-            sagitta = (0.5 * C_LIGHT) * torch.sqrt(bx * bx + by * by) / p * reach * reach + LATERAL_MARGIN
             # The edges of a tapered magnet move with z: their slope adds to the muon's.
-            reach_x = (ux.abs() + geo.taper_x.index_select(0, seg)) * reach + sagitta
-            reach_y = (uy.abs() + geo.taper_y.index_select(0, seg)) * reach + sagitta
-            far = torch.lt(reach_x, sx) & torch.lt(reach_y, sy)
-            far = far.view(torch.uint8).to(x.dtype)
+            slope_x = ux.abs() + geo.taper_x.index_select(0, seg)
+            slope_y = uy.abs() + geo.taper_y.index_select(0, seg)
         t_step = length / self.x0_cm.index_select(0, mat)
         loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_x0, t_step, generator)
         # Bend with the momentum at mid-step (the loss is drawn first): the bending of a
@@ -223,6 +218,12 @@ class Transport:
         e_mid = energy - 0.5 * loss
         p_mid = torch.sqrt((e_mid * e_mid - MUON_MASS**2).clamp_min(1e-6))
         x, y, z, ux, uy, uz, b = helix(x, y, z, ux, uy, uz, p_mid, q, bx, by, bz if self.has_bz else None, length)
+        if s.long_step is not None:
+            # Reach of a long next step from this midpoint: straight part plus sagitta.
+            reach = half + s.long_step
+            sagitta = (0.5 * C_LIGHT) * b / p * reach * reach + LATERAL_MARGIN
+            far = (torch.lt(slope_x * reach + sagitta, sx) & torch.lt(slope_y * reach + sagitta, sy))
+            far = far.view(torch.uint8).to(x.dtype)
         # A loss larger than the energy (possible: it is drawn for the step's start energy) stops the muon.
         e_new = energy - loss
         p = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(0.0)) * torch.gt(e_new, MUON_MASS).to(p.dtype)
