@@ -45,6 +45,20 @@ BLOCK = CHUNK_SIZE
 _OUT_COLUMNS = 8  # x, y, z, px, py, pz, PDG id, weight
 
 
+def _one_intra_op_thread() -> None:
+    """Give the calling thread one OpenMP/MKL thread, for good.
+
+    ATen sets a thread's OpenMP and MKL thread counts from the process-wide
+    `torch.set_num_threads` value at the thread's first parallel operation, not when
+    `torch.set_num_threads` is called: a pool thread that only called it would take the
+    main thread's count (2 here) at its first product, and two pool threads would then
+    run four threads on two cores (no faster than one).  So an operation runs here, while
+    the process-wide value is still 1 (`FastNoiseToMuon._executor` restores it after
+    every pool thread has started)."""
+    torch.set_num_threads(1)
+    torch.ones(1 << 16).add_(1.0)  # a parallel_for: fixes this thread's count at 1
+
+
 class _Scratch:
     """One thread's buffers for one block (feature-major, ``BLOCK`` columns)."""
 
@@ -124,8 +138,7 @@ class FastNoiseToMuon:
             if self._pool is not None and self._pool[0] == os.getpid():
                 self._pool[2].shutdown(wait=False)  # another size asked for (a forked child has no such threads)
             threads = torch.get_num_threads()
-            pool = ThreadPoolExecutor(size, thread_name_prefix="nf-fast", initializer=torch.set_num_threads,
-                                      initargs=(1,))
+            pool = ThreadPoolExecutor(size, thread_name_prefix="nf-fast", initializer=_one_intra_op_thread)
             started = threading.Barrier(size)
             list(pool.map(lambda _: started.wait(), range(size)))  # all threads exist, each set to 1 thread
             torch.set_num_threads(threads)  # the default for other new threads, as it was

@@ -127,3 +127,20 @@ def test_the_thread_pool_survives_a_fork(flow, noise):
 def test_bad_noise_is_refused(flow):
     with pytest.raises(ValueError, match="float32 CPU noise"):
         FastNoiseToMuon(flow)(torch.zeros(10, 6, dtype=torch.float64))
+
+
+def test_each_pool_thread_runs_one_intra_op_thread(flow, noise):
+    """Two pool threads of two intra-op threads each would run four threads on two cores
+    (measured: no faster than one thread).  ATen takes a thread's count from the
+    process-wide value at the thread's first parallel operation, so a pool thread must
+    still have one after the caller's value (here 2) is back in place."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        engine = FastNoiseToMuon(flow, threads=2)
+        engine(noise)
+        counts = list(engine._executor(2).map(lambda _: torch.get_num_threads(), range(8)))
+        assert counts == [1] * 8
+        assert torch.get_num_threads() == 2  # the caller's own count is left as it was
+    finally:
+        torch.set_num_threads(threads)
