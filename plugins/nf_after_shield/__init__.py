@@ -15,6 +15,9 @@ the effective sample size.
 ``decay-vessel-subset`` keeps the muons of subset P1 or P2 (a deterministic selection:
 weights unchanged); it is how ``configs/after_shield_dangerous.yaml`` writes only the
 decay-vessel muons.
+
+``nf-decay-vessel`` (`decay_vessel`) generates only P1 muons, from a flow trained on
+them alone in the coordinates of the vessel entrance.
 """
 
 from __future__ import annotations
@@ -169,11 +172,19 @@ def _build(stage: Stage):
 
 @hookimpl
 def shipfastsim_declare_components() -> list[ComponentSpec]:
-    return [COMPONENT, SUBSET_FILTER]
+    from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_VESSEL
+
+    return [COMPONENT, SUBSET_FILTER, DECAY_VESSEL]
 
 
 @hookimpl
 def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
+    if stage.component == "nf-decay-vessel":
+        from shipfastsim.plugins.nf_after_shield import decay_vessel
+
+        params = decay_vessel.COMPONENT.defaults() | stage.params
+        return decay_vessel.generate(Stage(stage.kind, stage.component, params, stage.device, stage.index,
+                                           stage.cache), n_muons, context)
     if stage.component != COMPONENT.name:
         return None
     import torch

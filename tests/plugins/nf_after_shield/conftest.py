@@ -35,10 +35,12 @@ def holdout() -> dict[str, np.ndarray]:
 
 @pytest.fixture
 def generate_nf():
-    """Call the generator hook: ``generate_nf(n, seed, **params)`` -> MuonBatch (and the context)."""
+    """Call the generator hook: ``generate_nf(n, seed, **params)`` -> MuonBatch (and the context);
+    ``component`` another generator of this plugin (nf-decay-vessel)."""
 
-    def generate(n: int, seed: int = 1, first: int = 0, **params):
-        stage = Stage(kind="generator", component="nf-after-shield", params=COMPONENT.defaults() | params,
+    def generate(n: int, seed: int = 1, first: int = 0, component: str = COMPONENT.name, **params):
+        spec = get_registry().get("generator", component).spec
+        stage = Stage(kind="generator", component=component, params=spec.defaults() | params,
                       device=torch.device("cpu"))
         context = ChunkContext(chunk_index=0, first_muon=first, generator=torch.Generator().manual_seed(seed),
                                device=torch.device("cpu"))

@@ -1,0 +1,199 @@
+"""Generator ``nf-decay-vessel``: only the muons that enter the decay vessel (P1), from a flow of their own.
+
+The structured latent of ``nf-after-shield`` enriches P1 but its one 16k-parameter
+model spends its capacity on the inclusive sample: on 6,018 held-out transported P1
+muons the boosted trees separate its P1 muons with AUC 0.67-0.77 (sigma 1 to 1.6).
+P1 is a box in the coordinates of the vessel entrance, |x_e| <= entrance_half_x and
+|y_e| <= entrance_half_y with x_e = x + (px / pz) dz, dz = z_entrance - z_shield_end
+(`DecayVessel.labels`, straight tracks).  This flow (the same `MuonFlow`, trained on
+P1 muons only) works on
+
+    u_x = atanh(x_e / entrance_half_x),  u_y = atanh(y_e / entrance_half_y)
+
+in place of x and y, so the box is the whole of its space: every muon it makes is in
+P1 by construction, and the sharp aperture edges, which a flow would smear, are exact.
+`from_entrance_box` maps its output back to x, y at the shield end.
+
+Weights: the P1 muons per POT are the P1 fraction of the training transport (model
+JSON) times the shield-end rate (``shield_end_muons_per_pot``, else flow-target's rate
+x the transport's shield-end fraction), so weighted totals are the P1 muons per spill
+of the transported chain.  P2 (the straight track also stays inside the vessel)
+is not imposed; it comes out as the flow has learnt it.  Units: cm, GeV/c.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipfastsim.components import ComponentSpec, Parameter, SampleNormalisation, Stage
+from shipfastsim.configs import GEOMETRY_DIR
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from shipfastsim.batch import MuonBatch
+    from shipfastsim.components import ChunkContext
+    from shipfastsim.geometry.decay_vessel import DecayVessel
+
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "to_entrance_box", "from_entrance_box", "generate", "train_decay_vessel"]
+
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_decay_vessel.safetensors"
+HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
+DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
+#: |x_e| / half-width is kept below this before atanh (atanh(1) is infinite), and the
+#: inverse map shrinks the box by as much, so that float64 rounding never puts a muon
+#: a hair outside the aperture.
+_EDGE = 1.0 - 1e-9
+
+
+def to_entrance_box(state: np.ndarray, vessel: DecayVessel, z_plane: float) -> np.ndarray:
+    """Rows (x, y, px, py, pz, charge) at ``z_plane`` [cm] with x, y replaced by u_x, u_y
+    (module docstring); the rows must be P1 muons (|x_e|, |y_e| inside the aperture)."""
+    import numpy as np
+
+    out = np.array(state, dtype=np.float64, copy=True)
+    dz = vessel.z_entrance - z_plane
+    for j, half in ((0, vessel.entrance_half_x), (1, vessel.entrance_half_y)):
+        entrance = (out[:, j] + out[:, 2 + j] / out[:, 4] * dz) / half
+        out[:, j] = np.arctanh(np.clip(entrance, -_EDGE, _EDGE))
+    return out
+
+
+def from_entrance_box(u_x: torch.Tensor, u_y: torch.Tensor, px: torch.Tensor, py: torch.Tensor, pz: torch.Tensor,
+                      vessel: DecayVessel, z_plane: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """x, y [cm] at ``z_plane`` from u_x, u_y and the momentum [GeV/c] (inverse of `to_entrance_box`)."""
+    import torch
+
+    dz = vessel.z_entrance - z_plane
+    x = vessel.entrance_half_x * _EDGE * torch.tanh(u_x) - px / pz * dz
+    y = vessel.entrance_half_y * _EDGE * torch.tanh(u_y) - py / pz * dz
+    return x, y
+
+
+def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
+    """P1 muons per POT: the P1 fraction of the training transport (model JSON) times the
+    shield-end rate, ``shield_end_muons_per_pot`` when given, else flow-target's rate x the
+    training transport's shield-end fraction."""
+    data = json.loads(Path(params["weights"]).with_suffix(".json").read_text())["data"]
+    survival, p1 = data["shield_end_per_target_muon"], data["p1_fraction"]
+    if params.get("shield_end_muons_per_pot"):
+        rate = float(params["shield_end_muons_per_pot"])
+        return SampleNormalisation(rate * p1, f"parameter shield_end_muons_per_pot {rate:.4g} x P1 fraction {p1:.4g} "
+                                              "of the training transport (fast-shield)")
+    from shipfastsim.plugins.flow_target import COMPONENT as FLOW
+
+    target = FLOW.normalisation(FLOW.defaults()) if FLOW.normalisation else SampleNormalisation(None, "not declared")
+    if target.muons_per_pot is None:
+        return SampleNormalisation(None, f"trained on transported flow-target muons, whose rate is unknown "
+                                         f"(flow-target: {target.source}); shield-end fraction {survival:.4f}, "
+                                         f"P1 fraction {p1:.4g}")
+    return SampleNormalisation(target.muons_per_pot * survival * p1,
+                               f"flow-target ({target.source}) x shield-end fraction {survival:.4f} x P1 fraction "
+                               f"{p1:.4g} of the training transport (fast-shield)")
+
+
+COMPONENT = ComponentSpec(
+    name="nf-decay-vessel",
+    kind="generator",
+    description="muons at the end of the shield that enter the decay vessel (P1), from a flow of P1 muons (cm, GeV/c)",
+    parameters=(
+        Parameter("weights", "path", str(BUNDLED_WEIGHTS), "flow weights (.safetensors, JSON config beside)"),
+        Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry whose decay-vessel entrance defines P1"),
+        Parameter("shield_end_muons_per_pot", "float", 0.0,
+                  "all muons at the shield end per proton on target, times the trained P1 fraction gives the "
+                  "weights (0: from flow-target's rate, unknown for the bundled one)", minimum=0.0),
+    ),
+    normalisation=_normalisation,
+)
+
+
+def _build(stage: Stage):
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.geometry.decay_vessel import DecayVessel
+    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+    from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
+
+    flow = load_flow(stage.params["weights"], stage.device)
+    engine = FastNoiseToMuon(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
+    return engine, flow.config.z_plane, DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
+
+
+def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
+    """``n_muons`` P1 muons at the shield end (weights 1: the normalisation gives them per-spill meaning)."""
+    import torch
+
+    from shipfastsim.plugins.gan_target import run_chunked
+    from shipfastsim.plugins.nf_after_shield import draw_noise, muons_from_output
+    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+
+    engine, z_plane, vessel = stage.cached("model", lambda: _build(stage))
+    noise = draw_noise(n_muons, context.generator).to(stage.device)
+    with torch.inference_mode():
+        out = engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
+        out = out.double()
+        out[:, 0], out[:, 1] = from_entrance_box(out[:, 0], out[:, 1], out[:, 3], out[:, 4], out[:, 5], vessel, z_plane)
+    return muons_from_output(out, context.first_muon, stage.device, z_plane)
+
+
+def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 6000, seed: int = 2025) -> Path:
+    """Train the flow on the P1 rows of the training and validation splits of ``files``
+    (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
+    nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
+    P1 rows (``holdout_decay_vessel.npz``) to ``output``."""
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.geometry.decay_vessel import DecayVessel
+    from shipfastsim.plugins.nf_after_shield.data import TrainingData, load_training_data, split_indices
+    from shipfastsim.plugins.nf_after_shield.model import FlowConfig, save_flow
+    from shipfastsim.plugins.nf_after_shield.train import TrainConfig, train_flow
+
+    vessel = DecayVessel.from_geometry(load_geometry(DEFAULT_GEOMETRY))
+    states, labels, groups, holdout, recipes = [], [], [], [], []
+    shield_end = target = p1 = 0
+    for k, path in enumerate(files):
+        d = load_training_data(path)
+        split = split_indices(d.groups())
+        seen = np.concatenate([split["train"], split["validation"]])
+        seen = seen[d.label[seen] >= 1]
+        rows = split["holdout"][d.label[split["holdout"]] >= 1]
+        states.append(d.state[seen])
+        labels.append(d.label[seen])
+        groups.append(d.groups()[seen] + k * 10**12)  # target muons of different files are different muons
+        holdout.append((d.state[rows], d.label[rows], len(split["holdout"])))
+        shield_end, target, p1 = shield_end + len(d.label), target + d.n_target, p1 + int((d.label >= 1).sum())
+        recipes.append(d.recipe)
+        z_plane = d.z_plane
+    data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane), np.concatenate(labels), target,
+                        0.0, z_plane, np.concatenate(groups))
+    config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=64, lambdas=(0.0, 0.0),
+                         eval_every=250, flow=FlowConfig(knots=48))
+    result = train_flow(data, config, progress=True)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(output / HOLDOUT.name, state=np.concatenate([h[0] for h in holdout]).astype(np.float32),
+                        label=np.concatenate([h[1] for h in holdout]), holdout_rows=sum(h[2] for h in holdout),
+                        z_plane=z_plane)
+    metadata = {
+        "training": {k: v for k, v in asdict(config).items() if k != "flow"},
+        "best_step": result.best_step, "best_validation_loss": result.best_loss, "train_seconds": result.seconds,
+        "data": {"recipe": " + ".join(recipes), "files": [Path(f).name for f in files], "target_muons": target,
+                 "rows_at_shield_end": shield_end, "p1_rows": p1, "p1_training_rows": int(len(data.label)),
+                 "shield_end_per_target_muon": shield_end / target, "p1_fraction": p1 / shield_end,
+                 "coordinates": "u_x, u_y = atanh(vessel-entrance x, y / entrance half-widths), px/pz, py/pz, log pz"},
+    }
+    return save_flow(result.flow, output / BUNDLED_WEIGHTS.name, metadata)
+
+
+if __name__ == "__main__":  # python -m shipfastsim.plugins.nf_after_shield.decay_vessel OUTPUT DATA.npz [DATA.npz ...]
+    import sys
+
+    import torch
+
+    torch.set_num_threads(1)
+    print(train_decay_vessel(sys.argv[2:], sys.argv[1]))
