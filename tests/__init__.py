@@ -1,6 +1,3 @@
-
-import os
-
-# As `import shipfastsim` does, before anything loads torch (and MKL): bit-identical
-# float32 products in every process (the reproducibility tests compare processes).
-os.environ.setdefault("MKL_CBWR", "AUTO")
+# `import shipfastsim` sets MKL's reproducibility mode (MKL_CBWR) before anything loads
+# torch (and MKL): the reproducibility tests compare processes bit for bit.
+import shipfastsim  # noqa: F401

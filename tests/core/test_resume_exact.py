@@ -61,8 +61,13 @@ def test_a_chunk_is_the_same_in_any_process_state(monkeypatch):
     import shipfastsim.plugins.gan_target as gan
 
     reference = _chunk()
-    fresh = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=300, check=True)
-    assert fresh.stdout.strip() == _digest(reference), "fresh process"
+    fresh = [subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=300,
+                            check=True).stdout.strip() for _ in range(2)]
+    # Both fresh processes must agree with this one; the message says which did not, and
+    # the environment they inherited (earlier tests' dask clusters add thread settings).
+    inherited = {k: os.environ.get(k) for k in ("MKL_CBWR", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")}
+    assert fresh == [_digest(reference)] * 2, f"fresh processes {fresh}, this one {_digest(reference)}, {inherited}"
     stage = make_stage("generator", "gan-target")
     for other in (0, 1, 2):
         _chunk(other, stage)
