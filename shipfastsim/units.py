@@ -33,6 +33,7 @@ __all__ = [
     "MeV",
     "tesla",
     "MUON_MASS",
+    "BEAM_MOMENTUM",
     "C_LIGHT",
     "PDG_MU_MINUS",
     "PDG_MU_PLUS",
@@ -54,6 +55,9 @@ C_LIGHT = 0.299792458e-2
 
 #: Muon mass [GeV], PDG 2024.
 MUON_MASS = 0.1056583755 * GeV
+#: Momentum of the SPS protons on the SHiP target [GeV/c] (400 GeV/c: SHiP technical
+#: proposal, CERN-SPSC-2015-016): no muon from the target can carry more.
+BEAM_MOMENTUM = 400.0 * GeV
 
 #: PDG Monte-Carlo ids: 13 is the negative muon, -13 the positive one.
 PDG_MU_MINUS = 13

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from shipfastsim.batch import MuonBatch
     from shipfastsim.plugins.gan_target.model import MuonGenerator
 
-__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "MUON_STATE_FLOORS", "draw_noise", "muons_from_state",
-           "run_chunked", "generate_target_muons", "describe_target_module"]
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "MUON_STATE_FLOORS", "draw_noise", "redraw_above_beam",
+           "muons_from_state", "run_chunked", "generate_target_muons", "describe_target_module"]
 
 #: Rows per network call: activations of 4096 x 96 floats (1.5 MB) stay in cache; measured
 #: fastest of 1k-16k rows on the development CPU (1.33 M/s per core vs 1.12 M/s at 16k).
@@ -152,10 +152,33 @@ def generate_target_muons(spec: ComponentSpec, load, version: str, stage: Stage,
         return module, module
 
     module, engine = stage.cached("model", build)
-    noise = draw_noise(n_muons, module.noise_width - 1, context.generator)
-    with torch.inference_mode():
-        state = run_chunked(engine, noise.to(device=stage.device, dtype=module.feature_mean.dtype))
+
+    def generate(n: int) -> torch.Tensor:
+        noise = draw_noise(n, module.noise_width - 1, context.generator)
+        with torch.inference_mode():
+            return run_chunked(engine, noise.to(device=stage.device, dtype=module.feature_mean.dtype))
+
+    state = redraw_above_beam(generate(n_muons), generate)
     return muons_from_state(state, context.first_muon, stage.device, params["target_z0"])
+
+
+def redraw_above_beam(state: torch.Tensor, generate, columns: slice = slice(3, 6), attempts: int = 100
+                      ) -> torch.Tensor:
+    """``state`` with every row whose momentum (``columns``: px, py, pz [GeV/c]) exceeds
+    `BEAM_MOMENTUM` replaced by a row of ``generate(n)``, drawn after the chunk's own noise:
+    the other rows are untouched, and the chunk stays a function of its seed.  (A generator's
+    tail can reach beyond the beam momentum, which no muon from the target can.)"""
+    import torch
+
+    from shipfastsim.units import BEAM_MOMENTUM
+
+    for _ in range(attempts):
+        above = torch.nonzero(torch.linalg.norm(state[:, columns].double(), dim=1) > BEAM_MOMENTUM).squeeze(1)
+        if not len(above):
+            return state
+        state = state.clone()
+        state[above] = generate(len(above)).to(state.dtype)
+    raise RuntimeError(f"{len(above)} muons still above the beam momentum after {attempts} redraws")
 
 
 def describe_target_module(module, weights: str | Path, version: str) -> ExportDescription:

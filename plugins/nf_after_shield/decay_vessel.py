@@ -125,16 +125,20 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
     """``n_muons`` P1 muons at the shield end (weights 1: the normalisation gives them per-spill meaning)."""
     import torch
 
-    from shipfastsim.plugins.gan_target import run_chunked
+    from shipfastsim.plugins.gan_target import redraw_above_beam, run_chunked
     from shipfastsim.plugins.nf_after_shield import draw_noise, muons_from_output
     from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
 
     engine, z_plane, vessel = stage.cached("model", lambda: _build(stage))
-    noise = draw_noise(n_muons, context.generator).to(stage.device)
-    with torch.inference_mode():
-        out = engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
-        out = out.double()
-        out[:, 0], out[:, 1] = from_entrance_box(out[:, 0], out[:, 1], out[:, 3], out[:, 4], out[:, 5], vessel, z_plane)
+
+    def make(n: int) -> torch.Tensor:
+        noise = draw_noise(n, context.generator).to(stage.device)
+        with torch.inference_mode():
+            out = engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
+        return out.double()
+
+    out = redraw_above_beam(make(n_muons), make)  # the flow's rare tail beyond the beam momentum
+    out[:, 0], out[:, 1] = from_entrance_box(out[:, 0], out[:, 1], out[:, 3], out[:, 4], out[:, 5], vessel, z_plane)
     return muons_from_output(out, context.first_muon, stage.device, z_plane)
 
 

@@ -103,3 +103,29 @@ def test_fidelity_on_holdout():
         assert m.w1_over_sigma < 0.05, name
     assert report.memorisation.median_ratio > 0.9 and report.memorisation.exact_copies == 0
     assert report.metrics.fpd <= 3 * float(np.hypot(report.metrics.fpd_err, report.metrics.fpd_ref_err))
+
+
+def test_no_muon_above_the_beam_momentum():
+    """The bundled flow's tail reaches beyond 400 GeV/c (7 in 5e5 muons before the redraw,
+    up to 714 GeV/c): those muons are redrawn, and every other muon is the one it was."""
+    from shipfastsim.components import ChunkContext, Stage
+    from shipfastsim.plugins.flow_target import COMPONENT
+    from shipfastsim.registry import get_registry
+
+    def chunk(**params):
+        stage = Stage("generator", COMPONENT.name, COMPONENT.defaults() | params, torch.device("cpu"))
+        context = ChunkContext(0, 0, torch.Generator().manual_seed(1), torch.device("cpu"))
+        return get_registry().hook.shipfastsim_generate_muons(stage=stage, n_muons=500_000, context=context)
+
+    batch = chunk()
+    assert float(batch.p.max()) <= 400.0
+    from shipfastsim.plugins.flow_target.model import load_flow
+    from shipfastsim.plugins.gan_target import draw_noise, run_chunked
+
+    flow = load_flow(COMPONENT.defaults()["weights"])
+    with torch.inference_mode():  # the chunk's own noise and muons, before the redraw
+        raw = run_chunked(flow, draw_noise(500_000, flow.noise_width - 1, torch.Generator().manual_seed(1)))
+    above = torch.linalg.norm(raw[:, 3:6].double(), dim=1) > 400.0
+    assert 0 < int(above.sum()) < 50
+    assert torch.equal(batch.px[~above], raw[~above, 3].double()) and not torch.equal(batch.px[above],
+                                                                                      raw[above, 3].double())

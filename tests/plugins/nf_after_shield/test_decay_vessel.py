@@ -52,21 +52,21 @@ def test_every_muon_enters_the_vessel(generate_nf):
     batch, _ = generate_nf(20_000, seed=4, component=NAME)
     assert len(batch) == 20_000 and torch.all(batch.z == Z_PLANE) and torch.all(batch.weight == 1.0)
     assert torch.all(subset_labels(batch, VESSEL) >= 1)
+    assert float(batch.p.max()) <= 400.0  # the flow's tail beyond the beam momentum is redrawn
     again, _ = generate_nf(20_000, seed=4, component=NAME)
     assert batch.equals(again)
 
 
 def test_fidelity_on_held_out_transported_p1_muons(generate_nf, holdout):
     """Against the P1 muons of the two transport runs' holdouts (never trained on):
-    measured on 60k generated muons AUC 0.577 and W1/sigma x 0.026, y 0.019, px 0.13,
-    py 0.063, pz 0.27, charge 0.000 (px and pz: the model's rare muons above the truth's
-    1 TeV/c); the bundled nf-after-shield's P1 muons: AUC 0.67-0.77, W1/sigma y 0.22,
-    px 0.50, pz 0.38."""
+    measured on 60k generated muons AUC 0.571 and W1/sigma x 0.025, y 0.016, px 0.039,
+    py 0.028, pz 0.060, charge 0.002; the bundled nf-after-shield's P1 muons: AUC
+    0.67-0.77, W1/sigma y 0.22, px 0.50, pz 0.38."""
     truth = holdout["state"].astype(np.float64)
     batch, _ = generate_nf(40_000, seed=8, component=NAME)
     model = np.stack([batch.x, batch.y, batch.px, batch.py, batch.pz, -torch.sign(batch.pdg_id.double())], 1)
     model = model.astype(np.float64)
-    limits = {"x": 0.05, "y": 0.05, "px": 0.20, "py": 0.12, "pz": 0.35, "charge": 0.03}
+    limits = {"x": 0.05, "y": 0.05, "px": 0.07, "py": 0.06, "pz": 0.10, "charge": 0.03}
     for j, (name, limit) in enumerate(limits.items()):
         w1 = wasserstein1(truth[:, j], model[:, j]) / truth[:, j].std()
         assert w1 < limit, (name, w1)
