@@ -37,6 +37,7 @@ from shipfastsim.components import (
 )
 from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.hookspecs import hookimpl
+from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_VESSEL
 from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
 
 # torch and the model are imported where used: `shipfastsim --help` imports this package
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
 
     from shipfastsim.batch import MuonBatch
 
-__all__ = ["COMPONENT", "SUBSET_FILTER", "BUNDLED_WEIGHTS", "DANGEROUS_SIGMAS", "NOISE_WIDTH", "draw_noise",
-           "muons_from_output", "subset_counters", "format_report"]
+__all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DANGEROUS_SIGMAS", "NOISE_WIDTH",
+           "draw_noise", "run_engine", "muons_from_output", "transported_rate", "subset_counters", "format_report"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
@@ -59,23 +60,29 @@ NOISE_WIDTH = 6
 _PREFIX = "nf-after-shield:"
 
 
-def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
-    """Muons per POT at the shield end: the ``muons_per_pot`` parameter when given, else
-    the training generator's (flow-target's) rate times the shield-end fraction of the
-    training transport (model JSON)."""
-    if params.get("muons_per_pot"):
-        return SampleNormalisation(float(params["muons_per_pot"]), "nf-after-shield parameter muons_per_pot")
-    document = json.loads(Path(params["weights"]).with_suffix(".json").read_text())
-    survival = document["data"]["shield_end_per_target_muon"]
+def transported_rate(weights: str | Path) -> tuple[SampleNormalisation, dict[str, Any]]:
+    """Muons per POT at the shield end behind a model trained on transported muons: the
+    training generator's (flow-target's) rate times the shield-end fraction of the training
+    transport; with the model JSON's ``data`` section (counts and fractions)."""
+    data = json.loads(Path(weights).with_suffix(".json").read_text())["data"]
+    survival = data["shield_end_per_target_muon"]
     from shipfastsim.plugins.flow_target import COMPONENT as FLOW
 
     target = FLOW.normalisation(FLOW.defaults()) if FLOW.normalisation else SampleNormalisation(None, "not declared")
     if target.muons_per_pot is None:
         return SampleNormalisation(None, f"trained on transported flow-target muons, whose rate is unknown "
-                                         f"(flow-target: {target.source}); shield-end fraction {survival:.4f}")
+                                         f"(flow-target: {target.source}); shield-end fraction {survival:.4f}"), data
     return SampleNormalisation(target.muons_per_pot * survival,
                                f"flow-target ({target.source}) x shield-end fraction {survival:.4f} of the training "
-                               "transport (fast-shield)")
+                               "transport (fast-shield)"), data
+
+
+def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
+    """Muons per POT at the shield end: the ``muons_per_pot`` parameter when given, else
+    `transported_rate` of the weights."""
+    if params.get("muons_per_pot"):
+        return SampleNormalisation(float(params["muons_per_pot"]), "nf-after-shield parameter muons_per_pot")
+    return transported_rate(params["weights"])[0]
 
 
 COMPONENT = ComponentSpec(
@@ -135,6 +142,24 @@ def muons_from_output(out: torch.Tensor, first_muon: int, device: torch.device, 
     return MuonBatch.from_columns(columns, device=device)
 
 
+def run_engine(engine, noise: torch.Tensor) -> torch.Tensor:
+    """Engine output [n, 8] for noise [n, 6]: `FastNoiseToMuon` makes its 4096-muon blocks
+    itself (its [8, n] output transposed keeps columns contiguous), any other engine gets
+    `run_chunked`'s fixed-size calls."""
+    import torch
+
+    from shipfastsim.plugins.gan_target import run_chunked
+    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+
+    with torch.inference_mode():
+        return engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
+
+
+def _with_defaults(stage: Stage, spec: ComponentSpec) -> Stage:
+    """The stage with ``spec``'s defaults under its parameters (same cache)."""
+    return Stage(stage.kind, stage.component, spec.defaults() | stage.params, stage.device, stage.index, stage.cache)
+
+
 def _vessel(stage: Stage):
     from shipfastsim.geometry import load_geometry
     from shipfastsim.geometry.decay_vessel import DecayVessel
@@ -172,34 +197,20 @@ def _build(stage: Stage):
 
 @hookimpl
 def shipfastsim_declare_components() -> list[ComponentSpec]:
-    from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_VESSEL
-
     return [COMPONENT, SUBSET_FILTER, DECAY_VESSEL]
 
 
 @hookimpl
 def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
-    if stage.component == "nf-decay-vessel":
+    if stage.component == DECAY_VESSEL.name:
         from shipfastsim.plugins.nf_after_shield import decay_vessel
 
-        params = decay_vessel.COMPONENT.defaults() | stage.params
-        return decay_vessel.generate(Stage(stage.kind, stage.component, params, stage.device, stage.index,
-                                           stage.cache), n_muons, context)
+        return decay_vessel.generate(_with_defaults(stage, DECAY_VESSEL), n_muons, context)
     if stage.component != COMPONENT.name:
         return None
-    import torch
-
-    from shipfastsim.plugins.gan_target import run_chunked
-
-    params = COMPONENT.defaults() | stage.params
-    stage = Stage(stage.kind, stage.component, params, stage.device, stage.index, stage.cache)
+    stage = _with_defaults(stage, COMPONENT)
     engine, z_plane = stage.cached("model", lambda: _build(stage))
-    noise = draw_noise(n_muons, context.generator).to(stage.device)
-    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
-
-    with torch.inference_mode():
-        # the fast engine makes 4096-muon blocks itself; its [8, n] output transposed keeps columns contiguous
-        out = engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
+    out = run_engine(engine, draw_noise(n_muons, context.generator).to(stage.device))
     batch = muons_from_output(out, context.first_muon, stage.device, z_plane)
     from shipfastsim.geometry.decay_vessel import subset_labels
 
@@ -213,9 +224,8 @@ def shipfastsim_filter_muons(stage: Stage, batch: MuonBatch, context: ChunkConte
         return None
     from shipfastsim.geometry.decay_vessel import subset_labels
 
-    depth = 1 if stage.params.get("subset", "P1") == "P1" else 2
-    stage = Stage(stage.kind, stage.component, SUBSET_FILTER.defaults() | stage.params, stage.device, stage.index,
-                  stage.cache)
+    stage = _with_defaults(stage, SUBSET_FILTER)
+    depth = 1 if stage.params["subset"] == "P1" else 2
     return FilterDecision(keep=subset_labels(batch, _vessel(stage)) >= depth)
 
 

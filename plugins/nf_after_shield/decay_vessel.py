@@ -23,7 +23,6 @@ is not imposed; it comes out as the flow has learnt it.  Units: cm, GeV/c.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,24 +74,18 @@ def from_entrance_box(u_x: torch.Tensor, u_y: torch.Tensor, px: torch.Tensor, py
 
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
     """P1 muons per POT: the P1 fraction of the training transport (model JSON) times the
-    shield-end rate, ``shield_end_muons_per_pot`` when given, else flow-target's rate x the
-    training transport's shield-end fraction."""
-    data = json.loads(Path(params["weights"]).with_suffix(".json").read_text())["data"]
-    survival, p1 = data["shield_end_per_target_muon"], data["p1_fraction"]
-    if params.get("shield_end_muons_per_pot"):
-        rate = float(params["shield_end_muons_per_pot"])
-        return SampleNormalisation(rate * p1, f"parameter shield_end_muons_per_pot {rate:.4g} x P1 fraction {p1:.4g} "
-                                              "of the training transport (fast-shield)")
-    from shipfastsim.plugins.flow_target import COMPONENT as FLOW
+    shield-end rate, ``shield_end_muons_per_pot`` when given, else `transported_rate`."""
+    from shipfastsim.plugins.nf_after_shield import transported_rate
 
-    target = FLOW.normalisation(FLOW.defaults()) if FLOW.normalisation else SampleNormalisation(None, "not declared")
-    if target.muons_per_pot is None:
-        return SampleNormalisation(None, f"trained on transported flow-target muons, whose rate is unknown "
-                                         f"(flow-target: {target.source}); shield-end fraction {survival:.4f}, "
-                                         f"P1 fraction {p1:.4g}")
-    return SampleNormalisation(target.muons_per_pot * survival * p1,
-                               f"flow-target ({target.source}) x shield-end fraction {survival:.4f} x P1 fraction "
-                               f"{p1:.4g} of the training transport (fast-shield)")
+    rate, data = transported_rate(params["weights"])
+    p1 = data["p1_fraction"]
+    if params.get("shield_end_muons_per_pot"):
+        given = float(params["shield_end_muons_per_pot"])
+        return SampleNormalisation(given * p1, f"parameter shield_end_muons_per_pot {given:.4g} x P1 fraction "
+                                               f"{p1:.4g} of the training transport (fast-shield)")
+    if rate.muons_per_pot is None:
+        return SampleNormalisation(None, f"{rate.source}, P1 fraction {p1:.4g}")
+    return SampleNormalisation(rate.muons_per_pot * p1, f"{rate.source} x P1 fraction {p1:.4g}")
 
 
 COMPONENT = ComponentSpec(
@@ -123,19 +116,13 @@ def _build(stage: Stage):
 
 def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
     """``n_muons`` P1 muons at the shield end (weights 1: the normalisation gives them per-spill meaning)."""
-    import torch
-
-    from shipfastsim.plugins.gan_target import redraw_above_beam, run_chunked
-    from shipfastsim.plugins.nf_after_shield import draw_noise, muons_from_output
-    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+    from shipfastsim.plugins.gan_target import redraw_above_beam
+    from shipfastsim.plugins.nf_after_shield import draw_noise, muons_from_output, run_engine
 
     engine, z_plane, vessel = stage.cached("model", lambda: _build(stage))
 
     def make(n: int) -> torch.Tensor:
-        noise = draw_noise(n, context.generator).to(stage.device)
-        with torch.inference_mode():
-            out = engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
-        return out.double()
+        return run_engine(engine, draw_noise(n, context.generator).to(stage.device)).double()
 
     out = redraw_above_beam(make(n_muons), make)  # the flow's rare tail beyond the beam momentum
     out[:, 0], out[:, 1] = from_entrance_box(out[:, 0], out[:, 1], out[:, 3], out[:, 4], out[:, 5], vessel, z_plane)
