@@ -73,8 +73,9 @@ def generated() -> tuple[np.ndarray, np.ndarray]:
 def test_fidelity_on_held_out_transported_p1_muons(generated, holdout):
     """Against the 13,955 P1 muons of the four transport runs' holdouts (never trained on):
     measured AUC 0.539 (the same test between two samples of the model: 0.499) and W1/sigma
-    x 0.010, y 0.011, px 0.017, py 0.027, pz 0.006, charge 0.007; the bundled
-    nf-after-shield's P1 muons: AUC 0.67-0.77, W1/sigma y 0.22, px 0.50, pz 0.38."""
+    x 0.010, y 0.011, px 0.017, py 0.027, pz 0.006, charge 0.007 (against 53,375 P1 muons
+    of two further runs, not committed: AUC 0.563); the bundled nf-after-shield's P1
+    muons: AUC 0.67-0.77, W1/sigma y 0.22, px 0.50, pz 0.38."""
     truth, (model, _) = holdout["state"].astype(np.float64), generated
     limits = {"x": 0.02, "y": 0.02, "px": 0.03, "py": 0.04, "pz": 0.015, "charge": 0.015}
     for j, (name, limit) in enumerate(limits.items()):
