@@ -172,12 +172,18 @@ def redraw_above_beam(state: torch.Tensor, generate, columns: slice = slice(3, 6
 
     from shipfastsim.units import BEAM_MOMENTUM
 
-    for _ in range(attempts):
-        above = torch.nonzero(torch.linalg.norm(state[:, columns].double(), dim=1) > BEAM_MOMENTUM).squeeze(1)
+    def beyond(momentum: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.norm(momentum.double(), dim=1) > BEAM_MOMENTUM
+
+    above = torch.nonzero(beyond(state[:, columns])).squeeze(1)
+    if not len(above):
+        return state
+    state = state.clone()
+    for _ in range(attempts):  # later rounds check only the rows just redrawn
+        state[above] = generate(len(above)).to(state.dtype)
+        above = above[beyond(state[above][:, columns])]
         if not len(above):
             return state
-        state = state.clone()
-        state[above] = generate(len(above)).to(state.dtype)
     raise RuntimeError(f"{len(above)} muons still above the beam momentum after {attempts} redraws")
 
 
