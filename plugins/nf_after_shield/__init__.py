@@ -178,8 +178,9 @@ def subset_counters(labels: torch.Tensor, weight: torch.Tensor) -> dict[str, flo
 
 
 def _build(stage: Stage):
-    """The inference engine: on the CPU `FastNoiseToMuon` (the output of `NoiseToMuon`,
-    several times faster, on as many threads as torch's intra-op count), else the module itself."""
+    """The inference engine: on the CPU `fast.cpu_engine` (for affine couplings
+    `FastNoiseToMuon`, the output of `NoiseToMuon`, several times faster, on as many
+    threads as torch's intra-op count), else the module itself."""
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
     module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), stage.params["latent_sigma"]).eval()
@@ -189,9 +190,9 @@ def _build(stage: Stage):
 
         return OnnxRuntimeModule(_describe(module, stage.params["weights"])), z_plane
     if stage.device.type == "cpu":
-        from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+        from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
 
-        return FastNoiseToMuon(module.flow, module.sigma), z_plane
+        return cpu_engine(module.flow, module.sigma), z_plane
     return module, z_plane
 
 
@@ -256,6 +257,10 @@ def shipfastsim_report_run(summary: dict) -> str | None:
 
 def _describe(module, weights: str | Path) -> ExportDescription:
     import torch
+
+    if module.flow.config.coupling != "affine":
+        raise ValueError(f"{weights}: ONNX export takes flows of affine couplings; this one has "
+                         f"{module.flow.config.coupling} couplings")
 
     example = torch.cat([torch.randn(4, 5), torch.rand(4, 1)], dim=1)
     return ExportDescription(

@@ -107,11 +107,11 @@ COMPONENT = ComponentSpec(
 def _build(stage: Stage):
     from shipfastsim.geometry import load_geometry
     from shipfastsim.geometry.decay_vessel import DecayVessel
-    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+    from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
     flow = load_flow(stage.params["weights"], stage.device)
-    engine = FastNoiseToMuon(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
+    engine = cpu_engine(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
     return engine, flow.config.z_plane, DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
 
 
@@ -131,7 +131,7 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 
 
 def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 12_000, seed: int = 2026,
-                       hidden: int = 32) -> Path:
+                       hidden: int = 32, coupling: str = "affine", layers: int = 10, bins: int = 8) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
@@ -166,7 +166,8 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane), np.concatenate(labels), target,
                         0.0, z_plane, np.concatenate(groups))
     config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=64, lambdas=(0.0, 0.0),
-                         eval_every=250, flow=FlowConfig(knots=48, hidden=hidden))
+                         eval_every=250, flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers,
+                                                         bins=bins))
     result = train_flow(data, config, progress=True)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

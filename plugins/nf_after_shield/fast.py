@@ -38,7 +38,7 @@ from shipfastsim.plugins.gan_target import CHUNK_SIZE
 from shipfastsim.plugins.gan_target.model import _step
 from shipfastsim.plugins.nf_after_shield.model import DIM, MuonFlow
 
-__all__ = ["BLOCK", "FastNoiseToMuon"]
+__all__ = ["BLOCK", "FastNoiseToMuon", "cpu_engine"]
 
 #: Muons per block: the network call size of every neural plugin (`run_chunked`).
 BLOCK = CHUNK_SIZE
@@ -186,3 +186,13 @@ class FastNoiseToMuon:
         torch.mul(x[DIM, :m], -13.0, out=o[6])
         s2 = self.sigma * self.sigma
         torch.exp(0.5 * (1.0 - s2) * square[:m], out=o[7]).mul_(self.sigma**DIM)
+
+
+def cpu_engine(flow: MuonFlow, sigma: float = 1.0):
+    """The CPU inference engine of ``NoiseToMuon(flow, sigma)``: `FastNoiseToMuon` for
+    affine couplings (the ones it folds), the module itself for spline couplings."""
+    if flow.config.coupling == "affine":
+        return FastNoiseToMuon(flow, sigma)
+    from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon
+
+    return NoiseToMuon(flow, sigma).eval()

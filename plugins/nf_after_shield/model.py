@@ -18,9 +18,12 @@ couplings then need not learn),
 
 with binary masks m (the masked columns pass unchanged).  The masks are folded into
 the first and last weight matrices (``W * mask``), so the exported graph is plain
-Gemm/Relu/Tanh/Exp/Mul/Add.  Sampling runs latent -> g -> f -> physics (`sample`,
-`NoiseToMuon`); the density runs the other way (`log_prob`), with the Jacobians of the
-couplings, of the Gaussianising maps (the slope of the segment) and of
+Gemm/Relu/Tanh/Exp/Mul/Add.  ``FlowConfig.coupling`` selects instead rational-quadratic
+spline couplings (``spline``) or autoregressive splines (``autoregressive-spline``: each
+column conditioned on the ones before it), from `spline`: more expressive per parameter,
+but not exportable to ONNX (they gather bin parameters per row).  Sampling runs
+latent -> g -> f -> physics (`sample`, `NoiseToMuon`); the density runs the other way
+(`log_prob`), with the Jacobians of the couplings, of the Gaussianising maps (the slope of the segment) and of
 (tx, ty, log pz) -> (px, py, pz) (|d(tx, ty, log pz) / d(px, py, pz)| = 1 / pz^3).
 
 Structured latent: the prior of subset k is N(0, sigma_k^2 I); sampling z = sigma eps
@@ -69,10 +72,11 @@ from shipfastsim.plugins.gan_target.model import (
     save_generator,
 )
 
-__all__ = ["DIM", "FEATURES", "FlowConfig", "MuonFlow", "NoiseToMuon", "physical_to_features", "importance_weight",
-           "latent_log_prior",
-           "save_flow", "load_flow"]
+__all__ = ["COUPLINGS", "DIM", "FEATURES", "FlowConfig", "MuonFlow", "NoiseToMuon", "physical_to_features",
+           "importance_weight", "latent_log_prior", "save_flow", "load_flow"]
 
+#: The coupling layers a `FlowConfig` can ask for.
+COUPLINGS = ("affine", "spline", "autoregressive-spline")
 #: Dimension of the latent and of the feature space.
 DIM = 5
 FEATURES = ("x", "y", "tx", "ty", "log_pz")
@@ -87,6 +91,9 @@ class FlowConfig:
     hidden: int = 32
     knots: int = 48          # knots of each Gaussianising map (see the module docstring)
     scale_bound: float = 2.0  # |s| <= scale_bound (tanh-bounded log-scale)
+    coupling: str = "affine"  # or "spline": rational-quadratic spline couplings (`spline.SplineCoupling`)
+    bins: int = 8             # spline couplings: bins per spline
+    tail_bound: float = 4.0   # spline couplings: the spline acts on [-B, B], the identity outside
     sigmas: tuple[float, ...] = (1.0, 0.5, 0.35)  # loss sigmas of P0, P1, P2 (see the module docstring)
     z_plane: float = 3148.66  # cm, z of the plane the muons are on
     fraction_mu_plus: float = 0.5
@@ -156,7 +163,21 @@ class MuonFlow(nn.Module):
     def __init__(self, config: FlowConfig):
         super().__init__()
         self.config = config
-        self.couplings = nn.ModuleList(Coupling(m, config.hidden, config.scale_bound) for m in _masks(config.layers))
+        if config.coupling not in COUPLINGS:
+            raise ValueError(f"unknown coupling {config.coupling!r}; allowed: {', '.join(COUPLINGS)}")
+        if config.coupling == "spline":
+            from shipfastsim.plugins.nf_after_shield.spline import SplineCoupling
+
+            layers = [SplineCoupling(m, config.hidden, config.bins, config.tail_bound) for m in _masks(config.layers)]
+        elif config.coupling == "autoregressive-spline":
+            from shipfastsim.plugins.nf_after_shield.spline import AutoregressiveSpline
+
+            # Each transform reverses the order of the one before (column 0 first, then last, ...).
+            orders = [torch.arange(DIM) if k % 2 == 0 else torch.arange(DIM).flip(0) for k in range(config.layers)]
+            layers = [AutoregressiveSpline(o, config.hidden, config.bins, config.tail_bound) for o in orders]
+        else:
+            layers = [Coupling(m, config.hidden, config.scale_bound) for m in _masks(config.layers)]
+        self.couplings = nn.ModuleList(layers)
         inner = config.knots - 2
         # Gaussianising maps: forward knots (for the density) and the inverse in relu form (for sampling).
         self.register_buffer("knots_f", torch.linspace(-1, 1, config.knots).repeat(DIM, 1))

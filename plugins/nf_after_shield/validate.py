@@ -41,12 +41,12 @@ class GeneratedSample:
 
 def generate(flow: MuonFlow, n: int, sigma: float, vessel: DecayVessel, seed: int = 0,
              chunk: int = 65536) -> GeneratedSample:
-    """``n`` muons of the flow at latent ``sigma`` (the plugin's CPU engine, `FastNoiseToMuon`:
+    """``n`` muons of the flow at latent ``sigma`` (the plugin's CPU engine, `fast.cpu_engine`:
     the `NoiseToMuon` graph's output), labelled by ``vessel``."""
-    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
+    from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
 
     generator = torch.Generator().manual_seed(seed)
-    module = FastNoiseToMuon(flow, sigma)
+    module = cpu_engine(flow, sigma)
     parts = []
     with torch.inference_mode():
         for first in range(0, n, chunk):

@@ -157,3 +157,14 @@ def test_decay_vessel_muons_of_the_bundled_model_against_the_holdout(holdout, ge
     for feature, bound in P1_W1_BOUNDS.items():
         assert row.w1_over_sigma[feature] < bound, (feature, row.w1_over_sigma)
     assert row.gbt_auc < P1_AUC_BOUND, row.gbt_auc
+
+
+def test_export_refuses_spline_flows(tmp_path):
+    # Spline couplings gather per-row bin parameters, which the ONNX/SOFIE path does not take.
+    from shipfastsim.plugins.nf_after_shield import shipfastsim_export_description
+    from shipfastsim.plugins.nf_after_shield.model import FlowConfig, MuonFlow, save_flow
+
+    path = save_flow(MuonFlow(FlowConfig(coupling="autoregressive-spline", layers=2, hidden=8)),
+                     tmp_path / "flow.safetensors", {})
+    with pytest.raises(ValueError, match="affine couplings; this one has autoregressive-spline"):
+        shipfastsim_export_description(component="nf-after-shield", params={"weights": str(path)})

@@ -1,0 +1,177 @@
+"""Rational-quadratic spline couplings (Durkan, Bekasov, Murray, Papamakarios 2019,
+"Neural Spline Flows", arXiv:1906.04068, eqs. 4-8), an alternative to the affine
+coupling of `model.Coupling` with the same interface.
+
+Each free column u passes through a monotone rational-quadratic spline of ``bins``
+bins on [-B, B] (B = ``tail_bound``), the identity outside (the derivative at +-B is
+1, so the map is C1 there).  The widths and heights of the bins (softmax, each at
+least ``MIN_BIN`` of the interval) and the interior knot derivatives (softplus, at
+least ``MIN_DERIVATIVE``) are the output of an MLP of the fixed columns and the
+charge, exactly as the affine coupling's scale and shift.  Both directions are
+closed form: the spline itself (latent -> data, sampling) and its inverse (data ->
+latent, the density), which solves the quadratic of eq. 6 with the numerically
+stable root 2c / (-b - sqrt(b^2 - 4ac)).  The network predicts for the free columns
+only, so no parameter is wasted on the masked ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+__all__ = ["MIN_BIN", "MIN_DERIVATIVE", "AutoregressiveSpline", "SplineCoupling", "rational_quadratic"]
+
+#: Smallest bin width or height, as a fraction of the interval 2B.
+MIN_BIN = 1e-3
+#: Smallest derivative at an interior knot.
+MIN_DERIVATIVE = 1e-3
+
+
+def _knots(raw: torch.Tensor, bound: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Knot positions [..., K + 1] from -B to B and bin sizes [..., K] from unnormalised sizes."""
+    bins = raw.shape[-1]
+    size = MIN_BIN + (1.0 - MIN_BIN * bins) * torch.softmax(raw, -1)
+    knots = functional.pad(torch.cumsum(size, -1), (1, 0))
+    knots = 2.0 * bound * knots - bound
+    knots[..., 0], knots[..., -1] = -bound, bound  # exact ends, whatever the rounding of the sum
+    return knots, knots[..., 1:] - knots[..., :-1]
+
+
+def rational_quadratic(values: torch.Tensor, raw_widths: torch.Tensor, raw_heights: torch.Tensor,
+                       raw_derivatives: torch.Tensor, bound: float, inverse: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spline (or its inverse) at ``values`` [...] and log |d output / d input|.
+
+    ``raw_widths``, ``raw_heights`` [..., K] and ``raw_derivatives`` [..., K - 1] are
+    unnormalised network outputs; outside [-B, B] the map is the identity."""
+    xk, w = _knots(raw_widths, bound)
+    yk, h = _knots(raw_heights, bound)
+    one = raw_derivatives.new_ones(raw_derivatives.shape[:-1] + (1,))
+    d = torch.cat([one, MIN_DERIVATIVE + functional.softplus(raw_derivatives), one], -1)
+    inside = (values >= -bound) & (values <= bound)
+    v = values.clamp(-bound, bound)
+    edges = yk if inverse else xk
+    k = (torch.searchsorted(edges[..., 1:-1].contiguous(), v[..., None].contiguous(), right=True)).clamp_max(
+        edges.shape[-1] - 2)
+
+    def at(t: torch.Tensor) -> torch.Tensor:
+        return torch.gather(t, -1, k)[..., 0]
+
+    x0, wk, y0, hk, d0, d1 = at(xk), at(w), at(yk), at(h), at(d[..., :-1]), at(d[..., 1:])
+    s = hk / wk
+    curvature = d0 + d1 - 2.0 * s
+    if inverse:
+        dy = v - y0
+        a = hk * (s - d0) + dy * curvature
+        b = hk * d0 - dy * curvature
+        c = -s * dy
+        xi = (2.0 * c / (-b - torch.sqrt((b * b - 4.0 * a * c).clamp_min(0.0)))).clamp(0.0, 1.0)
+        out = x0 + xi * wk
+    else:
+        xi = ((v - x0) / wk).clamp(0.0, 1.0)
+        out = y0 + hk * (s * xi * xi + d0 * xi * (1.0 - xi)) / (s + curvature * xi * (1.0 - xi))
+    mix = xi * (1.0 - xi)
+    log_slope = (2.0 * torch.log(s) + torch.log(d1 * xi * xi + 2.0 * s * mix + d0 * (1.0 - xi) ** 2)
+                 - 2.0 * torch.log(s + curvature * mix))
+    if inverse:
+        log_slope = -log_slope
+    zero = torch.zeros_like(values)
+    return torch.where(inside, out, values), torch.where(inside, log_slope, zero)
+
+
+class SplineCoupling(nn.Module):
+    """A rational-quadratic spline coupling; ``mask`` marks the columns that pass unchanged
+    (the interface of `model.Coupling`: ``forward`` latent -> data, ``inverse`` data ->
+    latent with log |det|)."""
+
+    def __init__(self, mask: torch.Tensor, hidden: int, bins: int, tail_bound: float):
+        super().__init__()
+        dim = mask.numel()
+        self.register_buffer("mask", mask.clone())
+        self.register_buffer("free", torch.nonzero(mask == 0).flatten())
+        self.bins, self.tail_bound = bins, float(tail_bound)
+        n_free = int(self.free.numel())
+        self.first = nn.Linear(dim + 1, hidden)
+        self.middle = nn.Linear(hidden, hidden)
+        self.last = nn.Linear(hidden, n_free * (3 * bins - 1))
+        nn.init.zeros_(self.last.weight)  # uniform bins, unit derivatives: the identity map
+        nn.init.zeros_(self.last.bias)
+        with torch.no_grad():  # softplus(b) = 1 - MIN_DERIVATIVE: unit interior derivatives at the start
+            raw = self.last.bias.view(n_free, 3 * bins - 1)
+            raw[:, 2 * bins:] = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+
+    def _transform(self, values: torch.Tensor, charge: torch.Tensor, inverse: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        fixed = values * self.mask
+        h = torch.relu(self.first(torch.cat([fixed, charge], 1)))
+        h = torch.relu(self.middle(h))
+        raw = self.last(h).view(values.shape[0], -1, 3 * self.bins - 1)
+        k = self.bins
+        columns = values.index_select(1, self.free)
+        out, log_slope = rational_quadratic(columns, raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:],
+                                            self.tail_bound, inverse=inverse)
+        result = values.index_copy(1, self.free, out)
+        return result, log_slope.sum(1)
+
+    def forward(self, z: torch.Tensor, charge: torch.Tensor) -> torch.Tensor:
+        return self._transform(z, charge, inverse=False)[0]
+
+    def inverse(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._transform(g, charge, inverse=True)
+
+
+class AutoregressiveSpline(nn.Module):
+    """A rational-quadratic spline transform of every column, each conditioned on the
+    columns before it in ``order`` and on the charge (a MADE network: Germain et al.
+    2015, arXiv:1502.03509, masks on its weights).  Data -> latent (``inverse``, the
+    density) is one pass; latent -> data (``forward``, sampling) one pass per column."""
+
+    def __init__(self, order: torch.Tensor, hidden: int, bins: int, tail_bound: float):
+        super().__init__()
+        dim = order.numel()
+        self.bins, self.tail_bound, self.dim = bins, float(tail_bound), dim
+        rank = torch.empty(dim, dtype=torch.long)
+        rank[order] = torch.arange(dim)  # position of each column in the order
+        degree_in = torch.cat([rank, torch.full((1,), -1)])  # the charge (-1) feeds every unit
+        # Units of degree -1 see the charge alone: they condition the first column on it.
+        degree_hidden = torch.arange(hidden) % dim - 1
+        self.register_buffer("mask_first", (degree_hidden[:, None] >= degree_in[None, :]).float())
+        self.register_buffer("mask_middle", (degree_hidden[:, None] >= degree_hidden[None, :]).float())
+        out_degree = rank.repeat_interleave(3 * bins)
+        self.register_buffer("mask_last", (out_degree[:, None] > degree_hidden[None, :]).float())
+        self.register_buffer("order", order.clone())
+        self.first = nn.Linear(dim + 1, hidden)
+        self.middle = nn.Linear(hidden, hidden)
+        self.last = nn.Linear(hidden, dim * (3 * bins - 1) + dim)  # one spare output per column, see below
+        nn.init.zeros_(self.last.weight)
+        nn.init.zeros_(self.last.bias)
+        with torch.no_grad():
+            raw = self.last.bias.view(dim, 3 * bins)
+            raw[:, 2 * bins:] = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+
+    def _raw(self, values: torch.Tensor, charge: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(functional.linear(torch.cat([values, charge], 1), self.first.weight * self.mask_first,
+                                         self.first.bias))
+        h = torch.relu(functional.linear(h, self.middle.weight * self.mask_middle, self.middle.bias))
+        raw = functional.linear(h, self.last.weight * self.mask_last, self.last.bias)
+        # 3K outputs per column share its degree; the last is unused (K widths, K heights, K - 1 derivatives).
+        return raw.view(values.shape[0], self.dim, 3 * self.bins)[..., :-1]
+
+    def _spline(self, values: torch.Tensor, raw: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.bins
+        return rational_quadratic(values, raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:], self.tail_bound,
+                                  inverse=inverse)
+
+    def forward(self, z: torch.Tensor, charge: torch.Tensor) -> torch.Tensor:
+        g = torch.zeros_like(z)
+        for column in self.order.tolist():
+            out, _ = self._spline(z, self._raw(g, charge), inverse=False)
+            g = g.index_copy(1, torch.tensor([column], device=z.device), out[:, column:column + 1])
+        return g
+
+    def inverse(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, log_slope = self._spline(g, self._raw(g, charge), inverse=True)
+        return out, log_slope.sum(1)
