@@ -3,11 +3,11 @@
 The structured latent of ``nf-after-shield`` enriches P1 but its one 16k-parameter
 model spends its capacity on the inclusive sample: on 6,018 held-out transported P1
 muons the boosted trees separate its P1 muons with AUC 0.67-0.77 (sigma 1 to 1.6),
-against 0.54 for this generator on 13,955.
+against 0.51 for this generator on 13,955.
 P1 is a box in the coordinates of the vessel entrance, |x_e| <= entrance_half_x and
 |y_e| <= entrance_half_y with x_e = x + (px / pz) dz, dz = z_entrance - z_shield_end
-(`DecayVessel.labels`, straight tracks).  This flow (the same `MuonFlow`, trained on
-P1 muons only) works on
+(`DecayVessel.labels`, straight tracks).  This flow (a `MuonFlow` of three
+autoregressive spline transforms, trained on P1 muons only) works on
 
     u_x = atanh(x_e / entrance_half_x),  u_y = atanh(y_e / entrance_half_y)
 
@@ -38,10 +38,13 @@ if TYPE_CHECKING:
     from shipfastsim.components import ChunkContext
     from shipfastsim.geometry.decay_vessel import DecayVessel
 
-__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "to_entrance_box", "from_entrance_box", "generate", "train_decay_vessel"]
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "to_entrance_box", "from_entrance_box", "generate",
+           "train_decay_vessel"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_decay_vessel.safetensors"
 HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
+#: Every P1 muon of two transport runs no model was trained on (data seeds 16, 17), for validation.
+INDEPENDENT = Path(__file__).resolve().parent / "independent_decay_vessel.npz"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 #: |x_e| / half-width is kept below this before atanh (atanh(1) is infinite), and the
 #: inverse map shrinks the box by as much, so that float64 rounding never puts a muon
@@ -131,12 +134,14 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 
 
 def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 12_000, seed: int = 2026,
-                       hidden: int = 32, coupling: str = "affine", layers: int = 10, bins: int = 8) -> Path:
+                       hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8
+                       ) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
     P1 rows (``holdout_decay_vessel.npz``) to ``output``.  The defaults are the bundled
-    model's (``hidden`` 32: 16,100 parameters; 48 trained unstably)."""
+    model's: three autoregressive rational-quadratic spline transforms of 8 bins, hidden
+    32 (15,720 parameters; `model.FlowConfig`)."""
     from dataclasses import asdict
 
     import numpy as np

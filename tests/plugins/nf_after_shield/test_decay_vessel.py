@@ -18,6 +18,7 @@ from shipfastsim.plugins.nf_after_shield.decay_vessel import (
     BUNDLED_WEIGHTS,
     COMPONENT,
     HOLDOUT,
+    INDEPENDENT,
     from_entrance_box,
     to_entrance_box,
 )
@@ -30,10 +31,23 @@ Z_PLANE = 3148.66  # cm, shield_end of ship_try2025.yaml
 NAME = COMPONENT.name
 
 
+def _load(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
 @pytest.fixture(scope="module")
 def holdout() -> dict[str, np.ndarray]:
-    with np.load(HOLDOUT, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    """The P1 muons of the holdout splits of the four training runs (13,955; 2,538 P2)."""
+    return _load(HOLDOUT)
+
+
+@pytest.fixture(scope="module", params=["holdout", "independent"])
+def truth(request, holdout) -> dict[str, np.ndarray]:
+    """Each truth in turn: the holdout, and every P1 muon of two further transport runs
+    the model never saw (data seeds 16 and 17: 53,375 P1, 9,736 P2, out of 44,525,933
+    muons at the shield end), where 4x the statistics resolves more."""
+    return holdout if request.param == "holdout" else _load(INDEPENDENT)
 
 
 def test_entrance_box_by_hand():
@@ -61,48 +75,61 @@ def test_every_muon_enters_the_vessel(generate_nf):
 
 @pytest.fixture(scope="module")
 def generated() -> tuple[np.ndarray, np.ndarray]:
-    """40k muons of the bundled model (seed 8): rows (x, y, px, py, pz, charge) and subset labels."""
+    """60k muons of the bundled model (seed 8): rows (x, y, px, py, pz, charge) and subset labels."""
     stage = Stage(kind="generator", component=NAME, params=COMPONENT.defaults(), device=torch.device("cpu"))
     context = ChunkContext(chunk_index=0, first_muon=0, generator=torch.Generator().manual_seed(8),
                            device=torch.device("cpu"))
-    batch = get_registry().hook.shipfastsim_generate_muons(stage=stage, n_muons=40_000, context=context)
+    batch = get_registry().hook.shipfastsim_generate_muons(stage=stage, n_muons=60_000, context=context)
     rows = np.stack([batch.x, batch.y, batch.px, batch.py, batch.pz, -torch.sign(batch.pdg_id.double())], 1)
     return rows.astype(np.float64), subset_labels(batch, VESSEL).numpy()
 
 
-def test_fidelity_on_held_out_transported_p1_muons(generated, holdout):
-    """Against the 13,955 P1 muons of the four transport runs' holdouts (never trained on):
-    measured AUC 0.539 (the same test between two samples of the model: 0.499) and W1/sigma
-    x 0.010, y 0.011, px 0.017, py 0.027, pz 0.006, charge 0.007 (against 53,375 P1 muons
-    of two further runs, not committed: AUC 0.563); the bundled nf-after-shield's P1
-    muons: AUC 0.67-0.77, W1/sigma y 0.22, px 0.50, pz 0.38."""
-    truth, (model, _) = holdout["state"].astype(np.float64), generated
-    limits = {"x": 0.02, "y": 0.02, "px": 0.03, "py": 0.04, "pz": 0.015, "charge": 0.015}
-    for j, (name, limit) in enumerate(limits.items()):
-        w1 = wasserstein1(truth[:, j], model[:, j]) / truth[:, j].std()
-        assert w1 < limit, (name, w1)
-    auc = gbt_auc(truth, model, seed=1)
+def _w1_over_sigma(truth: np.ndarray, model: np.ndarray) -> dict[str, float]:
+    return {name: wasserstein1(truth[:, j], model[:, j]) / truth[:, j].std()
+            for j, name in enumerate(("x", "y", "px", "py", "pz", "charge"))}
+
+
+def test_fidelity_on_transported_p1_muons_it_never_saw(generated, truth):
+    """The P1 gate, W1/sigma < 0.05 per feature and boosted-trees AUC < 0.55, against each
+    truth.  Measured: AUC 0.514 on the holdout, 0.534 on the independent runs (the same test
+    between two samples of the model: 0.499; the previous, affine model: 0.536 and 0.563);
+    W1/sigma holdout / independent x 0.014 / 0.017, y 0.008 / 0.010, px 0.014 / 0.012,
+    py 0.019 / 0.016, pz 0.003 / 0.008, charge 0.007 / 0.005.  The limits below are
+    tighter than the gate, to catch a regression."""
+    truth_rows, (model, _) = truth["state"].astype(np.float64), generated
+    limits = {"x": 0.025, "y": 0.015, "px": 0.02, "py": 0.03, "pz": 0.012, "charge": 0.012}
+    w1 = _w1_over_sigma(truth_rows, model)
+    assert all(w1[name] < limit for name, limit in limits.items()), w1
+    auc = gbt_auc(truth_rows, model, seed=1)
     assert auc < 0.55, auc
 
 
-def test_p2_share_and_fidelity(generated, holdout):
-    """P2 is not imposed; its share of the P1 muons matches the transport's (measured 18.76 %
-    against 18.19 +- 0.33 %), and its muons stay close to the 2,538 held-out P2 muons
-    (measured AUC 0.576, W1/sigma at most 0.11 (pz): not at the 0.55 gate)."""
-    (model, label), truth_label = generated, holdout["label"]
+def test_p2_share_and_fidelity(generated, truth):
+    """P2 is not imposed; its share of the P1 muons matches the transport's (measured
+    18.13 % against 18.19 +- 0.33 % and 18.24 +- 0.17 %), and its muons stay close to the
+    2,538 held-out and the 9,736 independent P2 muons: W1/sigma at most 0.040 / 0.049 (y),
+    AUC 0.547 / 0.588.  P2 is at the gate on the holdout, not on the 4x larger truth:
+    the bounds below are regression bounds."""
+    (model, label), truth_label = generated, truth["label"]
     share, truth_share = float((label >= 2).mean()), float((truth_label >= 2).mean())
     error = math.sqrt(share * (1 - share) / len(label) + truth_share * (1 - truth_share) / len(truth_label))
     assert abs(share - truth_share) < 3.0 * error, (share, truth_share)
-    auc = gbt_auc(holdout["state"].astype(np.float64)[truth_label >= 2], model[label >= 2], seed=1)
+    truth_p2 = truth["state"].astype(np.float64)[truth_label >= 2]
+    w1 = _w1_over_sigma(truth_p2, model[label >= 2])
+    assert max(w1.values()) < 0.065, w1
+    auc = gbt_auc(truth_p2, model[label >= 2], seed=1)
     assert auc < 0.60, auc
 
 
 def test_normalisation_is_the_transported_p1_fraction(holdout):
-    """The P1 fraction behind the weights (training transport) agrees with the holdout's,
-    an independent sample; the rate is the shield-end rate times it."""
+    """The P1 fraction behind the weights (training transport) agrees with the holdout's
+    and the independent runs' (0.1199 % of 44.5 M muons against 0.1194 %); the rate is the
+    shield-end rate times it."""
     data = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())["data"]
     p1 = data["p1_fraction"]
-    n, k = int(holdout["holdout_rows"]), len(holdout["label"])
-    assert abs(k / n - p1) < 3.0 * math.sqrt(p1 / n), (k / n, p1)
+    independent = _load(INDEPENDENT)
+    for n, k in ((int(holdout["holdout_rows"]), len(holdout["label"])),
+                 (int(independent["rows_at_shield_end"]), len(independent["label"]))):
+        assert abs(k / n - p1) < 3.0 * math.sqrt(p1 / n), (k / n, p1)
     norm = COMPONENT.normalisation(COMPONENT.defaults() | {"shield_end_muons_per_pot": 1.125e-7})
     assert norm.muons_per_pot == pytest.approx(1.125e-7 * data["p1_rows"] / data["rows_at_shield_end"], rel=1e-12)
