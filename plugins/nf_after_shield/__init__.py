@@ -17,7 +17,10 @@ weights unchanged); it is how ``configs/after_shield_dangerous.yaml`` writes onl
 decay-vessel muons.
 
 ``nf-decay-vessel`` (`decay_vessel`) generates only P1 muons, from a flow trained on
-them alone in the coordinates of the vessel entrance.
+them alone in the coordinates of the vessel entrance.  With ``p1_source:
+nf-decay-vessel`` (inclusive mode only), ``nf-after-shield`` takes its P1 muons from it:
+a mixture of that specialist, with the P1 fraction of its training transport, and of
+this flow restricted to the muons outside P1.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from shipfastsim.components import (
 )
 from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.hookspecs import hookimpl
+from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS as DECAY_VESSEL_WEIGHTS
 from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_VESSEL
 from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
 
@@ -47,7 +51,8 @@ if TYPE_CHECKING:
 
     from shipfastsim.batch import MuonBatch
 
-__all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DANGEROUS_SIGMAS", "NOISE_WIDTH",
+__all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DANGEROUS_SIGMAS", "P1_SOURCES",
+           "NOISE_WIDTH",
            "draw_noise", "run_engine", "muons_from_output", "transported_rate", "subset_counters", "format_report"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
@@ -55,6 +60,8 @@ DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 #: Latent sigmas that enrich P1 and P2 with the bundled model (measured: their muons sit in
 #: the latent tails, see `model`); configs/after_shield_dangerous.yaml uses the first.
 DANGEROUS_SIGMAS = (1.3, 1.6)
+#: Sources of the muons that enter the decay vessel (parameter ``p1_source``).
+P1_SOURCES = ("inclusive", "nf-decay-vessel")
 #: Noise columns per muon: 5 standard normals (latent), 1 uniform (charge).
 NOISE_WIDTH = 6
 _PREFIX = "nf-after-shield:"
@@ -75,6 +82,14 @@ def transported_rate(weights: str | Path) -> tuple[SampleNormalisation, dict[str
     return SampleNormalisation(target.muons_per_pot * survival,
                                f"flow-target ({target.source}) x shield-end fraction {survival:.4f} of the training "
                                "transport (fast-shield)"), data
+
+
+def _check(params: dict[str, Any], run: dict[str, Any]) -> tuple[str, str] | None:
+    """The P1 muons of nf-decay-vessel mix only into the inclusive sample (latent sigma 1)."""
+    if params.get("p1_source") == "nf-decay-vessel" and params.get("latent_sigma", 1.0) != 1.0:
+        return "p1_source", ("nf-decay-vessel mixes into the inclusive sample only: set latent_sigma to 1, or "
+                             "p1_source to inclusive")
+    return None
 
 
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
@@ -99,8 +114,15 @@ COMPONENT = ComponentSpec(
         Parameter("muons_per_pot", "float", 0.0,
                   "muons at the shield end per proton on target (0: from flow-target's, unknown for the bundled one)",
                   minimum=0.0),
+        Parameter("p1_source", "choice", "inclusive",
+                  "where the muons that enter the decay vessel (P1) come from: this flow, or nf-decay-vessel's flow "
+                  "of P1 muons alone, for the P1 fraction of its training transport (latent_sigma 1 only)",
+                  choices=P1_SOURCES),
+        Parameter("p1_weights", "path", str(DECAY_VESSEL_WEIGHTS),
+                  "nf-decay-vessel weights used when p1_source is nf-decay-vessel"),
     ),
     normalisation=_normalisation,
+    check=_check,
 )
 
 SUBSET_FILTER = ComponentSpec(
@@ -212,11 +234,50 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
     stage = _with_defaults(stage, COMPONENT)
     engine, z_plane = stage.cached("model", lambda: _build(stage))
     out = run_engine(engine, draw_noise(n_muons, context.generator).to(stage.device))
+    if stage.params["p1_source"] == "nf-decay-vessel":
+        out = _with_decay_vessel_muons(stage, engine, z_plane, out, context)
     batch = muons_from_output(out, context.first_muon, stage.device, z_plane)
     from shipfastsim.geometry.decay_vessel import subset_labels
 
     context.counters.update(subset_counters(subset_labels(batch, _vessel(stage)), batch.weight))
     return batch
+
+
+def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, out: torch.Tensor, context: ChunkContext
+                             ) -> torch.Tensor:
+    """The mixture of ``p1_source: nf-decay-vessel``: each muon is, with probability p_1 (the
+    P1 fraction of nf-decay-vessel's training transport), a muon of nf-decay-vessel, and
+    otherwise a muon of this flow outside P1 (this flow's own P1 muons redrawn: its
+    distribution restricted to the rest, exactly).  The P1 fraction is then p_1, and the P1
+    muons have the specialist's fidelity; weights stay 1 (latent sigma 1)."""
+    import torch
+
+    from shipfastsim.plugins.gan_target import redraw_rejected
+    from shipfastsim.plugins.nf_after_shield import decay_vessel
+
+    vessel = _vessel(stage)
+    params = DECAY_VESSEL.defaults() | {"weights": stage.params["p1_weights"], "geometry": stage.params["geometry"]}
+    specialist = Stage("generator", DECAY_VESSEL.name, params, stage.device, stage.index,
+                       stage.cached("p1_source", dict))
+    p1 = stage.cached("p1_fraction", lambda: transported_rate(params["weights"])[1]["p1_fraction"])
+
+    def in_p1(rows: torch.Tensor) -> torch.Tensor:
+        z = torch.full_like(rows[:, 0], z_plane)
+        return vessel.labels(rows[:, 0], rows[:, 1], z, rows[:, 3], rows[:, 4], rows[:, 5]).to(rows.device) >= 1
+
+    def make(n: int) -> torch.Tensor:
+        return run_engine(engine, draw_noise(n, context.generator).to(stage.device))
+
+    # float64 throughout: the specialist's muons sit inside the aperture to float64 rounding
+    out = redraw_rejected(out.double(), make, in_p1, what="in P1")
+    chosen = torch.rand(out.shape[0], generator=context.generator, device=context.generator.device) < p1
+    if bool(chosen.any()):
+        rows, plane = decay_vessel.sample_output(specialist, int(chosen.sum()), context)
+        if abs(plane - z_plane) > 1e-6:
+            raise ValueError(f"{params['weights']}: its muons are at z = {plane} cm, this flow's at {z_plane} cm")
+        out = out.clone()
+        out[chosen.to(out.device)] = rows
+    return out
 
 
 @hookimpl

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from shipfastsim.components import ChunkContext
     from shipfastsim.geometry.decay_vessel import DecayVessel
 
-__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "to_entrance_box", "from_entrance_box", "generate",
-           "train_decay_vessel"]
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "to_entrance_box", "from_entrance_box",
+           "sample_output", "generate", "train_decay_vessel"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_decay_vessel.safetensors"
 HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
@@ -118,10 +118,11 @@ def _build(stage: Stage):
     return engine, flow.config.z_plane, DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
 
 
-def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
-    """``n_muons`` P1 muons at the shield end (weights 1: the normalisation gives them per-spill meaning)."""
+def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[torch.Tensor, float]:
+    """Rows [n, 8] (x, y, z [cm] at the shield end, px, py, pz [GeV/c], PDG id, weight 1;
+    float64) of ``n_muons`` P1 muons, and the z [cm] of their plane."""
     from shipfastsim.plugins.gan_target import redraw_above_beam
-    from shipfastsim.plugins.nf_after_shield import draw_noise, muons_from_output, run_engine
+    from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
 
     engine, z_plane, vessel = stage.cached("model", lambda: _build(stage))
 
@@ -130,6 +131,14 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 
     out = redraw_above_beam(make(n_muons), make)  # the flow's rare tail beyond the beam momentum
     out[:, 0], out[:, 1] = from_entrance_box(out[:, 0], out[:, 1], out[:, 3], out[:, 4], out[:, 5], vessel, z_plane)
+    return out, z_plane
+
+
+def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
+    """``n_muons`` P1 muons at the shield end (weights 1: the normalisation gives them per-spill meaning)."""
+    from shipfastsim.plugins.nf_after_shield import muons_from_output
+
+    out, z_plane = sample_output(stage, n_muons, context)
     return muons_from_output(out, context.first_muon, stage.device, z_plane)
 
 
