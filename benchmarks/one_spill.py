@@ -7,6 +7,8 @@ shield (4.5 M events; ~0.58 s for the normalising flow on one L40S GPU).  Each
 production path that is registered here makes ``scale`` of that spill:
 
 * ``nf``: ``nf-after-shield`` draws the muons at the shield end directly;
+* ``nf-p1``: the same with its decay-vessel muons from ``nf-decay-vessel``
+  (``p1_source``, as ``configs/after_shield_nf.yaml``);
 * ``transport``: ``gan-target`` -> ``phi-rotation`` (x10) -> ``fast-shield`` to the shield end;
 * ``mlp-filter``: the same with ``mlp-filter`` (unbiased roulette) before
   ``fast-shield``, which then carries the kept muons to the decay-vessel entrance.
@@ -59,6 +61,8 @@ def _gan_chain(*middle: dict, plane: str = "shield_end", propagator: str = "fast
 
 PATHS = {
     "nf": Chain("nf", [{"generator": "nf-after-shield", "params": {"muons_per_pot": SPILL / PROTONS_PER_SPILL}}]),
+    "nf-p1": Chain("nf-p1", [{"generator": "nf-after-shield",
+                              "params": {"muons_per_pot": SPILL / PROTONS_PER_SPILL, "p1_source": "nf-decay-vessel"}}]),
     "transport": Chain("transport", _gan_chain()),
     "mlp-filter": Chain("mlp-filter", _gan_chain({"filter": "mlp-filter", "params": {"mode": "unbiased"}},
                                                  plane="decay_vessel"), at_shield_end=False),
@@ -200,7 +204,7 @@ def main() -> None:
             else:
                 events, most = round(target_rows / rows_per_generated), 50_000
             for executor in args.executors:
-                threads = args.nf_threads if name == "nf" else args.threads
+                threads = args.nf_threads if name.startswith("nf") else args.threads
                 run = run_once(directory, path, events, chunking(events, most), executor, args.workers, args.seed,
                                threads)
                 runs.append(run)
