@@ -142,7 +142,7 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
     return muons_from_output(out, context.first_muon, stage.device, z_plane)
 
 
-def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 12_000, seed: int = 2026,
+def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 24_000, seed: int = 2026,
                        hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8
                        ) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
