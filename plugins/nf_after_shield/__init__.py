@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from shipfastsim.batch import MuonBatch
 
 __all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DANGEROUS_SIGMAS", "P1_SOURCES",
-           "NOISE_WIDTH",
-           "draw_noise", "run_engine", "muons_from_output", "transported_rate", "subset_counters", "format_report"]
+           "NOISE_WIDTH", "draw_noise", "run_engine", "muons_from_output", "transported_rate", "subset_counters",
+           "format_report"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"

@@ -3,7 +3,7 @@
 The structured latent of ``nf-after-shield`` enriches P1 but its one 16k-parameter
 model spends its capacity on the inclusive sample: on 6,018 held-out transported P1
 muons the boosted trees separate its P1 muons with AUC 0.67-0.77 (sigma 1 to 1.6),
-against 0.51 for this generator on 13,955.
+against 0.515 for this generator on 13,955.
 P1 is a box in the coordinates of the vessel entrance, |x_e| <= entrance_half_x and
 |y_e| <= entrance_half_y with x_e = x + (px / pz) dz, dz = z_entrance - z_shield_end
 (`DecayVessel.labels`, straight tracks).  This flow (a `MuonFlow` of three

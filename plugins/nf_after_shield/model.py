@@ -20,8 +20,9 @@ with binary masks m (the masked columns pass unchanged).  The masks are folded i
 the first and last weight matrices (``W * mask``), so the exported graph is plain
 Gemm/Relu/Tanh/Exp/Mul/Add.  ``FlowConfig.coupling`` selects instead rational-quadratic
 spline couplings (``spline``) or autoregressive splines (``autoregressive-spline``: each
-column conditioned on the ones before it), from `spline`: more expressive per parameter,
-but not exportable to ONNX (they gather bin parameters per row).  Sampling runs
+column conditioned on the ones before it), from `spline`: at the same size they fit
+nf-decay-vessel's P1 muons better and this inclusive sample worse (README), and they do
+not export to ONNX (they gather bin parameters per row).  Sampling runs
 latent -> g -> f -> physics (`sample`, `NoiseToMuon`); the density runs the other way
 (`log_prob`), with the Jacobians of the couplings, of the Gaussianising maps (the slope of the segment) and of
 (tx, ty, log pz) -> (px, py, pz) (|d(tx, ty, log pz) / d(px, py, pz)| = 1 / pz^3).
