@@ -142,7 +142,7 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
     return muons_from_output(out, context.first_muon, stage.device, z_plane)
 
 
-def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 24_000, seed: int = 2026,
+def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
                        hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8
                        ) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
@@ -180,7 +180,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane), np.concatenate(labels), target,
                         0.0, z_plane, np.concatenate(groups))
     config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=64, lambdas=(0.0, 0.0),
-                         eval_every=250, flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers,
+                         eval_every=250, max_minutes=150.0, flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers,
                                                          bins=bins))
     result = train_flow(data, config, progress=True)
     output = Path(output)

@@ -91,13 +91,13 @@ def _w1_over_sigma(truth: np.ndarray, model: np.ndarray) -> dict[str, float]:
 
 def test_fidelity_on_transported_p1_muons_it_never_saw(generated, truth):
     """The P1 gate, W1/sigma < 0.05 per feature and boosted-trees AUC < 0.55, against each
-    truth.  Measured: AUC 0.515 on the holdout, 0.527 on the independent runs (the same test
-    between two samples of the model: 0.496; the previous, affine model: 0.536 and 0.563);
-    W1/sigma holdout / independent x 0.011 / 0.013, y 0.012 / 0.007, px 0.019 / 0.017,
-    py 0.019 / 0.017, pz 0.009 / 0.014, charge 0.007 / 0.005.  The limits below are
-    tighter than the gate, to catch a regression."""
+    truth.  Measured: AUC 0.514 on the holdout, 0.524 on the independent runs (the same test
+    between two samples of the model: 0.501; the previous, affine model: 0.536 and 0.563);
+    W1/sigma holdout / independent x 0.014 / 0.012, y 0.006 / 0.012, px 0.022 / 0.018,
+    py 0.016 / 0.020, pz 0.004 / 0.006, charge 0.007 / 0.005.  The limits below are
+    tighter than the gate, to catch a regression (pz x 1.03 gives 0.016 on the holdout)."""
     truth_rows, (model, _) = truth["state"].astype(np.float64), generated
-    limits = {"x": 0.025, "y": 0.02, "px": 0.025, "py": 0.03, "pz": 0.02, "charge": 0.012}
+    limits = {"x": 0.025, "y": 0.02, "px": 0.03, "py": 0.03, "pz": 0.012, "charge": 0.012}
     w1 = _w1_over_sigma(truth_rows, model)
     assert all(w1[name] < limit for name, limit in limits.items()), w1
     auc = gbt_auc(truth_rows, model, seed=1)
@@ -106,9 +106,9 @@ def test_fidelity_on_transported_p1_muons_it_never_saw(generated, truth):
 
 def test_p2_share_and_fidelity(generated, truth):
     """P2 is not imposed; its share of the P1 muons matches the transport's (measured
-    17.82 % against 18.19 +- 0.33 % and 18.24 +- 0.17 %), and its muons stay close to the
-    2,538 held-out and the 9,736 independent P2 muons: W1/sigma at most 0.041 / 0.047 (py),
-    AUC 0.549 / 0.570.  P2 is at the gate on the holdout, not on the 4x larger truth:
+    18.22 % against 18.19 +- 0.33 % and 18.24 +- 0.17 %), and its muons stay close to the
+    2,538 held-out and the 9,736 independent P2 muons: W1/sigma at most 0.034 / 0.054 (y),
+    AUC 0.525 / 0.560.  P2 is at the gate on the holdout, not on the 4x larger truth:
     the bounds below are regression bounds."""
     (model, label), truth_label = generated, truth["label"]
     share, truth_share = float((label >= 2).mean()), float((truth_label >= 2).mean())
@@ -118,7 +118,7 @@ def test_p2_share_and_fidelity(generated, truth):
     w1 = _w1_over_sigma(truth_p2, model[label >= 2])
     assert max(w1.values()) < 0.065, w1
     auc = gbt_auc(truth_p2, model[label >= 2], seed=1)
-    assert auc < 0.60, auc
+    assert auc < 0.59, auc
 
 
 def test_normalisation_is_the_transported_p1_fraction(holdout):
