@@ -180,8 +180,8 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane), np.concatenate(labels), target,
                         0.0, z_plane, np.concatenate(groups))
     config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=64, lambdas=(0.0, 0.0),
-                         eval_every=250, max_minutes=150.0, flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers,
-                                                         bins=bins))
+                         eval_every=250, max_minutes=150.0,
+                         flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers, bins=bins))
     result = train_flow(data, config, progress=True)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
