@@ -275,8 +275,7 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, out: torch.Te
         rows, plane = decay_vessel.sample_output(specialist, int(chosen.sum()), context)
         if abs(plane - z_plane) > 1e-6:
             raise ValueError(f"{params['weights']}: its muons are at z = {plane} cm, this flow's at {z_plane} cm")
-        out = out.clone()
-        out[chosen.to(out.device)] = rows
+        out[chosen.to(out.device)] = rows  # out is this chunk's own tensor
     return out
 
 

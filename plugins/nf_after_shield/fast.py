@@ -36,7 +36,7 @@ import torch
 
 from shipfastsim.plugins.gan_target import CHUNK_SIZE
 from shipfastsim.plugins.gan_target.model import _step
-from shipfastsim.plugins.nf_after_shield.model import DIM, MuonFlow
+from shipfastsim.plugins.nf_after_shield.model import DIM, MuonFlow, NoiseToMuon
 
 __all__ = ["BLOCK", "FastNoiseToMuon", "cpu_engine"]
 
@@ -193,6 +193,4 @@ def cpu_engine(flow: MuonFlow, sigma: float = 1.0):
     affine couplings (the ones it folds), the module itself for spline couplings."""
     if flow.config.coupling == "affine":
         return FastNoiseToMuon(flow, sigma)
-    from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon
-
     return NoiseToMuon(flow, sigma).eval()

@@ -24,8 +24,8 @@ column conditioned on the ones before it), from `spline`: at the same size they 
 nf-decay-vessel's P1 muons better and this inclusive sample worse (README), and they do
 not export to ONNX (they gather bin parameters per row).  Sampling runs
 latent -> g -> f -> physics (`sample`, `NoiseToMuon`); the density runs the other way
-(`log_prob`), with the Jacobians of the couplings, of the Gaussianising maps (the slope of the segment) and of
-(tx, ty, log pz) -> (px, py, pz) (|d(tx, ty, log pz) / d(px, py, pz)| = 1 / pz^3).
+(`log_prob`), with the Jacobians of the couplings, of the Gaussianising maps (the slope
+of the segment) and of (tx, ty, log pz) -> (px, py, pz) (|d(tx, ty, log pz) / d(px, py, pz)| = 1 / pz^3).
 
 Structured latent: the prior of subset k is N(0, sigma_k^2 I); sampling z = sigma eps
 gives muons whose exact importance weight against the inclusive model is
@@ -72,6 +72,7 @@ from shipfastsim.plugins.gan_target.model import (
     relu_form,
     save_generator,
 )
+from shipfastsim.plugins.nf_after_shield.spline import AutoregressiveSpline, SplineCoupling
 
 __all__ = ["COUPLINGS", "DIM", "FEATURES", "FlowConfig", "MuonFlow", "NoiseToMuon", "physical_to_features",
            "importance_weight", "latent_log_prior", "save_flow", "load_flow"]
@@ -167,12 +168,8 @@ class MuonFlow(nn.Module):
         if config.coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {config.coupling!r}; allowed: {', '.join(COUPLINGS)}")
         if config.coupling == "spline":
-            from shipfastsim.plugins.nf_after_shield.spline import SplineCoupling
-
             layers = [SplineCoupling(m, config.hidden, config.bins, config.tail_bound) for m in _masks(config.layers)]
         elif config.coupling == "autoregressive-spline":
-            from shipfastsim.plugins.nf_after_shield.spline import AutoregressiveSpline
-
             # Each transform reverses the order of the one before (column 0 first, then last, ...).
             orders = [torch.arange(DIM) if k % 2 == 0 else torch.arange(DIM).flip(0) for k in range(config.layers)]
             layers = [AutoregressiveSpline(o, config.hidden, config.bins, config.tail_bound) for o in orders]

@@ -8,10 +8,11 @@ bins on [-B, B] (B = ``tail_bound``), the identity outside (the derivative at +-
 least ``MIN_BIN`` of the interval) and the interior knot derivatives (softplus, at
 least ``MIN_DERIVATIVE``) are the output of an MLP of the fixed columns and the
 charge, exactly as the affine coupling's scale and shift.  Both directions are
-closed form: the spline itself (latent -> data, sampling) and its inverse (data ->
-latent, the density), which solves the quadratic of eq. 6 with the numerically
-stable root 2c / (-b - sqrt(b^2 - 4ac)).  The network predicts for the free columns
-only, so no parameter is wasted on the masked ones.
+closed form: the spline itself and its inverse, which solves the quadratic of eq. 6
+with the numerically stable root 2c / (-b - sqrt(b^2 - 4ac)).  `SplineCoupling` applies
+the spline latent -> data and predicts for its free columns only;
+`AutoregressiveSpline` applies it data -> latent, each column conditioned on the ones
+before it.  Both start as the identity map (`_start_as_identity`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,25 @@ def rational_quadratic(values: torch.Tensor, raw_widths: torch.Tensor, raw_heigh
     return torch.where(inside, out, values), torch.where(inside, log_slope, zero)
 
 
+def _start_as_identity(last: nn.Linear, columns: int, stride: int, bins: int) -> None:
+    """Zero the last layer, then set the derivative biases of each column's ``stride``
+    outputs to softplus^-1(1 - MIN_DERIVATIVE): uniform bins and unit derivatives, the
+    identity map."""
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    with torch.no_grad():
+        last.bias.view(columns, stride)[:, 2 * bins:3 * bins - 1] = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+
+
+def _spline(values: torch.Tensor, raw: torch.Tensor, bins: int, bound: float, inverse: bool
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`rational_quadratic` with its parameters [..., 3K - 1] in one tensor: K widths, K
+    heights, K - 1 derivatives."""
+    k = bins
+    return rational_quadratic(values, raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:3 * k - 1], bound,
+                              inverse=inverse)
+
+
 class SplineCoupling(nn.Module):
     """A rational-quadratic spline coupling; ``mask`` marks the columns that pass unchanged
     (the interface of `model.Coupling`: ``forward`` latent -> data, ``inverse`` data ->
@@ -102,11 +122,7 @@ class SplineCoupling(nn.Module):
         self.first = nn.Linear(dim + 1, hidden)
         self.middle = nn.Linear(hidden, hidden)
         self.last = nn.Linear(hidden, n_free * (3 * bins - 1))
-        nn.init.zeros_(self.last.weight)  # uniform bins, unit derivatives: the identity map
-        nn.init.zeros_(self.last.bias)
-        with torch.no_grad():  # softplus(b) = 1 - MIN_DERIVATIVE: unit interior derivatives at the start
-            raw = self.last.bias.view(n_free, 3 * bins - 1)
-            raw[:, 2 * bins:] = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+        _start_as_identity(self.last, n_free, 3 * bins - 1, bins)
 
     def _transform(self, values: torch.Tensor, charge: torch.Tensor, inverse: bool
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,10 +130,8 @@ class SplineCoupling(nn.Module):
         h = torch.relu(self.first(torch.cat([fixed, charge], 1)))
         h = torch.relu(self.middle(h))
         raw = self.last(h).view(values.shape[0], -1, 3 * self.bins - 1)
-        k = self.bins
         columns = values.index_select(1, self.free)
-        out, log_slope = rational_quadratic(columns, raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:],
-                                            self.tail_bound, inverse=inverse)
+        out, log_slope = _spline(columns, raw, self.bins, self.tail_bound, inverse)
         result = values.index_copy(1, self.free, out)
         return result, log_slope.sum(1)
 
@@ -154,12 +168,8 @@ class AutoregressiveSpline(nn.Module):
         self.register_buffer("order", order.clone())
         self.first = nn.Linear(dim + 1, hidden)
         self.middle = nn.Linear(hidden, hidden)
-        self.last = nn.Linear(hidden, dim * (3 * bins - 1) + dim)  # one spare output per column, see below
-        nn.init.zeros_(self.last.weight)
-        nn.init.zeros_(self.last.bias)
-        with torch.no_grad():
-            raw = self.last.bias.view(dim, 3 * bins)
-            raw[:, 2 * bins:] = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+        self.last = nn.Linear(hidden, dim * 3 * bins)  # 3K per column: the last one unused, see `_raw`
+        _start_as_identity(self.last, dim, 3 * bins, bins)
 
     def _raw(self, values: torch.Tensor, charge: torch.Tensor, column: int | None = None) -> torch.Tensor:
         """Spline parameters [n, dim, 3K - 1] of every column, or [n, 3K - 1] of ``column``."""
@@ -172,20 +182,15 @@ class AutoregressiveSpline(nn.Module):
         raw = functional.linear(h, (self.last.weight * self.mask_last)[rows], self.last.bias[rows])
         return raw if column is not None else raw.view(values.shape[0], self.dim, width)[..., :-1]
 
-    def _spline(self, values: torch.Tensor, raw: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.bins
-        return rational_quadratic(values, raw[..., :k], raw[..., k:2 * k], raw[..., 2 * k:], self.tail_bound,
-                                  inverse=inverse)
-
     def forward(self, z: torch.Tensor, charge: torch.Tensor) -> torch.Tensor:
         g = torch.zeros_like(z)
         for column in self.order.tolist():
             # Only this column's spline: its parameters depend on the columns made so far.
             raw = self._raw(g, charge, column)
-            out, _ = self._spline(z[:, column], raw, inverse=True)
+            out, _ = _spline(z[:, column], raw, self.bins, self.tail_bound, inverse=True)
             g = g.index_copy(1, torch.tensor([column], device=z.device), out[:, None])
         return g
 
     def inverse(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, log_slope = self._spline(g, self._raw(g, charge), inverse=False)
+        out, log_slope = _spline(g, self._raw(g, charge), self.bins, self.tail_bound, inverse=False)
         return out, log_slope.sum(1)
