@@ -13,14 +13,16 @@ the shield end, `DecayVessel.labels`), and the run report prints the enrichment 
 the effective sample size.
 
 ``decay-vessel-subset`` keeps the muons of subset P1 or P2 (a deterministic selection:
-weights unchanged); it is how ``configs/after_shield_dangerous.yaml`` writes only the
-decay-vessel muons.
+weights unchanged); it is how ``configs/after_shield_latent_sigma.yaml`` writes only the
+decay-vessel muons of the learnt latent.
 
 ``nf-decay-vessel`` (`decay_vessel`) generates only P1 muons, from a flow trained on
 them alone in the coordinates of the vessel entrance.  With ``p1_source:
-nf-decay-vessel`` (inclusive mode only), ``nf-after-shield`` takes its P1 muons from it:
-a mixture of that specialist, with the P1 fraction of its training transport, and of
-this flow restricted to the muons outside P1.
+nf-decay-vessel`` (latent sigma 1), ``nf-after-shield`` is a composite model: a mixture
+of that specialist, with the P1 fraction of its training transport, and of this flow
+restricted to the muons outside P1.  Its component is a latent variable with an exact
+structure: ``p1_share`` draws the specialist more often, with exact weights, up to
+decay-vessel muons only (``configs/after_shield_dangerous.yaml``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ __all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DAN
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 #: Latent sigmas that enrich P1 and P2 with the bundled model (measured: their muons sit in
-#: the latent tails, see `model`); configs/after_shield_dangerous.yaml uses the first.
+#: the latent tails, see `model`); configs/after_shield_latent_sigma.yaml uses the first.
 DANGEROUS_SIGMAS = (1.3, 1.6)
 #: Sources of the muons that enter the decay vessel (parameter ``p1_source``).
 P1_SOURCES = ("inclusive", "nf-decay-vessel")
@@ -85,10 +87,17 @@ def transported_rate(weights: str | Path) -> tuple[SampleNormalisation, dict[str
 
 
 def _check(params: dict[str, Any], run: dict[str, Any]) -> tuple[str, str] | None:
-    """The P1 muons of nf-decay-vessel mix only into the inclusive sample (latent sigma 1)."""
-    if params.get("p1_source") == "nf-decay-vessel" and params.get("latent_sigma", 1.0) != 1.0:
+    """The P1 muons of nf-decay-vessel mix only into the inclusive sample (latent sigma 1);
+    ``p1_share`` is a probability and needs them."""
+    composite = params.get("p1_source") == "nf-decay-vessel"
+    if composite and params.get("latent_sigma", 1.0) != 1.0:
         return "p1_source", ("nf-decay-vessel mixes into the inclusive sample only: set latent_sigma to 1, or "
                              "p1_source to inclusive")
+    share = params.get("p1_share", 0.0)
+    if share > 1.0:
+        return "p1_share", f"{share} is not a probability: give a share in [0, 1] (1: decay-vessel muons only)"
+    if share and not composite:
+        return "p1_share", "a share of decay-vessel muons needs p1_source: nf-decay-vessel"
     return None
 
 
@@ -120,6 +129,10 @@ COMPONENT = ComponentSpec(
                   choices=P1_SOURCES),
         Parameter("p1_weights", "path", str(DECAY_VESSEL_WEIGHTS),
                   "nf-decay-vessel weights used when p1_source is nf-decay-vessel"),
+        Parameter("p1_share", "float", 0.0,
+                  "with p1_source nf-decay-vessel, the share of the generated muons drawn from it: 0 = its P1 "
+                  "fraction, weights 1; larger enriches P1 with exact weights; 1 = decay-vessel muons only",
+                  minimum=0.0),
     ),
     normalisation=_normalisation,
     check=_check,
@@ -233,9 +246,10 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
         return None
     stage = _with_defaults(stage, COMPONENT)
     engine, z_plane = stage.cached("model", lambda: _build(stage))
-    out = run_engine(engine, draw_noise(n_muons, context.generator).to(stage.device))
     if stage.params["p1_source"] == "nf-decay-vessel":
-        out = _with_decay_vessel_muons(stage, engine, z_plane, out, context)
+        out = _with_decay_vessel_muons(stage, engine, z_plane, n_muons, context)
+    else:
+        out = run_engine(engine, draw_noise(n_muons, context.generator).to(stage.device))
     batch = muons_from_output(out, context.first_muon, stage.device, z_plane)
     from shipfastsim.geometry.decay_vessel import subset_labels
 
@@ -243,13 +257,18 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
     return batch
 
 
-def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, out: torch.Tensor, context: ChunkContext
+def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int, context: ChunkContext
                              ) -> torch.Tensor:
-    """The mixture of ``p1_source: nf-decay-vessel``: each muon is, with probability p_1 (the
-    P1 fraction of nf-decay-vessel's training transport), a muon of nf-decay-vessel, and
-    otherwise a muon of this flow outside P1 (this flow's own P1 muons redrawn: its
-    distribution restricted to the rest, exactly).  The P1 fraction is then p_1, and the P1
-    muons have the specialist's fidelity; weights stay 1 (latent sigma 1)."""
+    """Rows of the composite model of ``p1_source: nf-decay-vessel``: each muon is, with
+    probability p_1 (the P1 fraction of nf-decay-vessel's training transport), a muon of
+    nf-decay-vessel, and otherwise a muon of this flow outside P1 (this flow's own P1 muons
+    redrawn: its distribution restricted to the rest, exactly).  The P1 fraction is then p_1,
+    and the P1 muons have the specialist's fidelity.
+
+    The component is the composite's structured latent: ``p1_share`` q > 0 draws the
+    specialist with probability q instead, and the exact weights p_1 / q and
+    (1 - p_1) / (1 - q) restore the inclusive totals; q = 1 makes decay-vessel muons only,
+    each of weight p_1, without running this flow.  Weights are 1 for q = 0 (q = p_1)."""
     import torch
 
     from shipfastsim.plugins.gan_target import redraw_rejected
@@ -260,6 +279,18 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, out: torch.Te
     specialist = Stage("generator", DECAY_VESSEL.name, params, stage.device, stage.index,
                        stage.cached("p1_source", dict))
     p1 = stage.cached("p1_fraction", lambda: transported_rate(params["weights"])[1]["p1_fraction"])
+    share = float(stage.params["p1_share"]) or p1
+
+    def specialist_rows(n: int) -> torch.Tensor:
+        rows, plane = decay_vessel.sample_output(specialist, n, context)
+        if abs(plane - z_plane) > 1e-6:
+            raise ValueError(f"{params['weights']}: its muons are at z = {plane} cm, this flow's at {z_plane} cm")
+        return rows
+
+    if share >= 1.0:
+        out = specialist_rows(n_muons)
+        out[:, 7] = p1
+        return out
 
     def in_p1(rows: torch.Tensor) -> torch.Tensor:
         z = torch.full_like(rows[:, 0], z_plane)
@@ -269,13 +300,15 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, out: torch.Te
         return run_engine(engine, draw_noise(n, context.generator).to(stage.device))
 
     # float64 throughout: the specialist's muons sit inside the aperture to float64 rounding
-    out = redraw_rejected(out.double(), make, in_p1, what="in P1")
-    chosen = torch.rand(out.shape[0], generator=context.generator, device=context.generator.device) < p1
+    out = redraw_rejected(make(n_muons).double(), make, in_p1, what="in P1")
+    chosen = (torch.rand(n_muons, generator=context.generator, device=context.generator.device) < share
+              ).to(out.device)
+    if share != p1:
+        out[:, 7] = (1.0 - p1) / (1.0 - share)
     if bool(chosen.any()):
-        rows, plane = decay_vessel.sample_output(specialist, int(chosen.sum()), context)
-        if abs(plane - z_plane) > 1e-6:
-            raise ValueError(f"{params['weights']}: its muons are at z = {plane} cm, this flow's at {z_plane} cm")
-        out[chosen.to(out.device)] = rows  # out is this chunk's own tensor
+        out[chosen] = specialist_rows(int(chosen.sum()))  # out is this chunk's own tensor
+        if share != p1:
+            out[chosen, 7] = p1 / share
     return out
 
 
@@ -294,19 +327,20 @@ def format_report(counters: dict[str, float]) -> str | None:
     """Enrichment and effective sample size from the stage's counters (None if absent)."""
     if f"{_PREFIX}P0:n" not in counters:
         return None
-    n0, w0 = counters[f"{_PREFIX}P0:n"], counters[f"{_PREFIX}P0:sum_w"]
+    n0 = counters[f"{_PREFIX}P0:n"]
     lines = ["nf-after-shield: subsets of the generated muons (straight tracks from the shield end)",
              f"{'subset':<7}{'muons':>11}{'fraction':>11}{'weighted':>11}{'enrichment':>12}{'ESS':>13}"
              f"{'ESS/muon':>10}"]
     for name in ("P0", "P1", "P2"):
         n, sw, sw2 = (counters.get(f"{_PREFIX}{name}:{k}", 0.0) for k in ("n", "sum_w", "sum_w2"))
-        fraction, weighted = n / max(n0, 1), sw / w0 if w0 else 0.0
+        fraction, weighted = n / max(n0, 1), sw / max(n0, 1)
         enrichment = fraction / weighted if weighted else float("nan")
         ess = sw * sw / sw2 if sw2 else 0.0
         lines.append(f"{name:<7}{int(n):>11}{fraction:>11.4g}{weighted:>11.4g}{enrichment:>12.3f}{ess:>13.1f}"
                      f"{ess / max(n, 1):>10.3f}")
-    lines.append("fraction: per generated muon; weighted: the weighted fraction, the inclusive model's estimate; "
-                 "enrichment = fraction / weighted (1 at latent_sigma 1); ESS = (sum w)^2 / sum w^2")
+    lines.append("fraction: per generated muon; weighted: sum of weights per generated muon, the inclusive "
+                 "model's fraction (weights average 1 over it); enrichment = fraction / weighted (1 in inclusive "
+                 "mode); ESS = (sum w)^2 / sum w^2")
     return "\n".join(lines)
 
 

@@ -17,6 +17,9 @@ from shipfastsim.units import MUON_PDG_IDS
 from shipfastsim.validation.two_sample import gbt_auc
 
 VESSEL = DecayVessel.from_geometry(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+#: P1 fraction of nf-decay-vessel's training transport: 93,116 P1 muons of 77,973,876 at the
+#: shield end (nf_decay_vessel.json, written by the recipe).
+P1_FRACTION = 93_116 / 77_973_876
 
 
 def test_contract(generate_nf):
@@ -82,12 +85,14 @@ def test_bad_latent_sigma_is_a_config_error(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("name", ["after_shield_nf.yaml", "after_shield_dangerous.yaml"])
-def test_production_configs_validate(name):
+@pytest.mark.parametrize(("name", "events"), [("after_shield_nf.yaml", 4_500_000),
+                                              ("after_shield_latent_sigma.yaml", 4_500_000),
+                                              ("after_shield_dangerous.yaml", 500_000)])
+def test_production_configs_validate(name, events):
     from shipfastsim.configs import CONFIG_DIR
 
     config = load_config(CONFIG_DIR / name)
-    assert config.events == 4_500_000
+    assert config.events == events
     assert config.stages[0].component == "nf-after-shield"
 
 
@@ -171,13 +176,17 @@ def test_export_refuses_spline_flows(tmp_path):
         shipfastsim_export_description(component="nf-after-shield", params={"weights": str(path)})
 
 
-def test_p1_source_needs_the_inclusive_sample(tmp_path):
+@pytest.mark.parametrize(("params", "message"), [
+    ({"latent_sigma": 1.3, "p1_source": "nf-decay-vessel"}, "p1_source.*latent_sigma to 1"),
+    ({"p1_share": 0.5}, "p1_share.*needs p1_source: nf-decay-vessel"),
+    ({"p1_share": 1.5, "p1_source": "nf-decay-vessel"}, "p1_share.*not a probability"),
+])
+def test_p1_source_and_share_errors(tmp_path, params, message):
     config = {"version": 1, "run": {"events": 10, "output": {"path": str(tmp_path / "x.root")}},
-              "stages": [{"generator": "nf-after-shield",
-                          "params": {"latent_sigma": 1.3, "p1_source": "nf-decay-vessel"}}]}
+              "stages": [{"generator": "nf-after-shield", "params": params}]}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(ConfigError, match="p1_source.*latent_sigma to 1"):
+    with pytest.raises(ConfigError, match=message):
         load_config(path)
 
 
@@ -197,10 +206,56 @@ def test_decay_vessel_muons_from_the_specialist(generate_nf):
     assert torch.all(same | mixed_p1 | plain_p1)  # outside P1: the inclusive flow's muon, or a specialist's
     assert not bool((same & plain_p1).any())  # the inclusive flow's own P1 muons are all redrawn
     assert torch.all(mixed.weight == 1.0) and context.counters["nf-after-shield:P1:n"] == int(mixed_p1.sum())
-    p1 = 0.0011941948352035237  # nf_decay_vessel.json: P1 fraction of its training transport
+    p1 = P1_FRACTION
     k = int(mixed_p1.sum())
     assert abs(k / n - p1) < 3.0 * np.sqrt(p1 / n), (k / n, p1)
     with np.load(INDEPENDENT) as f:
         truth = f["state"].astype(np.float64)
     auc = gbt_auc(truth, _physics(mixed)[mixed_p1.numpy()], seed=1)
     assert auc < 0.55, auc
+
+
+def test_p1_share_weights_are_exact(generate_nf):
+    """``p1_share`` 0.3: 30 % of the muons are the specialist's P1 muons, with weight p_1 / 0.3,
+    the rest (1 - p_1) / 0.7, so the weights average 1, the weighted P1 fraction is p_1 and the
+    weighted mean pz equals the unweighted composite's (p1_share 0), within 4 standard errors."""
+    n = 400_000
+    plain, _ = generate_nf(n, seed=41, p1_source="nf-decay-vessel")
+    shared, context = generate_nf(n, seed=42, p1_source="nf-decay-vessel", p1_share=0.3)
+    member = (subset_labels(shared, VESSEL) >= 1).double()
+    w = shared.weight
+    assert abs(float(member.mean()) - 0.3) < 4 * np.sqrt(0.3 * 0.7 / n)
+    assert torch.allclose(w[member == 1], torch.tensor(P1_FRACTION / 0.3, dtype=torch.float64), rtol=1e-12)
+    assert torch.allclose(w[member == 0], torch.tensor((1 - P1_FRACTION) / 0.7, dtype=torch.float64), rtol=1e-12)
+
+    def pull(a: torch.Tensor, b: torch.Tensor) -> float:  # of the difference of two means
+        return float((a.mean() - b.mean()) / torch.sqrt(a.var() / len(a) + b.var() / len(b)))
+
+    assert abs(pull(w, torch.ones_like(w))) < 4.0
+    assert abs(pull(w * member, torch.full_like(w, P1_FRACTION))) < 4.0
+    assert abs(pull(w * shared.pz, plain.pz)) < 4.0
+    assert context.counters["nf-after-shield:P1:sum_w"] == pytest.approx(float((w * member).sum()), rel=1e-12)
+
+
+def test_p1_share_one_is_the_specialist(generate_nf, tmp_path):
+    """``p1_share`` 1: the specialist's muons row for row (same seed), each of weight p_1, and a
+    run of them weighs the spill's P1 muons: 4.5e6 x p_1 = 5,373.9 (hand calculation)."""
+    n = 20_000
+    batch, _ = generate_nf(n, seed=7, p1_source="nf-decay-vessel", p1_share=1.0)
+    alone, _ = generate_nf(n, seed=7, component="nf-decay-vessel")
+    for column in ("x", "y", "z", "px", "py", "pz", "pdg_id"):
+        assert torch.equal(getattr(batch, column), getattr(alone, column)), column
+    assert torch.all(batch.weight == P1_FRACTION) and torch.all(subset_labels(batch, VESSEL) >= 1)
+    config = {"version": 1,
+              "run": {"events": 30000, "chunk_size": 10000, "seed": 3, "device": "cpu",
+                      "output": {"path": str(tmp_path / "dangerous.root"), "format": "fairship-root"}},
+              "stages": [{"generator": "nf-after-shield",
+                          "params": {"muons_per_pot": 1.125e-7, "p1_source": "nf-decay-vessel", "p1_share": 1.0}}]}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_production(load_config(path), progress=False)
+    from shipfastsim.adapters.fairship import read_ntuple
+
+    written, _ = read_ntuple(tmp_path / "dangerous.root")
+    assert len(written) == 30000 and torch.all(subset_labels(written, VESSEL) >= 1)
+    assert float(written.weight.sum()) == pytest.approx(4.5e6 * 93_116 / 77_973_876, rel=1e-6)  # 5,373.9
