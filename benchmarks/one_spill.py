@@ -9,6 +9,9 @@ production path that is registered here makes ``scale`` of that spill:
 * ``nf``: ``nf-after-shield`` draws the muons at the shield end directly;
 * ``nf-p1``: the same with its decay-vessel muons from ``nf-decay-vessel``
   (``p1_source``, as ``configs/after_shield_nf.yaml``);
+* ``nf-dangerous``: that composite model's dangerous mode (``p1_share`` 1, as
+  ``configs/after_shield_dangerous.yaml``): decay-vessel muons only, each of weight p_1,
+  ``scale`` x 4.5 M of them standing for ``scale`` x one spill of shield-end muons;
 * ``transport``: ``gan-target`` -> ``phi-rotation`` (x10) -> ``fast-shield`` to the shield end;
 * ``mlp-filter``: the same with ``mlp-filter`` (unbiased roulette) before
   ``fast-shield``, which then carries the kept muons to the decay-vessel entrance.
@@ -22,7 +25,10 @@ from the recorded state) per second of run time, and their weighted count per sp
 (4.5 M x the weighted fraction of shield-end muons in P1).  The reference chain
 (``reference-shield`` instead of ``fast-shield``) is timed on a measured sample in
 the same invocation and extrapolated to one spill; the speed-up is its one-spill
-time over each path's.
+time over each path's.  The P1 speed-up is the same for the decay-vessel muons: its
+one-spill time over the time a path takes to write as many P1 muons as one spill
+holds (its weighted count per spill over its P1 muons per second), the figure that
+tells the dangerous mode apart.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class Chain:
     name: str
     stages: list[dict]
     at_shield_end: bool = True  # its output is the shield-end muons (else: the decay-vessel entrance)
+    p1_only: bool = False  # its output is P1 muons only, weighted for the shield-end muons it stands for
 
 
 def _gan_chain(*middle: dict, plane: str = "shield_end", propagator: str = "fast-shield") -> list[dict]:
@@ -63,6 +70,10 @@ PATHS = {
     "nf": Chain("nf", [{"generator": "nf-after-shield", "params": {"muons_per_pot": SPILL / PROTONS_PER_SPILL}}]),
     "nf-p1": Chain("nf-p1", [{"generator": "nf-after-shield",
                               "params": {"muons_per_pot": SPILL / PROTONS_PER_SPILL, "p1_source": "nf-decay-vessel"}}]),
+    "nf-dangerous": Chain("nf-dangerous", [{"generator": "nf-after-shield",
+                                            "params": {"muons_per_pot": SPILL / PROTONS_PER_SPILL,
+                                                       "p1_source": "nf-decay-vessel", "p1_share": 1.0}}],
+                          p1_only=True),
     "transport": Chain("transport", _gan_chain()),
     "mlp-filter": Chain("mlp-filter", _gan_chain({"filter": "mlp-filter", "params": {"mode": "unbiased"}},
                                                  plane="decay_vessel"), at_shield_end=False),
@@ -226,24 +237,30 @@ def print_table(runs: list[Run], reference: Run | None, rows_per_generated: floa
     ref_spill_seconds = SPILL * reference.wall / reference.rows_out if reference else None
     print()
     print("| path | executor | shield-end muons | wall [s] | muons/s | peak RSS [MiB] | P1 muons | P1 muons/s "
-          "| P1 per spill (weighted) | one spill [s] | speed-up vs reference |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| P1 per spill (weighted) | one spill [s] | speed-up vs reference | one spill's P1 [s] | P1 speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     if reference:
         print(f"| reference (sample) | serial | {reference.rows_out:,} | {reference.wall:.1f} "
               f"| {_number(reference.rows_out / reference.wall)} | {reference.peak_mib:.0f} | | | "
-              f"| {ref_spill_seconds:,.0f} | 1 |")
+              f"| {ref_spill_seconds:,.0f} | 1 | {ref_spill_seconds:,.0f} | 1 |")
     for run in runs:
-        if PATHS[run.path].at_shield_end:
+        chain = PATHS[run.path]
+        if chain.p1_only:  # its muons stand for as many shield-end muons, weighted per spill
+            shield_rows, shield_weight = run.events, SPILL
+        elif chain.at_shield_end:
             shield_rows, shield_weight = run.rows_out, run.weight_out
         else:  # the filtered path stands for the shield-end muons of its generated muons (pilot survival)
             shield_rows, shield_weight = run.events * rows_per_generated, run.events * shield_weight_per_generated
         per_spill, error = (SPILL * v / shield_weight for v in (run.p1_weight, math.sqrt(run.p1_weight_squared)))
         spill_seconds = run.wall * SPILL / shield_rows
-        speedup = _number(ref_spill_seconds / spill_seconds) if ref_spill_seconds else "n/a"
+        p1_spill_seconds = per_spill / (run.p1_rows / run.wall) if run.p1_rows else math.inf
+        speedup, p1_speedup = ((_number(ref_spill_seconds / t) if ref_spill_seconds else "n/a")
+                               for t in (spill_seconds, p1_spill_seconds))
         print(f"| {run.path} | {run.executor} | {shield_rows:,.0f} | {run.wall:.1f} "
               f"| {_number(shield_rows / run.wall)} | {run.peak_mib:.0f} | {run.p1_rows:,} "
               f"| {_number(run.p1_rows / run.wall)} "
-              f"| {_number(per_spill)} +- {_number(error)} | {_number(spill_seconds)} | {speedup} |")
+              f"| {_number(per_spill)} +- {_number(error)} | {_number(spill_seconds)} | {speedup} "
+              f"| {_number(p1_spill_seconds)} | {p1_speedup} |")
 
 
 if __name__ == "__main__":
