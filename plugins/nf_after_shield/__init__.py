@@ -303,12 +303,10 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
     out = redraw_rejected(make(n_muons).double(), make, in_p1, what="in P1")
     chosen = (torch.rand(n_muons, generator=context.generator, device=context.generator.device) < share
               ).to(out.device)
-    if share != p1:
-        out[:, 7] = (1.0 - p1) / (1.0 - share)
     if bool(chosen.any()):
         out[chosen] = specialist_rows(int(chosen.sum()))  # out is this chunk's own tensor
-        if share != p1:
-            out[chosen, 7] = p1 / share
+    if share != p1:
+        out[:, 7] = torch.where(chosen, out.new_tensor(p1 / share), out.new_tensor((1.0 - p1) / (1.0 - share)))
     return out
 
 
