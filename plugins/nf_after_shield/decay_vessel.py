@@ -24,6 +24,7 @@ is not imposed; it comes out as the flow has learnt it.  Units: cm, GeV/c.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,9 +116,13 @@ def _build(stage: Stage):
     from shipfastsim.geometry.decay_vessel import DecayVessel
     from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
+    from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon
 
     flow = load_flow(stage.params["weights"], stage.device)
-    engine = cpu_engine(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
+    if flow.config.contexts == 2:
+        engine = FlaggedNoiseToMuon(flow).eval()
+    else:
+        engine = cpu_engine(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
     return engine, flow.config.z_plane, DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
 
 
@@ -126,8 +131,13 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[to
     float64) of ``n_muons`` P1 muons, and the z [cm] of their plane."""
     from shipfastsim.plugins.gan_target import redraw_above_beam
     from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
+    from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon, sample_flagged
 
     engine, z_plane, vessel = stage.cached("model", lambda: _build(stage))
+    if isinstance(engine, FlaggedNoiseToMuon):
+        p2_share = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"]
+        return sample_flagged(engine, n_muons, context.generator, p2_share["p2_share_by_charge"], vessel,
+                              stage.device), z_plane
 
     def make(n: int) -> torch.Tensor:
         return run_engine(engine, draw_noise(n, context.generator).to(stage.device)).double()
@@ -146,8 +156,8 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 
 
 def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
-                       hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8
-                       ) -> Path:
+                       hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
+                       p2_context: bool = False) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
@@ -184,7 +194,8 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
                         0.0, z_plane, np.concatenate(groups))
     config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=64, lambdas=(0.0, 0.0),
                          eval_every=250, max_minutes=150.0,
-                         flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers, bins=bins))
+                         flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers, bins=bins,
+                                         contexts=2 if p2_context else 1))
     result = train_flow(data, config, progress=True)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -197,6 +208,8 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
         "data": {"recipe": " + ".join(recipes), "files": [Path(f).name for f in files], "target_muons": target,
                  "rows_at_shield_end": shield_end, "p1_rows": p1, "p1_training_rows": int(len(data.label)),
                  "shield_end_per_target_muon": shield_end / target, "p1_fraction": p1 / shield_end,
+                 "p2_share_by_charge": {name: float((data.label[data.state[:, 5] == sign] >= 2).mean())
+                                        for name, sign in (("mu-", -1.0), ("mu+", 1.0))},
                  "coordinates": "u_x, u_y = atanh(vessel-entrance x, y / entrance half-widths), px/pz, py/pz, log pz"},
     }
     return save_flow(result.flow, output / BUNDLED_WEIGHTS.name, metadata)

@@ -99,6 +99,7 @@ class FlowConfig:
     sigmas: tuple[float, ...] = (1.0, 0.5, 0.35)  # loss sigmas of P0, P1, P2 (see the module docstring)
     z_plane: float = 3148.66  # cm, z of the plane the muons are on
     fraction_mu_plus: float = 0.5
+    contexts: int = 1         # condition columns: the charge, then (2) nf-decay-vessel's P2 flag
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -131,11 +132,11 @@ def _masks(layers: int) -> torch.Tensor:
 class Coupling(nn.Module):
     """One affine coupling; ``mask`` marks the columns that pass unchanged."""
 
-    def __init__(self, mask: torch.Tensor, hidden: int, scale_bound: float):
+    def __init__(self, mask: torch.Tensor, hidden: int, scale_bound: float, contexts: int = 1):
         super().__init__()
         self.register_buffer("mask", mask.clone())
         self.scale_bound = scale_bound
-        self.first = nn.Linear(DIM + 1, hidden)
+        self.first = nn.Linear(DIM + contexts, hidden)
         self.middle = nn.Linear(hidden, hidden)
         self.last = nn.Linear(hidden, 2 * DIM)
         nn.init.zeros_(self.last.weight)  # start as the identity map
@@ -143,7 +144,8 @@ class Coupling(nn.Module):
 
     def scale_shift(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         free = 1.0 - self.mask
-        w_in = self.first.weight * torch.cat([self.mask, self.mask.new_ones(1)])  # columns of fixed g, then q
+        # columns of fixed g, then the conditions
+        w_in = self.first.weight * torch.cat([self.mask, self.mask.new_ones(charge.shape[1])])
         h = torch.relu(torch.nn.functional.linear(torch.cat([g, charge], 1), w_in, self.first.bias))
         h = torch.relu(self.middle(h))
         out_mask = torch.cat([free, free])
@@ -168,13 +170,15 @@ class MuonFlow(nn.Module):
         if config.coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {config.coupling!r}; allowed: {', '.join(COUPLINGS)}")
         if config.coupling == "spline":
-            layers = [SplineCoupling(m, config.hidden, config.bins, config.tail_bound) for m in _masks(config.layers)]
+            layers = [SplineCoupling(m, config.hidden, config.bins, config.tail_bound, config.contexts)
+                      for m in _masks(config.layers)]
         elif config.coupling == "autoregressive-spline":
             # Each transform reverses the order of the one before (column 0 first, then last, ...).
             orders = [torch.arange(DIM) if k % 2 == 0 else torch.arange(DIM).flip(0) for k in range(config.layers)]
-            layers = [AutoregressiveSpline(o, config.hidden, config.bins, config.tail_bound) for o in orders]
+            layers = [AutoregressiveSpline(o, config.hidden, config.bins, config.tail_bound, config.contexts)
+                      for o in orders]
         else:
-            layers = [Coupling(m, config.hidden, config.scale_bound) for m in _masks(config.layers)]
+            layers = [Coupling(m, config.hidden, config.scale_bound, config.contexts) for m in _masks(config.layers)]
         self.couplings = nn.ModuleList(layers)
         inner = config.knots - 2
         # Gaussianising maps: forward knots (for the density) and the inverse in relu form (for sampling).
@@ -217,8 +221,9 @@ class MuonFlow(nn.Module):
             self.white_chol[index] = torch.as_tensor(chol)
 
     def whiten(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """u = L_q^-1 (g - mean_q) and log|det du/dg| per row (charge [n, 1])."""
-        plus = charge > 0
+        """u = L_q^-1 (g - mean_q) and log|det du/dg| per row (charge [n, 1], or the
+        conditions [n, contexts] with the charge first)."""
+        plus = charge[:, :1] > 0
         # a triangular solve with the stored factor: exactly the inverse of `unwhiten`
         u = [torch.linalg.solve_triangular(self.white_chol[i], (g - self.white_mean[i]).T, upper=False).T
              for i in (0, 1)]
@@ -227,7 +232,7 @@ class MuonFlow(nn.Module):
 
     def unwhiten(self, u: torch.Tensor, charge: torch.Tensor) -> torch.Tensor:
         """g = L_q u + mean_q for charge +-1 [n, 1], as arithmetic (MatMul, Mul, Add) for the export."""
-        plus = 0.5 * (charge + 1.0)
+        plus = 0.5 * (charge[:, :1] + 1.0)
         g_plus = torch.matmul(u, self.white_chol[1].T) + self.white_mean[1]
         g_minus = torch.matmul(u, self.white_chol[0].T) + self.white_mean[0]
         return plus * g_plus + (1.0 - plus) * g_minus

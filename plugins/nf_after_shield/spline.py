@@ -112,14 +112,14 @@ class SplineCoupling(nn.Module):
     (the interface of `model.Coupling`: ``forward`` latent -> data, ``inverse`` data ->
     latent with log |det|)."""
 
-    def __init__(self, mask: torch.Tensor, hidden: int, bins: int, tail_bound: float):
+    def __init__(self, mask: torch.Tensor, hidden: int, bins: int, tail_bound: float, contexts: int = 1):
         super().__init__()
         dim = mask.numel()
         self.register_buffer("mask", mask.clone())
         self.register_buffer("free", torch.nonzero(mask == 0).flatten())
         self.bins, self.tail_bound = bins, float(tail_bound)
         n_free = int(self.free.numel())
-        self.first = nn.Linear(dim + 1, hidden)
+        self.first = nn.Linear(dim + contexts, hidden)
         self.middle = nn.Linear(hidden, hidden)
         self.last = nn.Linear(hidden, n_free * (3 * bins - 1))
         _start_as_identity(self.last, n_free, 3 * bins - 1, bins)
@@ -144,7 +144,8 @@ class SplineCoupling(nn.Module):
 
 class AutoregressiveSpline(nn.Module):
     """A rational-quadratic spline transform of every column, each conditioned on the
-    columns before it in ``order`` and on the charge (a MADE network: Germain et al.
+    columns before it in ``order`` and on the ``contexts`` condition columns (the charge,
+    then any others; a MADE network: Germain et al.
     2015, arXiv:1502.03509, masks on its weights).  As in a masked autoregressive flow,
     the spline maps data -> latent (``inverse``, the density: one pass); sampling
     (``forward``, latent -> data) inverts it one column at a time, each conditioned on
@@ -152,21 +153,21 @@ class AutoregressiveSpline(nn.Module):
     scored a validation loss of 3.190 against 3.195 for the spline on latent -> data, at
     12,000 steps each.)"""
 
-    def __init__(self, order: torch.Tensor, hidden: int, bins: int, tail_bound: float):
+    def __init__(self, order: torch.Tensor, hidden: int, bins: int, tail_bound: float, contexts: int = 1):
         super().__init__()
         dim = order.numel()
         self.bins, self.tail_bound, self.dim = bins, float(tail_bound), dim
         rank = torch.empty(dim, dtype=torch.long)
         rank[order] = torch.arange(dim)  # position of each column in the order
-        degree_in = torch.cat([rank, torch.full((1,), -1)])  # the charge (-1) feeds every unit
-        # Units of degree -1 see the charge alone: they condition the first column on it.
+        degree_in = torch.cat([rank, torch.full((contexts,), -1)])  # the conditions (-1) feed every unit
+        # Units of degree -1 see the conditions alone: they condition the first column on them.
         degree_hidden = torch.arange(hidden) % dim - 1
         self.register_buffer("mask_first", (degree_hidden[:, None] >= degree_in[None, :]).float())
         self.register_buffer("mask_middle", (degree_hidden[:, None] >= degree_hidden[None, :]).float())
         out_degree = rank.repeat_interleave(3 * bins)
         self.register_buffer("mask_last", (out_degree[:, None] > degree_hidden[None, :]).float())
         self.register_buffer("order", order.clone())
-        self.first = nn.Linear(dim + 1, hidden)
+        self.first = nn.Linear(dim + contexts, hidden)
         self.middle = nn.Linear(hidden, hidden)
         self.last = nn.Linear(hidden, dim * 3 * bins)  # 3K per column: the last one unused, see `_raw`
         _start_as_identity(self.last, dim, 3 * bins, bins)

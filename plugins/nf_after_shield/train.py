@@ -54,11 +54,19 @@ class TrainResult:
 
 
 def prepare(flow: MuonFlow, data: TrainingData, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """Gaussianised features g [n, 5] (float32), charge [n, 1] and labels of ``rows``."""
+    """Gaussianised features g [n, 5] (float32), conditions [n, contexts] and labels of ``rows``.
+
+    The conditions are the charge and, for a flow with two (`FlowConfig.contexts`), the
+    P2 flag (+1 in P2, -1 outside: nf-decay-vessel's)."""
     s = data.state[rows]
     g = flow.gaussianise(physical_to_features(s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]))
-    return (torch.as_tensor(g, dtype=torch.float32), torch.as_tensor(s[:, 5:6], dtype=torch.float32),
-            data.label[rows].astype(np.int64))
+    label = data.label[rows].astype(np.int64)
+    conditions = s[:, 5:6]
+    if flow.config.contexts == 2:
+        conditions = np.concatenate([conditions, np.where(label >= 2, 1.0, -1.0)[:, None]], axis=1)
+    elif flow.config.contexts != 1:
+        raise ValueError(f"FlowConfig.contexts must be 1 (charge) or 2 (charge, P2 flag), not {flow.config.contexts}")
+    return torch.as_tensor(g, dtype=torch.float32), torch.as_tensor(conditions, dtype=torch.float32), label
 
 
 def structured_loss(flow, parts: list[tuple[torch.Tensor, torch.Tensor]], lambdas) -> torch.Tensor:

@@ -120,3 +120,46 @@ def test_save_and_load_round_trip(random_flow, tmp_path):
     random_flow.double()
     assert torch.allclose(a, b, rtol=1e-6, atol=1e-5)
     assert not list(tmp_path.glob("*.pt")) and (tmp_path / "flow.json").is_file()
+
+
+def _randomised(flow: MuonFlow, spread: float = 0.15) -> MuonFlow:
+    for coupling in flow.couplings:
+        torch.nn.init.normal_(coupling.last.weight, std=spread)
+        torch.nn.init.normal_(coupling.last.bias, std=spread)
+    return flow.double().eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_a_second_condition_reaches_every_transform(coupling):
+    """``contexts = 2`` (charge, then nf-decay-vessel's P2 flag): invertible given both, the
+    log-determinant that of an autograd Jacobian, and the flag changes every transform's output."""
+    torch.manual_seed(3)
+    flow = _randomised(MuonFlow(FlowConfig(layers=3, hidden=12, coupling=coupling, contexts=2)))
+    eps = torch.randn(40, DIM, dtype=torch.float64)
+    conditions = torch.stack([torch.sign(torch.randn(40)), torch.sign(torch.randn(40))], 1).double()
+    g = flow.latent_to_g(eps, conditions)
+    z, log_det = flow.g_to_latent(g, conditions)
+    assert torch.allclose(z, eps, atol=1e-10)
+    for i in range(3):
+        def to_latent(v: torch.Tensor, i: int = i) -> torch.Tensor:
+            return flow.g_to_latent(v.view(1, DIM), conditions[i:i + 1])[0][0]
+        jac = torch.autograd.functional.jacobian(to_latent, g[i])
+        assert float(log_det[i]) == pytest.approx(torch.linalg.slogdet(jac)[1].item(), rel=1e-8, abs=1e-9)
+    flipped = conditions * torch.tensor([1.0, -1.0], dtype=torch.float64)
+    for layer in flow.couplings:
+        assert (layer(eps, conditions) - layer(eps, flipped)).abs().max() > 1e-3
+    assert flow.white_mean.shape == (2, DIM)  # the whitening stays per charge, the first condition
+
+
+def test_the_autoregressive_transform_stays_autoregressive_with_two_conditions():
+    """Column k of the data -> latent map depends on the columns before it in the order only."""
+    torch.manual_seed(5)
+    flow = _randomised(MuonFlow(FlowConfig(layers=2, hidden=15, coupling="autoregressive-spline", contexts=2)), 0.5)
+    conditions = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
+    for layer in flow.couplings:
+        order = layer.order.tolist()
+        jac = torch.autograd.functional.jacobian(lambda v, layer=layer: layer.inverse(v.view(1, DIM), conditions)[0][0],
+                                                 torch.randn(DIM, dtype=torch.float64))
+        permuted = jac[order][:, order]  # rows and columns in the order: lower triangular
+        assert torch.all(torch.triu(permuted, 1) == 0.0) and torch.all(torch.diagonal(permuted) > 0)
+        assert torch.tril(permuted, -1).abs().max() > 1e-4

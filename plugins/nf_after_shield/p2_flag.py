@@ -1,0 +1,90 @@
+"""nf-decay-vessel with the P2 flag as a condition: P1 and P2 muons from one flow, each region exact.
+
+P2 (the straight track from the entrance also leaves through the exit aperture) is a
+subset of P1 bounded by the planes |x_e + tx L| = exit_half_x and |y_e + ty L| =
+exit_half_y, diagonal in the flow's coordinates, which a flow conditioned on the charge
+alone smears (README: P2 two-sample AUC 0.56 on the independent runs).  A flow
+trained with ``FlowConfig.contexts = 2`` is conditioned on the charge and on the P2 flag
+(+1 in P2, -1 in P1 outside P2; `train.prepare`): one network learns both regions from
+all the P1 rows.  Sampling then draws
+
+1. the charge with the trained mu+ fraction, and the flag with the P2 share of that
+   charge among the training P1 muons (model JSON, ``p2_share_by_charge``);
+2. the muon from the flow given both, redrawn (`redraw_rejected`) until its geometric
+   label (`DecayVessel.labels`) is the flag's: the flow restricted to its region, exactly.
+
+So the P2 share is the transported one and no muon of either region lies in the other.
+Units: cm, GeV/c.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from shipfastsim.geometry.decay_vessel import DecayVessel
+from shipfastsim.plugins.gan_target import redraw_rejected, run_chunked
+from shipfastsim.plugins.nf_after_shield.model import DIM, MuonFlow
+from shipfastsim.units import BEAM_MOMENTUM
+
+__all__ = ["FlaggedNoiseToMuon", "sample_flagged"]
+
+
+class FlaggedNoiseToMuon(nn.Module):
+    """Input [n, 7] (5 standard normals, the charge +-1, the P2 flag +-1) -> muons [n, 8]
+    (u_x, u_y, z [cm], px, py, pz [GeV/c], PDG id, weight 1), u_x and u_y in the flow's
+    entrance-box coordinates (`decay_vessel.from_entrance_box` maps them back)."""
+
+    def __init__(self, flow: MuonFlow):
+        super().__init__()
+        if flow.config.contexts != 2:
+            raise ValueError(f"a flow conditioned on the P2 flag has FlowConfig.contexts 2, not {flow.config.contexts}")
+        self.flow = flow
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        eps, conditions = noise[:, :DIM], noise[:, DIM:DIM + 2]
+        state = self.flow.sample_physics(eps, conditions)
+        charge = conditions[:, :1]
+        z = torch.full_like(charge, self.flow.config.z_plane)
+        return torch.cat([state[:, 0:2], z, state[:, 2:5], -13.0 * charge, torch.ones_like(charge)], 1)
+
+
+def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Generator, p2_share: dict[str, float],
+                   vessel: DecayVessel, device: torch.device) -> torch.Tensor:
+    """Rows [n, 8] (x, y, z [cm] at the flow's plane, px, py, pz [GeV/c], PDG id, weight 1;
+    float64) of ``n_muons`` P1 muons (module docstring); ``p2_share`` by charge ("mu-", "mu+").
+    The random numbers: two uniforms per muon (charge, flag), then the normals of each
+    (charge, flag) group in turn, then the redraws; a function of the generator's state."""
+    from shipfastsim.plugins.nf_after_shield.decay_vessel import from_entrance_box
+
+    flow = engine.flow
+    z_plane = flow.config.z_plane
+    choice = torch.rand(n_muons, 2, generator=generator, device=generator.device, dtype=torch.float64)
+    plus = choice[:, 0] < flow.config.fraction_mu_plus
+    flag = choice[:, 1] < torch.where(plus, p2_share["mu+"], p2_share["mu-"])
+    out = torch.empty(n_muons, 8, dtype=torch.float64, device=device)
+    for sign in (-1.0, 1.0):
+        for in_p2 in (False, True):
+            rows = torch.nonzero((plus == (sign > 0)) & (flag == in_p2)).squeeze(1)
+            if not len(rows):
+                continue
+            conditions = torch.tensor([sign, 1.0 if in_p2 else -1.0])
+
+            def make(m: int, conditions: torch.Tensor = conditions) -> torch.Tensor:
+                eps = torch.randn(m, DIM, generator=generator, device=generator.device)
+                noise = torch.cat([eps, conditions.to(eps).expand(m, 2)], 1).to(device)
+                with torch.no_grad():  # not inference_mode: the rows are edited below
+                    muons = run_chunked(engine, noise).double()
+                muons[:, 2] = z_plane  # exact, not the graph's float32
+                muons[:, 0], muons[:, 1] = from_entrance_box(muons[:, 0], muons[:, 1], muons[:, 3], muons[:, 4],
+                                                             muons[:, 5], vessel, z_plane)
+                return muons
+
+            def rejected(muons: torch.Tensor, label: int = 1 + int(in_p2)) -> torch.Tensor:
+                got = vessel.labels(muons[:, 0], muons[:, 1], muons[:, 2], muons[:, 3], muons[:, 4], muons[:, 5])
+                beyond = torch.linalg.norm(muons[:, 3:6], dim=1) > BEAM_MOMENTUM
+                return (got.to(muons.device) != label) | beyond
+
+            out[rows.to(device)] = redraw_rejected(make(len(rows)), make, rejected,
+                                                   what=f"outside {'P2' if in_p2 else 'P1 outside P2'}")
+    return out

@@ -1,0 +1,104 @@
+"""nf-decay-vessel conditioned on the P2 flag: the drawn share of each region, every muon in
+its drawn region, the regions being the flow restricted to them, reproducible; with a tiny
+flow trained here on the shipped held-out P1 muons."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+
+from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.geometry import load_geometry
+from shipfastsim.geometry.decay_vessel import DecayVessel, subset_labels
+from shipfastsim.plugins.gan_target import run_chunked
+from shipfastsim.plugins.nf_after_shield.data import TrainingData
+from shipfastsim.plugins.nf_after_shield.decay_vessel import HOLDOUT, from_entrance_box, to_entrance_box
+from shipfastsim.plugins.nf_after_shield.model import FlowConfig, save_flow
+from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon, sample_flagged
+from shipfastsim.plugins.nf_after_shield.train import TrainConfig, train_flow
+from shipfastsim.validation.metrics import wasserstein1
+
+VESSEL = DecayVessel.from_geometry(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+#: Shares far from the transport's (18 % of either charge), so the flow's own share cannot pass.
+SHARES = {"mu-": 0.08, "mu+": 0.6}
+
+
+@pytest.fixture(scope="module")
+def flagged(tmp_path_factory) -> tuple[FlaggedNoiseToMuon, str]:
+    """A 2-transform autoregressive flow (hidden 10) conditioned on charge and P2 flag,
+    300 steps on the 13,955 held-out P1 muons; its engine and its saved weights."""
+    with np.load(HOLDOUT, allow_pickle=False) as f:
+        state, label, z_plane = f["state"].astype(np.float64), f["label"], float(f["z_plane"])
+    data = TrainingData(to_entrance_box(state, VESSEL, z_plane), label, len(label), 0.0, z_plane)
+    config = TrainConfig(seed=3, steps=300, batch_size=512, subset_batch=0, lambdas=(0.0, 0.0), eval_every=100,
+                         flow=FlowConfig(knots=24, hidden=10, layers=2, coupling="autoregressive-spline", contexts=2))
+    flow = train_flow(data, config).flow
+    path = tmp_path_factory.mktemp("p2flag") / "nf_decay_vessel.safetensors"
+    save_flow(flow, path, {"training": asdict(config) | {"flow": None},
+                           "data": {"p2_share_by_charge": SHARES, "p1_fraction": 1.2e-3,
+                                    "shield_end_per_target_muon": 0.74}})
+    return FlaggedNoiseToMuon(flow).eval(), str(path)
+
+
+def _sample(engine: FlaggedNoiseToMuon, n: int, seed: int) -> torch.Tensor:
+    return sample_flagged(engine, n, torch.Generator().manual_seed(seed), SHARES, VESSEL, torch.device("cpu"))
+
+
+def _labels(rows: torch.Tensor) -> torch.Tensor:
+    return VESSEL.labels(*(rows[:, j] for j in range(6)))
+
+
+def test_each_charge_has_its_p2_share_and_every_muon_is_in_p1(flagged):
+    engine, _ = flagged
+    rows = _sample(engine, 20_000, seed=1)
+    label, plus = _labels(rows), rows[:, 6] < 0
+    assert torch.all(label >= 1) and torch.all(rows[:, 7] == 1.0)
+    assert torch.all(rows[:, 2] == engine.flow.config.z_plane)
+    assert float(torch.linalg.norm(rows[:, 3:6], dim=1).max()) <= 400.0
+    share_plus = float(plus.double().mean())
+    f = engine.flow.config.fraction_mu_plus
+    assert abs(share_plus - f) < 4 * math.sqrt(f * (1 - f) / len(rows)), (share_plus, f)
+    for name, sign_rows in (("mu+", plus), ("mu-", ~plus)):
+        got, want = float((label[sign_rows] == 2).double().mean()), SHARES[name]
+        assert abs(got - want) < 4 * math.sqrt(want * (1 - want) / int(sign_rows.sum())), (name, got, want)
+    assert torch.equal(rows, _sample(engine, 20_000, seed=1))
+    assert not torch.equal(rows, _sample(engine, 20_000, seed=2))
+
+
+def test_a_region_is_the_flow_given_its_flag_restricted_to_it(flagged):
+    """The mu+ P2 muons against the flow's own mu+ flag +1 muons that fall in P2 (kept by
+    rejection, a different random stream), and likewise the P1-not-P2 muons with flag -1:
+    each feature's W1/sigma against the same comparison with the other flag's muons."""
+    engine, _ = flagged
+    rows = _sample(engine, 40_000, seed=3)
+    label, plus = _labels(rows), rows[:, 6] < 0
+    torch.manual_seed(11)
+    for flag, region in ((1.0, 2), (-1.0, 1)):
+        mine = rows[plus & (label == region)][:, :6].numpy()
+        def direct(flag: float, region: int = region) -> np.ndarray:
+            noise = torch.cat([torch.randn(60_000, 5), torch.tensor([1.0, flag]).expand(60_000, 2)], 1)
+            with torch.no_grad():
+                out = run_chunked(engine, noise).double()
+            out[:, 0], out[:, 1] = from_entrance_box(*(out[:, j] for j in (0, 1, 3, 4, 5)), VESSEL,
+                                                     engine.flow.config.z_plane)
+            return out[_labels(out) == region][:, :6].numpy()
+        same, other = direct(flag), direct(-flag)
+        w1_same = max(wasserstein1(same[:, j], mine[:, j]) / same[:, j].std() for j in (0, 1, 3, 4, 5))
+        w1_other = max(wasserstein1(other[:, j], mine[:, j]) / other[:, j].std() for j in (0, 1, 3, 4, 5))
+        assert w1_same < 0.03 and w1_other > 2 * w1_same, (region, w1_same, w1_other)
+
+
+def test_the_generator_reads_the_shares_beside_the_weights(flagged, generate_nf):
+    _, path = flagged
+    batch, _ = generate_nf(10_000, seed=4, component="nf-decay-vessel", weights=path)
+    label = subset_labels(batch, VESSEL)
+    assert torch.all(label >= 1) and len(batch) == 10_000
+    plus = batch.pdg_id < 0
+    assert abs(float((label[plus] == 2).double().mean()) - SHARES["mu+"]) < 0.03
+    assert abs(float((label[~plus] == 2).double().mean()) - SHARES["mu-"]) < 0.03
+    assert json.loads(open(path.replace(".safetensors", ".json")).read())["architecture"]["contexts"] == 2
