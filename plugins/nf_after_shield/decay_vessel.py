@@ -96,6 +96,20 @@ def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
     return SampleNormalisation(rate.muons_per_pot * p1, f"{rate.source} x P1 fraction {p1:.4g}")
 
 
+def _check(params: dict[str, Any], run: dict[str, Any]) -> tuple[str, str] | None:
+    """``p2_share`` is a probability, and needs a flow conditioned on the P2 flag."""
+    share = params.get("p2_share", 0.0)
+    if share > 1.0:
+        return "p2_share", f"{share} is not a probability: give a share in [0, 1] (1: P2 muons only)"
+    if share:
+        sidecar = Path(params["weights"]).with_suffix(".json")
+        contexts = json.loads(sidecar.read_text())["architecture"].get("contexts", 1) if sidecar.is_file() else 1
+        if contexts != 2:
+            return "p2_share", (f"the flow {params['weights']} is not conditioned on the P2 flag (FlowConfig.contexts "
+                                f"{contexts}): a share of P2 muons needs one that is, as the bundled weights")
+    return None
+
+
 COMPONENT = ComponentSpec(
     name="nf-decay-vessel",
     kind="generator",
@@ -103,11 +117,16 @@ COMPONENT = ComponentSpec(
     parameters=(
         Parameter("weights", "path", str(BUNDLED_WEIGHTS), "flow weights (.safetensors, JSON config beside)"),
         Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry whose decay-vessel entrance defines P1"),
+        Parameter("p2_share", "float", 0.0,
+                  "share of the muons drawn from P2 (their straight track also leaves through the vessel exit): "
+                  "0 = the transported share, weights 1; larger enriches P2 with exact weights; 1 = P2 muons only "
+                  "(needs weights trained with the P2 flag, as the bundled ones)", minimum=0.0),
         Parameter("shield_end_muons_per_pot", "float", 0.0,
                   "all muons at the shield end per proton on target, times the trained P1 fraction gives the "
                   "weights (0: from flow-target's rate, unknown for the bundled one)", minimum=0.0),
     ),
     normalisation=_normalisation,
+    check=_check,
 )
 
 
@@ -137,7 +156,7 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[to
     if isinstance(engine, FlaggedNoiseToMuon):
         p2_share = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"]
         return sample_flagged(engine, n_muons, context.generator, p2_share["p2_share_by_charge"], vessel,
-                              stage.device), z_plane
+                              stage.device, float(stage.params["p2_share"])), z_plane
 
     def make(n: int) -> torch.Tensor:
         return run_engine(engine, draw_noise(n, context.generator).to(stage.device)).double()
@@ -157,7 +176,7 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 
 def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
                        hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
-                       p2_context: bool = False) -> Path:
+                       p2_context: bool = False, p2_emphasis: float = 0.0) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
@@ -192,10 +211,16 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
         z_plane = d.z_plane
     data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane), np.concatenate(labels), target,
                         0.0, z_plane, np.concatenate(groups))
-    config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=64, lambdas=(0.0, 0.0),
-                         eval_every=250, max_minutes=150.0,
+    if p2_emphasis and not p2_context:
+        raise ValueError("p2_emphasis weights the P2 rows' likelihood, which biases a flow unless it is "
+                         "conditioned on the P2 flag: set p2_context")
+    # With the flag a condition, extra weight on the P2 rows leaves both conditional optima
+    # where they were and gives the P2 density more of the network (sigmas 1: no structured latent).
+    config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=1024 if p2_emphasis else 64,
+                         lambdas=(0.0, p2_emphasis), eval_every=250, max_minutes=150.0,
                          flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers, bins=bins,
-                                         contexts=2 if p2_context else 1))
+                                         contexts=2 if p2_context else 1,
+                                         sigmas=(1.0, 1.0, 1.0) if p2_emphasis else FlowConfig.sigmas))
     result = train_flow(data, config, progress=True)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,13 @@ class FlaggedNoiseToMuon(nn.Module):
 
 
 def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Generator, p2_share: dict[str, float],
-                   vessel: DecayVessel, device: torch.device) -> torch.Tensor:
-    """Rows [n, 8] (x, y, z [cm] at the flow's plane, px, py, pz [GeV/c], PDG id, weight 1;
-    float64) of ``n_muons`` P1 muons (module docstring); ``p2_share`` by charge ("mu-", "mu+").
+                   vessel: DecayVessel, device: torch.device, drawn_share: float = 0.0) -> torch.Tensor:
+    """Rows [n, 8] (x, y, z [cm] at the flow's plane, px, py, pz [GeV/c], PDG id, weight;
+    float64) of ``n_muons`` P1 muons (module docstring); ``p2_share`` s by charge ("mu-", "mu+").
+
+    ``drawn_share`` r > 0 draws the flag with probability r instead of s, and the exact
+    weights s / r (P2) and (1 - s) / (1 - r) (the rest) restore every weighted total; r = 1
+    makes P2 muons only, each of weight s.  With r = 0 the weights are 1.
     The random numbers: two uniforms per muon (charge, flag), then the normals of each
     (charge, flag) group in turn, then the redraws; a function of the generator's state."""
     from shipfastsim.plugins.nf_after_shield.decay_vessel import from_entrance_box
@@ -61,7 +65,9 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
     z_plane = flow.config.z_plane
     choice = torch.rand(n_muons, 2, generator=generator, device=generator.device, dtype=torch.float64)
     plus = choice[:, 0] < flow.config.fraction_mu_plus
-    flag = choice[:, 1] < torch.where(plus, p2_share["mu+"], p2_share["mu-"])
+    share = torch.where(plus, choice.new_tensor(p2_share["mu+"]), choice.new_tensor(p2_share["mu-"]))  # float64
+    drawn = torch.full_like(share, drawn_share) if drawn_share else share
+    flag = choice[:, 1] < drawn
     out = torch.empty(n_muons, 8, dtype=torch.float64, device=device)
     for sign in (-1.0, 1.0):
         for in_p2 in (False, True):
@@ -87,4 +93,7 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
 
             out[rows.to(device)] = redraw_rejected(make(len(rows)), make, rejected,
                                                    what=f"outside {'P2' if in_p2 else 'P1 outside P2'}")
+    if drawn_share:  # (1 - s) / (1 - r) is never taken at r = 1: no muon is outside P2 there
+        rest = (1.0 - share) / (1.0 - drawn).clamp_min(1e-300)
+        out[:, 7] = torch.where(flag, share / drawn, rest).to(device)
     return out

@@ -102,3 +102,50 @@ def test_the_generator_reads_the_shares_beside_the_weights(flagged, generate_nf)
     assert abs(float((label[plus] == 2).double().mean()) - SHARES["mu+"]) < 0.03
     assert abs(float((label[~plus] == 2).double().mean()) - SHARES["mu-"]) < 0.03
     assert json.loads(open(path.replace(".safetensors", ".json")).read())["architecture"]["contexts"] == 2
+
+
+def test_a_drawn_p2_share_carries_exact_weights(flagged):
+    """r = 0.5: half the muons of each charge in P2, weights s / r and (1 - s) / (1 - r) by
+    hand, and the weighted P2 fraction back at s (within 4 standard errors); r = 1: P2 only,
+    each of weight s."""
+    engine, _ = flagged
+    rows = sample_flagged(engine, 40_000, torch.Generator().manual_seed(5), SHARES, VESSEL, torch.device("cpu"), 0.5)
+    label, plus = _labels(rows), rows[:, 6] < 0
+    for name, sign_rows in (("mu+", plus), ("mu-", ~plus)):
+        s, in_p2, w = SHARES[name], label[sign_rows] == 2, rows[sign_rows, 7]
+        n = int(sign_rows.sum())
+        assert abs(float(in_p2.double().mean()) - 0.5) < 4 * math.sqrt(0.25 / n)
+        expected = torch.where(in_p2, _f64(s / 0.5), _f64((1 - s) / 0.5))
+        torch.testing.assert_close(w, expected, rtol=1e-12, atol=0)
+        weighted = float((w * in_p2).sum() / n)
+        error = float((w * in_p2).std()) / math.sqrt(n)
+        assert abs(weighted - s) < 4 * error, (name, weighted, s)
+    only = sample_flagged(engine, 5_000, torch.Generator().manual_seed(6), SHARES, VESSEL, torch.device("cpu"), 1.0)
+    assert torch.all(_labels(only) == 2)
+    torch.testing.assert_close(only[:, 7], torch.where(only[:, 6] < 0, _f64(SHARES["mu+"]), _f64(SHARES["mu-"])),
+                               rtol=1e-12, atol=0)
+
+
+def _f64(value: float) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("share", "weights", "message"), [
+    (1.5, None, "1.5 is not a probability"),
+    (0.5, "contexts-1", "not conditioned on the P2 flag"),
+])
+def test_check_refuses_a_p2_share_it_cannot_honour(share, weights, message, flagged, tmp_path):
+    from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT
+
+    path = flagged[1]
+    if weights == "contexts-1":
+        path = str(save_flow(engine_flow_without_flag(), tmp_path / "plain.safetensors", {}))
+    key, text = COMPONENT.check(COMPONENT.defaults() | {"p2_share": share, "weights": path}, {})
+    assert key == "p2_share" and message in text
+    assert COMPONENT.check(COMPONENT.defaults() | {"p2_share": 1.0, "weights": flagged[1]}, {}) is None
+
+
+def engine_flow_without_flag():
+    from shipfastsim.plugins.nf_after_shield.model import MuonFlow
+
+    return MuonFlow(FlowConfig(layers=1, hidden=4, coupling="autoregressive-spline"))
