@@ -162,12 +162,14 @@ def generate_target_muons(spec: ComponentSpec, load, version: str, stage: Stage,
     return muons_from_state(state, context.first_muon, stage.device, params["target_z0"])
 
 
-def redraw_rejected(state: torch.Tensor, generate, rejected, attempts: int = 100, what: str = "rejected"
-                    ) -> torch.Tensor:
+def redraw_rejected(state: torch.Tensor, generate, rejected, attempts: int = 100, what: str = "rejected",
+                    by_row: bool = False) -> torch.Tensor:
     """``state`` with every row for which ``rejected(rows)`` (a bool per row) is true replaced
     by a row of ``generate(n)``, drawn after the chunk's own noise: the other rows are
     untouched, and the chunk stays a function of its seed.  Sampling this way draws from
-    the generator's distribution restricted to the accepted rows, exactly."""
+    the generator's distribution restricted to the accepted rows, exactly.  ``by_row``:
+    ``generate`` gets the indices of the rows to redraw instead of their number (for a
+    generator conditioned per row)."""
     import torch
 
     bad = torch.nonzero(rejected(state)).squeeze(1)
@@ -175,7 +177,7 @@ def redraw_rejected(state: torch.Tensor, generate, rejected, attempts: int = 100
         return state
     state = state.clone()
     for _ in range(attempts):  # later rounds check only the rows just redrawn
-        state[bad] = generate(len(bad)).to(state.dtype)
+        state[bad] = generate(bad if by_row else len(bad)).to(state.dtype)
         bad = bad[rejected(state[bad])]
         if not len(bad):
             return state

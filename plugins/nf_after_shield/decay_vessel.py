@@ -18,8 +18,11 @@ P1 by construction, and the sharp aperture edges, which a flow would smear, are 
 Weights: the P1 muons per POT are the P1 fraction of the training transport (model
 JSON) times the shield-end rate (``shield_end_muons_per_pot``, else flow-target's rate
 x the transport's shield-end fraction), so weighted totals are the P1 muons per spill
-of the transported chain.  P2 (the straight track also stays inside the vessel)
-is not imposed; it comes out as the flow has learnt it.  Units: cm, GeV/c.
+of the transported chain.  P2 (the straight track also leaves through the vessel
+exit): the bundled flow is conditioned on the P2 flag as well as the charge
+(`p2_flag`), so P2 is drawn with the training transport's share of each charge and
+each region is exact; ``p2_share`` draws P2 at another share, with exact weights
+(1: P2 muons only).  Units: cm, GeV/c.
 """
 
 from __future__ import annotations
@@ -176,13 +179,15 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 
 def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
                        hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
-                       p2_context: bool = False, p2_emphasis: float = 0.0) -> Path:
+                       p2_context: bool = True, p2_emphasis: float = 0.0) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
     P1 rows (``holdout_decay_vessel.npz``) to ``output``.  The defaults are the bundled
     model's: three autoregressive rational-quadratic spline transforms of 8 bins, hidden
-    32 (15,720 parameters; `model.FlowConfig`)."""
+    32, conditioned on the charge and the P2 flag (``p2_context``; 15,816 parameters;
+    `model.FlowConfig`).  ``p2_emphasis`` adds that weight times the mean likelihood of a
+    batch of P2 rows to the loss (tried; not the bundled recipe)."""
     from dataclasses import asdict
 
     import numpy as np

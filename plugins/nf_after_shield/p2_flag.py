@@ -57,8 +57,8 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
     ``drawn_share`` r > 0 draws the flag with probability r instead of s, and the exact
     weights s / r (P2) and (1 - s) / (1 - r) (the rest) restore every weighted total; r = 1
     makes P2 muons only, each of weight s.  With r = 0 the weights are 1.
-    The random numbers: two uniforms per muon (charge, flag), then the normals of each
-    (charge, flag) group in turn, then the redraws; a function of the generator's state."""
+    The random numbers: two uniforms per muon (charge, flag), then its normals, then the
+    redraws; a function of the generator's state."""
     from shipfastsim.plugins.nf_after_shield.decay_vessel import from_entrance_box
 
     flow = engine.flow
@@ -68,31 +68,28 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
     share = torch.where(plus, choice.new_tensor(p2_share["mu+"]), choice.new_tensor(p2_share["mu-"]))  # float64
     drawn = torch.full_like(share, drawn_share) if drawn_share else share
     flag = choice[:, 1] < drawn
-    out = torch.empty(n_muons, 8, dtype=torch.float64, device=device)
-    for sign in (-1.0, 1.0):
-        for in_p2 in (False, True):
-            rows = torch.nonzero((plus == (sign > 0)) & (flag == in_p2)).squeeze(1)
-            if not len(rows):
-                continue
-            conditions = torch.tensor([sign, 1.0 if in_p2 else -1.0])
+    conditions = torch.stack([torch.where(plus, 1.0, -1.0), torch.where(flag, 1.0, -1.0)], 1).float()
 
-            def make(m: int, conditions: torch.Tensor = conditions) -> torch.Tensor:
-                eps = torch.randn(m, DIM, generator=generator, device=generator.device)
-                noise = torch.cat([eps, conditions.to(eps).expand(m, 2)], 1).to(device)
-                with torch.no_grad():  # not inference_mode: the rows are edited below
-                    muons = run_chunked(engine, noise).double()
-                muons[:, 2] = z_plane  # exact, not the graph's float32
-                muons[:, 0], muons[:, 1] = from_entrance_box(muons[:, 0], muons[:, 1], muons[:, 3], muons[:, 4],
-                                                             muons[:, 5], vessel, z_plane)
-                return muons
+    def make(rows: torch.Tensor) -> torch.Tensor:
+        """Muons of the conditions of ``rows`` (indices), the flag (0, 1) in the weight column."""
+        eps = torch.randn(len(rows), DIM, generator=generator, device=generator.device)
+        noise = torch.cat([eps, conditions[rows].to(eps.device)], 1).to(device)
+        with torch.no_grad():  # not inference_mode: the rows are edited below
+            muons = run_chunked(engine, noise).double()
+        muons[:, 2] = z_plane  # exact, not the graph's float32
+        muons[:, 0], muons[:, 1] = from_entrance_box(muons[:, 0], muons[:, 1], muons[:, 3], muons[:, 4],
+                                                     muons[:, 5], vessel, z_plane)
+        muons[:, 7] = flag[rows].to(device).double()
+        return muons
 
-            def rejected(muons: torch.Tensor, label: int = 1 + int(in_p2)) -> torch.Tensor:
-                got = vessel.labels(muons[:, 0], muons[:, 1], muons[:, 2], muons[:, 3], muons[:, 4], muons[:, 5])
-                beyond = torch.linalg.norm(muons[:, 3:6], dim=1) > BEAM_MOMENTUM
-                return (got.to(muons.device) != label) | beyond
+    def rejected(muons: torch.Tensor) -> torch.Tensor:
+        label = vessel.labels(muons[:, 0], muons[:, 1], muons[:, 2], muons[:, 3], muons[:, 4], muons[:, 5])
+        beyond = torch.linalg.norm(muons[:, 3:6], dim=1) > BEAM_MOMENTUM
+        return (label.to(muons.device) != 1 + muons[:, 7].long()) | beyond
 
-            out[rows.to(device)] = redraw_rejected(make(len(rows)), make, rejected,
-                                                   what=f"outside {'P2' if in_p2 else 'P1 outside P2'}")
+    every = torch.arange(n_muons, device=generator.device)
+    out = redraw_rejected(make(every), make, rejected, what="outside the region of their P2 flag", by_row=True)
+    out[:, 7] = 1.0
     if drawn_share:  # (1 - s) / (1 - r) is never taken at r = 1: no muon is outside P2 there
         rest = (1.0 - share) / (1.0 - drawn).clamp_min(1e-300)
         out[:, 7] = torch.where(flag, share / drawn, rest).to(device)

@@ -92,13 +92,14 @@ def _w1_over_sigma(truth: np.ndarray, model: np.ndarray) -> dict[str, float]:
 
 def test_fidelity_on_transported_p1_muons_it_never_saw(generated, truth):
     """The P1 gate, W1/sigma < 0.05 per feature and boosted-trees AUC < 0.55, against each
-    truth.  Measured: AUC 0.514 on the holdout, 0.524 on the independent runs (the same test
-    between two samples of the model: 0.501; the previous, affine model: 0.536 and 0.563);
-    W1/sigma holdout / independent x 0.014 / 0.012, y 0.006 / 0.012, px 0.022 / 0.018,
-    py 0.016 / 0.020, pz 0.004 / 0.006, charge 0.007 / 0.005.  The limits below are
-    tighter than the gate, to catch a regression (pz x 1.03 gives 0.016 on the holdout)."""
+    truth.  Measured: AUC 0.516 on the holdout, 0.526 on the independent runs (means
+    0.511 / 0.520 over generation seeds 8-11; the flow without the P2 flag: 0.507 / 0.524;
+    the affine one: 0.536 / 0.563); W1/sigma holdout / independent x 0.016 / 0.017,
+    y 0.011 / 0.007, px 0.014 / 0.011, py 0.024 / 0.016, pz 0.009 / 0.006, charge
+    0.011 / 0.001.  The limits below are tighter than the gate, to catch a regression
+    (pz x 1.03 gives 0.016 on the holdout)."""
     truth_rows, (model, _) = truth["state"].astype(np.float64), generated
-    limits = {"x": 0.025, "y": 0.02, "px": 0.03, "py": 0.03, "pz": 0.012, "charge": 0.012}
+    limits = {"x": 0.025, "y": 0.02, "px": 0.03, "py": 0.03, "pz": 0.012, "charge": 0.015}
     w1 = _w1_over_sigma(truth_rows, model)
     assert all(w1[name] < limit for name, limit in limits.items()), w1
     auc = gbt_auc(truth_rows, model, seed=1)
@@ -106,11 +107,13 @@ def test_fidelity_on_transported_p1_muons_it_never_saw(generated, truth):
 
 
 def test_p2_share_and_fidelity(generated, truth):
-    """P2 is not imposed; its share of the P1 muons matches the transport's (measured
-    18.22 % against 18.19 +- 0.33 % and 18.24 +- 0.17 %), and its muons stay close to the
-    2,538 held-out and the 9,736 independent P2 muons: W1/sigma at most 0.034 / 0.054 (y),
-    AUC 0.525 / 0.560.  P2 is at the gate on the holdout, not on the 4x larger truth:
-    the bounds below are regression bounds."""
+    """P2 is drawn with the training transport's share of each charge (the flow is
+    conditioned on the P2 flag), which matches each truth's (measured 18.28 % against
+    18.19 +- 0.33 % and 18.24 +- 0.17 %), and its muons stay close to the 2,538 held-out
+    and the 9,736 independent P2 muons: W1/sigma at most 0.056 / 0.046 (y), AUC 0.524 /
+    0.556 (over generation seeds 8-11: 0.506-0.537 / 0.547-0.558; without the flag
+    0.525-0.546 / 0.560-0.567).  The gate, W1/sigma 0.05 and AUC 0.55, is not met at every
+    seed: the bounds below are regression bounds."""
     (model, label), truth_label = generated, truth["label"]
     share, truth_share = float((label >= 2).mean()), float((truth_label >= 2).mean())
     error = math.sqrt(share * (1 - share) / len(label) + truth_share * (1 - truth_share) / len(truth_label))
@@ -119,7 +122,24 @@ def test_p2_share_and_fidelity(generated, truth):
     w1 = _w1_over_sigma(truth_p2, model[label >= 2])
     assert max(w1.values()) < 0.065, w1
     auc = gbt_auc(truth_p2, model[label >= 2], seed=1)
-    assert auc < 0.59, auc
+    assert auc < 0.57, auc
+
+
+def test_p2_only_carries_the_transported_share_as_weight(generate_nf):
+    """``p2_share: 1`` (configs/decay_vessel_p2.yaml): every muon in P2, each weighing the
+    training transport's P2 share of its charge (model JSON), so the weights sum to the P2
+    muons among the P1 muons the normalisation stands for."""
+    from shipfastsim.configs import CONFIG_DIR
+    from shipfastsim.config import load_config
+
+    config = load_config(CONFIG_DIR / "decay_vessel_p2.yaml")
+    assert config.stages[0].component == NAME and config.stages[0].params["p2_share"] == 1.0
+    shares = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())["data"]["p2_share_by_charge"]
+    batch, _ = generate_nf(20_000, seed=6, component=NAME, p2_share=1.0)
+    assert torch.all(subset_labels(batch, VESSEL) == 2)
+    expected = torch.where(batch.pdg_id < 0, torch.tensor(shares["mu+"], dtype=torch.float64),
+                           torch.tensor(shares["mu-"], dtype=torch.float64))
+    torch.testing.assert_close(batch.weight, expected, rtol=1e-12, atol=0)
 
 
 def test_normalisation_is_the_transported_p1_fraction(holdout):
