@@ -135,7 +135,7 @@ class Coupling(nn.Module):
     def __init__(self, mask: torch.Tensor, hidden: int, scale_bound: float, contexts: int = 1):
         super().__init__()
         self.register_buffer("mask", mask.clone())
-        self.scale_bound = scale_bound
+        self.scale_bound, self.contexts = scale_bound, contexts
         self.first = nn.Linear(DIM + contexts, hidden)
         self.middle = nn.Linear(hidden, hidden)
         self.last = nn.Linear(hidden, 2 * DIM)
@@ -145,7 +145,7 @@ class Coupling(nn.Module):
     def scale_shift(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         free = 1.0 - self.mask
         # columns of fixed g, then the conditions
-        w_in = self.first.weight * torch.cat([self.mask, self.mask.new_ones(charge.shape[1])])
+        w_in = self.first.weight * torch.cat([self.mask, self.mask.new_ones(self.contexts)])  # static: the export
         h = torch.relu(torch.nn.functional.linear(torch.cat([g, charge], 1), w_in, self.first.bias))
         h = torch.relu(self.middle(h))
         out_mask = torch.cat([free, free])
@@ -223,16 +223,20 @@ class MuonFlow(nn.Module):
     def whiten(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """u = L_q^-1 (g - mean_q) and log|det du/dg| per row (charge [n, 1], or the
         conditions [n, contexts] with the charge first)."""
-        plus = charge[:, :1] > 0
+        plus = self._charge(charge) > 0
         # a triangular solve with the stored factor: exactly the inverse of `unwhiten`
         u = [torch.linalg.solve_triangular(self.white_chol[i], (g - self.white_mean[i]).T, upper=False).T
              for i in (0, 1)]
         log_det = [-torch.log(torch.diagonal(self.white_chol[i])).sum() for i in (0, 1)]
         return torch.where(plus, u[1], u[0]), torch.where(plus[:, 0], log_det[1], log_det[0])
 
+    def _charge(self, conditions: torch.Tensor) -> torch.Tensor:
+        """The charge column [n, 1] of the conditions (no Slice in the exported graph of one)."""
+        return conditions if self.config.contexts == 1 else conditions[:, :1]
+
     def unwhiten(self, u: torch.Tensor, charge: torch.Tensor) -> torch.Tensor:
         """g = L_q u + mean_q for charge +-1 [n, 1], as arithmetic (MatMul, Mul, Add) for the export."""
-        plus = 0.5 * (charge[:, :1] + 1.0)
+        plus = 0.5 * (self._charge(charge) + 1.0)
         g_plus = torch.matmul(u, self.white_chol[1].T) + self.white_mean[1]
         g_minus = torch.matmul(u, self.white_chol[0].T) + self.white_mean[0]
         return plus * g_plus + (1.0 - plus) * g_minus

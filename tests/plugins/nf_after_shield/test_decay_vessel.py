@@ -129,8 +129,8 @@ def test_p2_only_carries_the_transported_share_as_weight(generate_nf):
     """``p2_share: 1`` (configs/decay_vessel_p2.yaml): every muon in P2, each weighing the
     training transport's P2 share of its charge (model JSON), so the weights sum to the P2
     muons among the P1 muons the normalisation stands for."""
-    from shipfastsim.configs import CONFIG_DIR
     from shipfastsim.config import load_config
+    from shipfastsim.configs import CONFIG_DIR
 
     config = load_config(CONFIG_DIR / "decay_vessel_p2.yaml")
     assert config.stages[0].component == NAME and config.stages[0].params["p2_share"] == 1.0
