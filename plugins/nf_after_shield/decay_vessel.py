@@ -149,16 +149,16 @@ def _build(stage: Stage):
 
 
 def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[torch.Tensor, float]:
-    """Rows [n, 8] (x, y, z [cm] at the shield end, px, py, pz [GeV/c], PDG id, weight 1;
-    float64) of ``n_muons`` P1 muons, and the z [cm] of their plane."""
+    """Rows [n, 8] (x, y, z [cm] at the shield end, px, py, pz [GeV/c], PDG id, weight: 1
+    unless ``p2_share``; float64) of ``n_muons`` P1 muons, and the z [cm] of their plane."""
     from shipfastsim.plugins.gan_target import redraw_above_beam
     from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
     from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon, sample_flagged
 
     engine, z_plane, vessel = stage.cached("model", lambda: _build(stage))
     if isinstance(engine, FlaggedNoiseToMuon):
-        p2_share = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"]
-        return sample_flagged(engine, n_muons, context.generator, p2_share["p2_share_by_charge"], vessel,
+        data = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"]
+        return sample_flagged(engine, n_muons, context.generator, data["p2_share_by_charge"], vessel,
                               stage.device, float(stage.params["p2_share"])), z_plane
 
     def make(n: int) -> torch.Tensor:
@@ -170,7 +170,8 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[to
 
 
 def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
-    """``n_muons`` P1 muons at the shield end (weights 1: the normalisation gives them per-spill meaning)."""
+    """``n_muons`` P1 muons at the shield end (weights 1, or the exact ``p2_share`` weights;
+    the normalisation gives them per-spill meaning)."""
     from shipfastsim.plugins.nf_after_shield import muons_from_output
 
     out, z_plane = sample_output(stage, n_muons, context)
