@@ -141,11 +141,15 @@ def _build(stage: Stage):
     from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon
 
     flow = load_flow(stage.params["weights"], stage.device)
+    p2_share = None  # the P2 shares by charge of a flow conditioned on the P2 flag (model JSON)
     if flow.config.contexts == 2:
         engine = FlaggedNoiseToMuon(flow).eval()
+        p2_share = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"][
+            "p2_share_by_charge"]
     else:
         engine = cpu_engine(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
-    return engine, flow.config.z_plane, DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
+    vessel = DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
+    return engine, flow.config.z_plane, vessel, p2_share
 
 
 def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[torch.Tensor, float]:
@@ -153,13 +157,12 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[to
     unless ``p2_share``; float64) of ``n_muons`` P1 muons, and the z [cm] of their plane."""
     from shipfastsim.plugins.gan_target import redraw_above_beam
     from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
-    from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon, sample_flagged
+    from shipfastsim.plugins.nf_after_shield.p2_flag import sample_flagged
 
-    engine, z_plane, vessel = stage.cached("model", lambda: _build(stage))
-    if isinstance(engine, FlaggedNoiseToMuon):
-        data = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"]
-        return sample_flagged(engine, n_muons, context.generator, data["p2_share_by_charge"], vessel,
-                              stage.device, float(stage.params["p2_share"])), z_plane
+    engine, z_plane, vessel, p2_share = stage.cached("model", lambda: _build(stage))
+    if p2_share is not None:
+        return sample_flagged(engine, n_muons, context.generator, p2_share, vessel, stage.device,
+                              float(stage.params["p2_share"])), z_plane
 
     def make(n: int) -> torch.Tensor:
         return run_engine(engine, draw_noise(n, context.generator).to(stage.device)).double()

@@ -23,9 +23,8 @@ import torch
 from torch import nn
 
 from shipfastsim.geometry.decay_vessel import DecayVessel
-from shipfastsim.plugins.gan_target import redraw_rejected, run_chunked
+from shipfastsim.plugins.gan_target import above_beam, redraw_rejected, run_chunked
 from shipfastsim.plugins.nf_after_shield.model import DIM, MuonFlow
-from shipfastsim.units import BEAM_MOMENTUM
 
 __all__ = ["FlaggedNoiseToMuon", "sample_flagged"]
 
@@ -84,13 +83,13 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
 
     def rejected(muons: torch.Tensor) -> torch.Tensor:
         label = vessel.labels(muons[:, 0], muons[:, 1], muons[:, 2], muons[:, 3], muons[:, 4], muons[:, 5])
-        beyond = torch.linalg.norm(muons[:, 3:6], dim=1) > BEAM_MOMENTUM
-        return (label.to(muons.device) != 1 + muons[:, 7].long()) | beyond
+        return (label.to(muons.device) != 1 + muons[:, 7].long()) | above_beam(muons)
 
     every = torch.arange(n_muons, device=generator.device)
     out = redraw_rejected(make(every), make, rejected, what="outside the region of their P2 flag", by_row=True)
-    out[:, 7] = 1.0
     if drawn_share:  # (1 - s) / (1 - r) is never taken at r = 1: no muon is outside P2 there
         rest = (1.0 - share) / (1.0 - drawn).clamp_min(1e-300)
         out[:, 7] = torch.where(flag, share / drawn, rest).to(device)
+    else:
+        out[:, 7] = 1.0
     return out
