@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import torch
 from shipfastsim.plugins.nf_after_shield.data import TrainingData, split_indices
 from shipfastsim.plugins.nf_after_shield.model import FlowConfig, MuonFlow, physical_to_features, save_flow
 
-__all__ = ["TrainConfig", "TrainResult", "prepare", "structured_loss", "train_flow"]
+__all__ = ["TrainConfig", "TrainResult", "prepare", "structured_loss", "train_flow", "mirrored_in_y"]
 
 
 @dataclass
@@ -41,6 +41,12 @@ class TrainConfig:
     eval_every: int = 500
     min_selection_rows: int = 50  # a subset with fewer validation rows is left out of the selection score
     max_minutes: float = 30.0
+    # The rows of the data's own holdout split (15 %) train too: for data whose held-out
+    # rows were set aside before (nf-decay-vessel); validation keeps its rows.
+    train_on_holdout_split: bool = False
+    # Training rows also enter mirrored in y (y, py -> -y, -py): for data whose geometry is
+    # symmetric under it (the decay-vessel flow, README); validation rows stay as they are.
+    mirror_y: bool = False
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 
@@ -69,6 +75,18 @@ def prepare(flow: MuonFlow, data: TrainingData, rows: np.ndarray) -> tuple[torch
     return torch.as_tensor(g, dtype=torch.float32), torch.as_tensor(conditions, dtype=torch.float32), label
 
 
+def mirrored_in_y(data: TrainingData, rows: np.ndarray) -> tuple[TrainingData, np.ndarray]:
+    """``data`` with the copies of ``rows`` mirrored in y (columns y, py negated) appended,
+    and the indices of ``rows`` and of their copies.  Column 1 may be u_y = atanh(y_e / h) and
+    column 3 py + pz y_e / L (`decay_vessel.to_entrance_box`): both odd in (y, py) too."""
+    mirror = data.state[rows].copy()
+    mirror[:, [1, 3]] *= -1.0
+    groups = data.groups()
+    out = replace(data, state=np.concatenate([data.state, mirror]),
+                  label=np.concatenate([data.label, data.label[rows]]), event_id=np.concatenate([groups, groups[rows]]))
+    return out, np.concatenate([rows, len(data.label) + np.arange(len(rows))])
+
+
 def structured_loss(flow, parts: list[tuple[torch.Tensor, torch.Tensor]], lambdas) -> torch.Tensor:
     """Sum over subsets k of lambda_k * mean NLL at sigma_k (lambda_0 = 1); ``parts`` = [(g, q)] per subset.
 
@@ -91,6 +109,10 @@ def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     split = split_indices(data.groups())
+    if config.train_on_holdout_split:
+        split["train"] = np.concatenate([split["train"], split["holdout"]])
+    if config.mirror_y:
+        data, split["train"] = mirrored_in_y(data, split["train"])
     fraction_plus = float((data.state[split["train"], 5] > 0).mean())
     flow = MuonFlow(FlowConfig(**asdict(config.flow) | {"z_plane": data.z_plane, "fraction_mu_plus": fraction_plus}))
     s = data.state[split["train"]]

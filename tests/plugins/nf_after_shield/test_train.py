@@ -11,7 +11,7 @@ import torch
 from shipfastsim.cli import main
 from shipfastsim.plugins.nf_after_shield.data import TrainingData, split_indices
 from shipfastsim.plugins.nf_after_shield.model import FlowConfig, load_flow
-from shipfastsim.plugins.nf_after_shield.train import TrainConfig, prepare, train_flow
+from shipfastsim.plugins.nf_after_shield.train import TrainConfig, mirrored_in_y, prepare, train_flow
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,48 @@ def test_train_command_writes_weights_json_and_validation(small_data, tmp_path):
     assert {r["subset"] for r in document["validation"]["enrichment"]} == {"P0", "P1", "P2"}
     flow = load_flow(tmp_path / "m" / "nf_after_shield.safetensors")
     assert flow.config.sigmas == TrainConfig().flow.sigmas
+
+
+def test_mirrored_in_y_appends_the_copies_with_their_labels_and_groups(small_data):
+    rows = np.array([0, 5, 7])
+    out, train = mirrored_in_y(small_data, rows)
+    n = len(small_data.label)
+    assert len(out.label) == n + 3 and list(train) == [0, 5, 7, n, n + 1, n + 2]
+    expected = small_data.state[rows] * np.array([1.0, -1.0, 1.0, -1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(out.state[n:], expected)
+    np.testing.assert_array_equal(out.state[:n], small_data.state)
+    np.testing.assert_array_equal(out.label[n:], small_data.label[rows])
+    np.testing.assert_array_equal(out.groups()[n:], small_data.groups()[rows])
+
+
+def _one_sided(data: TrainingData) -> TrainingData:
+    """``data`` with every muon moved to y > 0 (|y|, py sign-matched) and the muons of its
+    inner holdout split all made mu+."""
+    state = data.state.copy()
+    sign = np.sign(state[:, 1])
+    state[:, 1] *= sign
+    state[:, 3] *= sign
+    state[split_indices(data.groups())["holdout"], 5] = 1.0
+    return TrainingData(state, data.label, data.n_target, 0.0, data.z_plane, data.event_id)
+
+
+@pytest.mark.parametrize("options", [{}, {"mirror_y": True}, {"train_on_holdout_split": True}])
+def test_training_options_reach_the_training_rows(small_data, options):
+    """``mirror_y``: a flow trained on muons all at y > 0 makes about half at y < 0 (none
+    without); ``train_on_holdout_split``: the inner holdout split, all mu+, enters the
+    trained mu+ fraction."""
+    data = _one_sided(small_data)
+    split = split_indices(data.groups())
+    rows = np.concatenate([split["train"], split["holdout"]]) if options.get("train_on_holdout_split") \
+        else split["train"]
+    config = TrainConfig(steps=100, batch_size=256, subset_batch=0, lambdas=(0.0, 0.0), eval_every=50,
+                         flow=FlowConfig(layers=2, hidden=8), **options)
+    flow = train_flow(data, config).flow
+    assert flow.config.fraction_mu_plus == pytest.approx(float((data.state[rows, 5] > 0).mean()), rel=1e-9)
+    if options.get("train_on_holdout_split"):  # the two fractions differ enough to tell apart
+        assert flow.config.fraction_mu_plus > float((data.state[split["train"], 5] > 0).mean()) + 0.05
+    with torch.no_grad():
+        y = flow.sample_physics(torch.randn(4000, 5), -torch.ones(4000, 1))[:, 1]
+    assert torch.isfinite(y).all()
+    below = float((y < 0).float().mean())
+    assert (0.4 < below < 0.6) if options.get("mirror_y") else below < 0.05, below
