@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from shipfastsim.components import ChunkContext
     from shipfastsim.geometry.decay_vessel import DecayVessel
 
-__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "EXIT_SLOPES", "to_entrance_box",
-           "from_entrance_box", "sample_output", "generate", "train_decay_vessel"]
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "to_entrance_box", "from_entrance_box",
+           "sample_output", "generate", "train_decay_vessel"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_decay_vessel.safetensors"
 HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
@@ -58,41 +58,29 @@ DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 _EDGE = 1.0 - 4e-6
 
 
-def to_entrance_box(state: np.ndarray, vessel: DecayVessel, z_plane: float, exit_slopes: bool = False) -> np.ndarray:
+def to_entrance_box(state: np.ndarray, vessel: DecayVessel, z_plane: float) -> np.ndarray:
     """Rows (x, y, px, py, pz, charge) at ``z_plane`` [cm] with x, y replaced by u_x, u_y
     (module docstring, with the half-widths shrunk by `_EDGE`); the rows must be P1 muons
-    (|x_e|, |y_e| inside the aperture).  ``exit_slopes`` also replaces px, py by
-    px + pz x_e / L, py + pz y_e / L (L the vessel length), so that the flow's px/pz, py/pz
-    become x_exit / L, y_exit / L, the straight track's position at the vessel exit: P2
-    is then the box |x_exit| <= exit_half_x, |y_exit| <= exit_half_y, whose edges are
-    parallel to the flow's axes, where in (x_e, px/pz) they are diagonal."""
+    (|x_e|, |y_e| inside the aperture)."""
     import numpy as np
 
     out = np.array(state, dtype=np.float64, copy=True)
     dz = vessel.z_entrance - z_plane
-    length = vessel.z_exit - vessel.z_entrance
     for j, half in ((0, vessel.entrance_half_x), (1, vessel.entrance_half_y)):
-        at_entrance = out[:, j] + out[:, 2 + j] / out[:, 4] * dz
-        out[:, j] = np.arctanh(np.clip(at_entrance / (half * _EDGE), -_EDGE, _EDGE))
-        if exit_slopes:
-            out[:, 2 + j] += out[:, 4] * at_entrance / length
+        entrance = (out[:, j] + out[:, 2 + j] / out[:, 4] * dz) / (half * _EDGE)
+        out[:, j] = np.arctanh(np.clip(entrance, -_EDGE, _EDGE))
     return out
 
 
 def from_entrance_box(u_x: torch.Tensor, u_y: torch.Tensor, px: torch.Tensor, py: torch.Tensor, pz: torch.Tensor,
-                      vessel: DecayVessel, z_plane: float, exit_slopes: bool = False
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x, y [cm] at ``z_plane`` and px, py [GeV/c] from u_x, u_y and the flow's momentum
-    columns (inverse of `to_entrance_box`; px, py are returned unchanged unless ``exit_slopes``)."""
+                      vessel: DecayVessel, z_plane: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """x, y [cm] at ``z_plane`` from u_x, u_y and the momentum [GeV/c] (inverse of `to_entrance_box`)."""
     import torch
 
     dz = vessel.z_entrance - z_plane
-    length = vessel.z_exit - vessel.z_entrance
-    x_e = vessel.entrance_half_x * _EDGE * torch.tanh(u_x)
-    y_e = vessel.entrance_half_y * _EDGE * torch.tanh(u_y)
-    if exit_slopes:
-        px, py = px - pz * x_e / length, py - pz * y_e / length
-    return x_e - px / pz * dz, y_e - py / pz * dz, px, py
+    x = vessel.entrance_half_x * _EDGE * torch.tanh(u_x) - px / pz * dz
+    y = vessel.entrance_half_y * _EDGE * torch.tanh(u_y) - py / pz * dz
+    return x, y
 
 
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
@@ -145,11 +133,6 @@ COMPONENT = ComponentSpec(
 )
 
 
-#: Model JSON ``data.coordinate_system`` of flows trained with ``exit_slopes`` (`to_entrance_box`);
-#: absent, the flow's px/pz, py/pz are the muon's own slopes.
-EXIT_SLOPES = "entrance-exit"
-
-
 def _build(stage: Stage):
     from shipfastsim.geometry import load_geometry
     from shipfastsim.geometry.decay_vessel import DecayVessel
@@ -158,16 +141,15 @@ def _build(stage: Stage):
     from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon
 
     flow = load_flow(stage.params["weights"], stage.device)
-    sidecar = Path(stage.params["weights"]).with_suffix(".json")
-    data = json.loads(sidecar.read_text()).get("data", {}) if sidecar.is_file() else {}
     p2_share = None  # the P2 shares by charge of a flow conditioned on the P2 flag (model JSON)
     if flow.config.contexts == 2:
         engine = FlaggedNoiseToMuon(flow).eval()
-        p2_share = data["p2_share_by_charge"]
+        p2_share = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"][
+            "p2_share_by_charge"]
     else:
         engine = cpu_engine(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
     vessel = DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
-    return engine, flow.config.z_plane, vessel, p2_share, data.get("coordinate_system") == EXIT_SLOPES
+    return engine, flow.config.z_plane, vessel, p2_share
 
 
 def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[torch.Tensor, float]:
@@ -177,18 +159,17 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[to
     from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
     from shipfastsim.plugins.nf_after_shield.p2_flag import sample_flagged
 
-    engine, z_plane, vessel, p2_share, exit_slopes = stage.cached("model", lambda: _build(stage))
+    engine, z_plane, vessel, p2_share = stage.cached("model", lambda: _build(stage))
     if p2_share is not None:
         return sample_flagged(engine, n_muons, context.generator, p2_share, vessel, stage.device,
-                              float(stage.params["p2_share"]), exit_slopes), z_plane
+                              float(stage.params["p2_share"])), z_plane
 
     def make(n: int) -> torch.Tensor:
-        out = run_engine(engine, draw_noise(n, context.generator).to(stage.device)).double()
-        out[:, 0], out[:, 1], out[:, 3], out[:, 4] = from_entrance_box(*(out[:, j] for j in (0, 1, 3, 4, 5)), vessel,
-                                                                       z_plane, exit_slopes)
-        return out
+        return run_engine(engine, draw_noise(n, context.generator).to(stage.device)).double()
 
-    return redraw_above_beam(make(n_muons), make), z_plane  # the flow's rare tail beyond the beam momentum
+    out = redraw_above_beam(make(n_muons), make)  # the flow's rare tail beyond the beam momentum
+    out[:, 0], out[:, 1] = from_entrance_box(out[:, 0], out[:, 1], out[:, 3], out[:, 4], out[:, 5], vessel, z_plane)
+    return out, z_plane
 
 
 def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
@@ -202,8 +183,8 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 
 def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
                        hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
-                       p2_context: bool = True, p2_emphasis: float = 0.0, exit_slopes: bool = False,
-                       mirror_y: bool = False, every_row: bool = False) -> Path:
+                       p2_context: bool = True, p2_emphasis: float = 0.0, mirror_y: bool = False,
+                       every_row: bool = False) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
@@ -211,10 +192,10 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     model's: three autoregressive rational-quadratic spline transforms of 8 bins, hidden
     32, conditioned on the charge and the P2 flag (``p2_context``; 15,816 parameters;
     `model.FlowConfig`).  ``p2_emphasis`` adds that weight times the mean likelihood of a
-    batch of P2 rows to the loss (tried; not the bundled recipe).  ``exit_slopes``: the flow
-    models the exit positions in place of the slopes (`to_entrance_box`); ``mirror_y`` adds
-    the training rows mirrored in y (`train.mirrored_in_y`); ``every_row`` trains on the
-    rows the inner split would hold out too (they are not the files' holdout)."""
+    batch of P2 rows to the loss (tried; not the bundled recipe).  ``mirror_y`` adds the
+    training rows mirrored in y (`train.mirrored_in_y`; u_y and py are odd in y), and
+    ``every_row`` trains on the rows the inner split would hold out too (they are not the
+    files' holdout): both tried, not the bundled recipe (README)."""
     from dataclasses import asdict
 
     import numpy as np
@@ -241,8 +222,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
         shield_end, target, p1 = shield_end + len(d.label), target + d.n_target, p1 + int((d.label >= 1).sum())
         recipes.append(d.recipe)
         z_plane = d.z_plane
-    data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane, exit_slopes), np.concatenate(labels),
-                        target,
+    data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane), np.concatenate(labels), target,
                         0.0, z_plane, np.concatenate(groups))
     if p2_emphasis and not p2_context:
         raise ValueError("p2_emphasis weights the P2 rows' likelihood, which biases a flow unless it is "
@@ -269,10 +249,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
                  "shield_end_per_target_muon": shield_end / target, "p1_fraction": p1 / shield_end,
                  "p2_share_by_charge": {name: float((data.label[data.state[:, 5] == sign] >= 2).mean())
                                         for name, sign in (("mu-", -1.0), ("mu+", 1.0))},
-                 "coordinates": "u_x, u_y = atanh(vessel-entrance x, y / entrance half-widths), "
-                                + ("x, y at the vessel exit / its length" if exit_slopes else "px/pz, py/pz")
-                                + ", log pz",
-                 **({"coordinate_system": EXIT_SLOPES} if exit_slopes else {})},
+                 "coordinates": "u_x, u_y = atanh(vessel-entrance x, y / entrance half-widths), px/pz, py/pz, log pz"},
     }
     return save_flow(result.flow, output / BUNDLED_WEIGHTS.name, metadata)
 

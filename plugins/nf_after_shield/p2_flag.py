@@ -49,15 +49,13 @@ class FlaggedNoiseToMuon(nn.Module):
 
 
 def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Generator, p2_share: dict[str, float],
-                   vessel: DecayVessel, device: torch.device, drawn_share: float = 0.0,
-                   exit_slopes: bool = False) -> torch.Tensor:
+                   vessel: DecayVessel, device: torch.device, drawn_share: float = 0.0) -> torch.Tensor:
     """Rows [n, 8] (x, y, z [cm] at the flow's plane, px, py, pz [GeV/c], PDG id, weight;
     float64) of ``n_muons`` P1 muons (module docstring); ``p2_share`` s by charge ("mu-", "mu+").
 
     ``drawn_share`` r > 0 draws the flag with probability r instead of s, and the exact
     weights s / r (P2) and (1 - s) / (1 - r) (the rest) restore every weighted total; r = 1
-    makes P2 muons only, each of weight s.  With r = 0 the weights are 1.  ``exit_slopes``:
-    the flow's coordinates (`decay_vessel.to_entrance_box`).
+    makes P2 muons only, each of weight s.  With r = 0 the weights are 1.
     The random numbers: two uniforms per muon (charge, flag), then its normals, then the
     redraws; a function of the generator's state."""
     from shipfastsim.plugins.nf_after_shield.decay_vessel import from_entrance_box
@@ -78,8 +76,8 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
         with torch.no_grad():  # not inference_mode: the rows are edited below
             muons = run_chunked(engine, noise).double()
         muons[:, 2] = z_plane  # exact, not the graph's float32
-        muons[:, 0], muons[:, 1], muons[:, 3], muons[:, 4] = from_entrance_box(
-            *(muons[:, j] for j in (0, 1, 3, 4, 5)), vessel, z_plane, exit_slopes)
+        muons[:, 0], muons[:, 1] = from_entrance_box(muons[:, 0], muons[:, 1], muons[:, 3], muons[:, 4],
+                                                     muons[:, 5], vessel, z_plane)
         muons[:, 7] = flag[rows].to(device).double()
         return muons
 

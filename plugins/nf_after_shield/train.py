@@ -77,8 +77,8 @@ def prepare(flow: MuonFlow, data: TrainingData, rows: np.ndarray) -> tuple[torch
 
 def mirrored_in_y(data: TrainingData, rows: np.ndarray) -> tuple[TrainingData, np.ndarray]:
     """``data`` with the copies of ``rows`` mirrored in y (columns y, py negated) appended,
-    and the indices of ``rows`` and of their copies.  Column 1 may be u_y = atanh(y_e / h) and
-    column 3 py + pz y_e / L (`decay_vessel.to_entrance_box`): both odd in (y, py) too."""
+    and the indices of ``rows`` and of their copies.  Column 1 may be nf-decay-vessel's
+    u_y = atanh(y_e / h) (`decay_vessel.to_entrance_box`), odd in (y, py) too."""
     mirror = data.state[rows].copy()
     mirror[:, [1, 3]] *= -1.0
     groups = data.groups()
