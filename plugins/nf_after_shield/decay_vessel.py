@@ -181,21 +181,22 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
     return muons_from_output(out, context.first_muon, stage.device, z_plane)
 
 
-def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
-                       hidden: int = 32, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
-                       p2_context: bool = True, p2_emphasis: float = 0.0, mirror_y: bool = False,
-                       every_row: bool = False) -> Path:
+def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 24_000, seed: int = 2026,
+                       hidden: int = 48, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
+                       p2_context: bool = True, p2_emphasis: float = 0.0, mirror_y: bool = True,
+                       every_row: bool = True) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
     P1 rows (``holdout_decay_vessel.npz``) to ``output``.  The defaults are the bundled
     model's: three autoregressive rational-quadratic spline transforms of 8 bins, hidden
-    32, conditioned on the charge and the P2 flag (``p2_context``; 15,816 parameters;
-    `model.FlowConfig`).  ``p2_emphasis`` adds that weight times the mean likelihood of a
-    batch of P2 rows to the loss (tried; not the bundled recipe).  ``mirror_y`` adds the
-    training rows mirrored in y (`train.mirrored_in_y`; u_y and py are odd in y), and
-    ``every_row`` trains on the rows the inner split would hold out too (they are not the
-    files' holdout): both tried, not the bundled recipe (README)."""
+    48, conditioned on the charge and the P2 flag (``p2_context``; 25,848 parameters;
+    `model.FlowConfig`), 24,000 steps, on the training rows and their mirror images in y
+    (``mirror_y``, `train.mirrored_in_y`: the transported muons are symmetric in y, u_y and
+    py odd) and on every row the inner split does not validate on (``every_row``: its
+    holdout rows are not the files' holdout, so they train too).  ``p2_emphasis`` adds that
+    weight times the mean likelihood of a batch of P2 rows to the loss (tried; not the
+    bundled recipe)."""
     from dataclasses import asdict
 
     import numpy as np

@@ -92,12 +92,12 @@ def _w1_over_sigma(truth: np.ndarray, model: np.ndarray) -> dict[str, float]:
 
 def test_fidelity_on_transported_p1_muons_it_never_saw(generated, truth):
     """The P1 gate, W1/sigma < 0.05 per feature and boosted-trees AUC < 0.55, against each
-    truth.  Measured: AUC 0.516 on the holdout, 0.526 on the independent runs (means
-    0.511 / 0.520 over generation seeds 8-11; the flow without the P2 flag: 0.507 / 0.524;
-    the affine one: 0.536 / 0.563); W1/sigma holdout / independent x 0.016 / 0.017,
-    y 0.011 / 0.007, px 0.014 / 0.011, py 0.024 / 0.016, pz 0.009 / 0.006, charge
-    0.011 / 0.001.  The limits below are tighter than the gate, to catch a regression
-    (pz x 1.03 gives 0.016 on the holdout)."""
+    truth.  Measured: AUC 0.515 on the holdout, 0.519 on the independent runs (means
+    0.506 / 0.516 over generation seeds 8-11; the previous bundled flow, hidden 32 on the
+    training rows alone: 0.511 / 0.520; the affine one: 0.536 / 0.563); W1/sigma holdout /
+    independent x 0.015 / 0.007, y 0.003 / 0.018, px 0.010 / 0.009, py 0.017 / 0.019,
+    pz 0.008 / 0.004, charge 0.011 / 0.001.  The limits below are tighter than the gate, to
+    catch a regression (pz x 1.03 gives 0.016 on the holdout)."""
     truth_rows, (model, _) = truth["state"].astype(np.float64), generated
     limits = {"x": 0.025, "y": 0.02, "px": 0.03, "py": 0.03, "pz": 0.012, "charge": 0.015}
     w1 = _w1_over_sigma(truth_rows, model)
@@ -110,19 +110,20 @@ def test_p2_share_and_fidelity(generated, truth):
     """P2 is drawn with the training transport's share of each charge (the flow is
     conditioned on the P2 flag), which matches each truth's (measured 18.28 % against
     18.19 +- 0.33 % and 18.24 +- 0.17 %), and its muons stay close to the 2,538 held-out
-    and the 9,736 independent P2 muons: W1/sigma at most 0.056 / 0.046 (y), AUC 0.524 /
-    0.556 (over generation seeds 8-11: 0.506-0.537 / 0.547-0.558; without the flag
-    0.525-0.546 / 0.560-0.567).  The gate, W1/sigma 0.05 and AUC 0.55, is not met at every
-    seed: the bounds below are regression bounds."""
+    and the 9,736 independent P2 muons: W1/sigma at most 0.036 / 0.048 (y), AUC 0.527 /
+    0.549 (over generation seeds 8-11: 0.526-0.540 / 0.545-0.557, mean 0.550; the previous
+    bundled flow 0.506-0.537 / 0.547-0.558, mean 0.554).  The gate, W1/sigma 0.05 and AUC
+    0.55, is not met at every seed (seed 10: AUC 0.557; seed 9: W1/sigma of y 0.053 on the
+    independent runs): the bounds below are regression bounds."""
     (model, label), truth_label = generated, truth["label"]
     share, truth_share = float((label >= 2).mean()), float((truth_label >= 2).mean())
     error = math.sqrt(share * (1 - share) / len(label) + truth_share * (1 - truth_share) / len(truth_label))
     assert abs(share - truth_share) < 3.0 * error, (share, truth_share)
     truth_p2 = truth["state"].astype(np.float64)[truth_label >= 2]
     w1 = _w1_over_sigma(truth_p2, model[label >= 2])
-    assert max(w1.values()) < 0.065, w1
+    assert max(w1.values()) < 0.055, w1
     auc = gbt_auc(truth_p2, model[label >= 2], seed=1)
-    assert auc < 0.57, auc
+    assert auc < 0.555, auc
 
 
 def test_p2_only_carries_the_transported_share_as_weight(generate_nf):
