@@ -126,6 +126,25 @@ def test_p2_share_and_fidelity(generated, truth):
     assert auc < 0.555, auc
 
 
+def _at_entrance(rows: np.ndarray) -> np.ndarray:
+    """(x_e, y_e [cm], tx, ty, log pz, charge): rows (x, y, px, py, pz, charge) at the shield
+    end carried straight to the vessel entrance."""
+    tx, ty = rows[:, 2] / rows[:, 4], rows[:, 3] / rows[:, 4]
+    dz = VESSEL.z_entrance - Z_PLANE
+    return np.stack([rows[:, 0] + tx * dz, rows[:, 1] + ty * dz, tx, ty, np.log(rows[:, 4]), rows[:, 5]], 1)
+
+
+def test_fidelity_in_the_features_at_the_vessel_entrance(generated):
+    """The stronger form of the two-sample test: the same trees on the features at the
+    entrance, against the independent runs.  Measured at seed 8: P1 AUC 0.521 (the previous
+    bundled flow 0.534), P2 0.569 (0.568).  P1 meets the gate here too; P2 does not (README),
+    and its bound is a regression bound."""
+    independent = _load(INDEPENDENT)
+    (model, label), truth, truth_label = generated, independent["state"].astype(np.float64), independent["label"]
+    assert gbt_auc(_at_entrance(truth), _at_entrance(model), seed=1) < 0.53
+    assert gbt_auc(_at_entrance(truth[truth_label >= 2]), _at_entrance(model[label >= 2]), seed=1) < 0.58
+
+
 def test_p2_only_carries_the_transported_share_as_weight(generate_nf):
     """``p2_share: 1`` (configs/decay_vessel_p2.yaml): every muon in P2, each weighing the
     training transport's P2 share of its charge (model JSON), so the weights sum to the P2
