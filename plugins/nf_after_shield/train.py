@@ -44,8 +44,8 @@ class TrainConfig:
     # The rows of the data's own holdout split (15 %) train too: for data whose held-out
     # rows were set aside before (nf-decay-vessel); validation keeps its rows.
     train_on_holdout_split: bool = False
-    # Training rows also enter mirrored in y (y, py -> -y, -py): for data whose geometry is
-    # symmetric under it (the decay-vessel flow, README); validation rows stay as they are.
+    # Training rows also enter mirrored in y (y, py -> -y, -py): for data symmetric under it
+    # (the decay-vessel flow's, tested; README); validation rows stay as they are.
     mirror_y: bool = False
     flow: FlowConfig = field(default_factory=FlowConfig)
 
