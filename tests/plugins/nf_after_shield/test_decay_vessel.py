@@ -136,12 +136,13 @@ def _at_entrance(rows: np.ndarray) -> np.ndarray:
 
 def test_fidelity_in_the_features_at_the_vessel_entrance(generated):
     """The stronger form of the two-sample test: the same trees on the features at the
-    entrance, against the independent runs.  Measured at seed 8: P1 AUC 0.521 (the previous
-    bundled flow 0.534), P2 0.569 (0.568).  P1 meets the gate here too; P2 does not (README),
+    entrance, against the independent runs.  Measured at seed 8: P1 AUC 0.521 (seeds 8-11:
+    0.521-0.530; the previous bundled flow 0.531-0.539), P2 0.569 (0.555-0.569, mean 0.564;
+    the previous 0.559-0.569, mean 0.565).  P1 meets the gate here too; P2 does not (README),
     and its bound is a regression bound."""
     independent = _load(INDEPENDENT)
     (model, label), truth, truth_label = generated, independent["state"].astype(np.float64), independent["label"]
-    assert gbt_auc(_at_entrance(truth), _at_entrance(model), seed=1) < 0.53
+    assert gbt_auc(_at_entrance(truth), _at_entrance(model), seed=1) < 0.535
     assert gbt_auc(_at_entrance(truth[truth_label >= 2]), _at_entrance(model[label >= 2]), seed=1) < 0.58
 
 
