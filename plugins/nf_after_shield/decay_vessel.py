@@ -181,7 +181,7 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
     return muons_from_output(out, context.first_muon, stage.device, z_plane)
 
 
-def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 24_000, seed: int = 2026,
+def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
                        hidden: int = 48, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
                        p2_context: bool = True, p2_emphasis: float = 0.0, mirror_y: bool = True,
                        every_row: bool = True) -> Path:
@@ -191,7 +191,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     P1 rows (``holdout_decay_vessel.npz``) to ``output``.  The defaults are the bundled
     model's: three autoregressive rational-quadratic spline transforms of 8 bins, hidden
     48, conditioned on the charge and the P2 flag (``p2_context``; 25,848 parameters;
-    `model.FlowConfig`), 24,000 steps, on the training rows and their mirror images in y
+    `model.FlowConfig`), 48,000 steps, on the training rows and their mirror images in y
     (``mirror_y``, `train.mirrored_in_y`: the transported muons are symmetric in y, u_y and
     py odd) and on every row the inner split does not validate on (``every_row``: its
     holdout rows are not the files' holdout, so they train too).  ``p2_emphasis`` adds that
