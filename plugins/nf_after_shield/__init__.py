@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DANGEROUS_SIGMAS", "P1_SOURCES",
            "NOISE_WIDTH", "draw_noise", "run_engine", "muons_from_output", "transported_rate", "subset_counters",
-           "format_report"]
+           "format_report", "model_sidecar"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
@@ -69,11 +69,16 @@ NOISE_WIDTH = 6
 _PREFIX = "nf-after-shield:"
 
 
+def model_sidecar(weights: str | Path) -> dict[str, Any]:
+    """The JSON beside a flow's weights (architecture, training record, ``data`` section)."""
+    return json.loads(Path(weights).with_suffix(".json").read_text())
+
+
 def transported_rate(weights: str | Path) -> tuple[SampleNormalisation, dict[str, Any]]:
     """Muons per POT at the shield end behind a model trained on transported muons: the
     training generator's (flow-target's) rate times the shield-end fraction of the training
     transport; with the model JSON's ``data`` section (counts and fractions)."""
-    data = json.loads(Path(weights).with_suffix(".json").read_text())["data"]
+    data = model_sidecar(weights)["data"]
     survival = data["shield_end_per_target_muon"]
     from shipfastsim.plugins.flow_target import COMPONENT as FLOW
 

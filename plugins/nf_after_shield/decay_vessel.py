@@ -27,7 +27,6 @@ each region is exact; ``p2_share`` draws P2 at another share, with exact weights
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,8 +104,10 @@ def _check(params: dict[str, Any], run: dict[str, Any]) -> tuple[str, str] | Non
     if share > 1.0:
         return "p2_share", f"{share} is not a probability: give a share in [0, 1] (1: P2 muons only)"
     if share:
-        sidecar = Path(params["weights"]).with_suffix(".json")
-        contexts = json.loads(sidecar.read_text())["architecture"].get("contexts", 1) if sidecar.is_file() else 1
+        from shipfastsim.plugins.nf_after_shield import model_sidecar
+
+        has_sidecar = Path(params["weights"]).with_suffix(".json").is_file()
+        contexts = model_sidecar(params["weights"])["architecture"].get("contexts", 1) if has_sidecar else 1
         if contexts != 2:
             return "p2_share", (f"the flow {params['weights']} is not conditioned on the P2 flag (FlowConfig.contexts "
                                 f"{contexts}): a share of P2 muons needs one that is, as the bundled weights")
@@ -136,6 +137,7 @@ COMPONENT = ComponentSpec(
 def _build(stage: Stage):
     from shipfastsim.geometry import load_geometry
     from shipfastsim.geometry.decay_vessel import DecayVessel
+    from shipfastsim.plugins.nf_after_shield import model_sidecar
     from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
     from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon
@@ -144,8 +146,7 @@ def _build(stage: Stage):
     p2_share = None  # the P2 shares by charge of a flow conditioned on the P2 flag (model JSON)
     if flow.config.contexts == 2:
         engine = FlaggedNoiseToMuon(flow).eval()
-        p2_share = json.loads(Path(stage.params["weights"]).with_suffix(".json").read_text())["data"][
-            "p2_share_by_charge"]
+        p2_share = model_sidecar(stage.params["weights"])["data"]["p2_share_by_charge"]
     else:
         engine = cpu_engine(flow) if stage.device.type == "cpu" else NoiseToMuon(flow).eval()
     vessel = DecayVessel.from_geometry(load_geometry(stage.params["geometry"]))
