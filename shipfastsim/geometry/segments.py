@@ -37,7 +37,10 @@ def _lateral_safety(ax, ay, mid, dx, gap, ret_w, dy, dyy, in_magnet):
     sx = torch.minimum(sx, (ax - mid).abs() + (1.0 - apart) * 1e9)
     band = ((ay >= dy) & (ay <= dy + dyy)).view(torch.uint8).to(ax.dtype)
     sy = torch.minimum((ay - dy).abs(), (ay - (dy + dyy)).abs()) * (1.0 - band)
-    return sx * in_magnet, sy * in_magnet
+    # Outside the magnet's outer envelope the cavern's and the blocks' walls, which
+    # these distances do not see, may be nearer: no safety there.
+    inside = ((ax <= x_ret + ret_w) & (ay <= dy + dyy)).view(torch.uint8).to(ax.dtype) * in_magnet
+    return sx * inside, sy * inside
 
 
 def _taper(geometry, z: float) -> tuple[float, float]:
@@ -137,7 +140,9 @@ class SegmentGeometry:
         the lateral safeties (sx, sy) [cm] of points inside a magnet's z range: the
         distances in |x| to the nearest vertical edge of the cross-section (the core's
         inner edge only where the two cores are apart) and in |y| to the yoke band
-        dY .. dY + dY_yoke, 0 inside that band (its edges are slanted) and outside magnets.
+        dY .. dY + dY_yoke; 0 inside that band (its edges are slanted), outside the
+        magnet's outer envelope (|x| beyond the return yoke, |y| beyond the yoke) and
+        outside magnets.
 
         Branch-free arithmetic: masks are turned into 0/1 numbers and blended (torch's
         ``where`` costs several plain multiplications on the CPU)."""

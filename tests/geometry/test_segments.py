@@ -50,6 +50,14 @@ def test_lateral_safety_by_hand_at_the_in_face_of_magn1():
     *_, sx, sy = table.query(x, y, torch.full_like(x, 0.5 * (m.z_start + geometry.magnets[0].z_end)),
                              with_safety=True)
     assert (sx == 0).all() and (sy == 0).all()
+    # Beyond the return yoke or above the top yoke (cavern air, the walls of other
+    # volumes not seen): no safety either, however far the magnet's edges are.
+    outside = [(x_edges[2] + 20.0, 10.0), (-30.0, dy_top + 15.0), (x_edges[2] - 0.5, dy_top - 0.5)]
+    x = torch.tensor([p[0] for p in outside], dtype=torch.float64)
+    y = torch.tensor([p[1] for p in outside], dtype=torch.float64)
+    *_, sx, sy = table.query(x, y, torch.full_like(x, m.z_start), with_safety=True)
+    assert sx.tolist() == pytest.approx([0.0, 0.0, 0.5], abs=1e-9)
+    assert sy.tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)  # the last point is in the yoke band
 
 
 def test_taper_of_magn4_by_hand():
