@@ -27,7 +27,7 @@ def register(subparsers) -> None:
                        help="geometry YAML whose materials to tabulate (default: %(default)s)")
     build.add_argument("--output", type=Path, default=PACKAGE_DIR,
                        help="output file or directory (default: the shipped tables' directory)")
-    build.add_argument("--samples", type=int, default=None, help="muons sampled per bin (default: 50000)")
+    build.add_argument("--samples", type=int, default=None, help="muons sampled per bin (default: 200000)")
     build.add_argument("--seed", type=int, default=None, help="random seed of the sampling")
     build.set_defaults(func=build_command)
 

@@ -84,7 +84,7 @@ class TableSettings:
     # 0.625 .. 40 cm doubling: a 20 cm node is exactly two 10 cm reference steps.
     l_min: float = 0.625
     l_max: float = 40.0
-    samples: int = 50000
+    samples: int = 200_000
     seed: int = 12345
 
     @property

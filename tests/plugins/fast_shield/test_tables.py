@@ -71,7 +71,7 @@ def test_shipped_tables_are_small_and_match_the_default_settings():
 def test_shipped_tables_reproduce_the_reference_mean_loss(p, rel):
     """Mean tabulated loss over 16 cm of iron vs the reference's mean dE/dx.  At high
     momentum the mean rests on rare catastrophic losses (a few per 10^4 muons), so
-    50000 samples per bin fix it to a few percent only; and the reference's own
+    200,000 samples per bin fix it to a few percent only; and the reference's own
     sampling is biased up there by a few percent."""
     tables = load_tables(DEFAULT_TABLES)
     s = tables.settings
