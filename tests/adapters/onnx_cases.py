@@ -24,6 +24,8 @@ unseen; `test_agreement_criterion_sees_zeroed_prompt_positions` guards against t
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pluggy
 import torch
@@ -166,10 +168,12 @@ def sample_inputs(description: ExportDescription, n: int = N_ROWS, seed: int = 3
 
 
 def torch_outputs(description: ExportDescription, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    module = description.module.eval()
-    dtype = next(iter(module.state_dict().values())).dtype
+    """The exported module's outputs computed in float64 from the float32 inputs: the
+    exact function the float32 engines (onnxruntime, SOFIE C++) approximate, rather than
+    torch's own float32 rounding, which differs from theirs by summation order."""
+    module = copy.deepcopy(description.module).eval().double()
     with torch.no_grad():
-        out = module(*[torch.from_numpy(a).to(dtype) for a in inputs])
+        out = module(*[torch.from_numpy(a).double() for a in inputs])
     out = out if isinstance(out, tuple | list) else (out,)
     return [o.detach().cpu().float().numpy() for o in out]
 
