@@ -35,20 +35,27 @@ def noise() -> torch.Tensor:
 
 @pytest.mark.parametrize("sigma", [1.0, *DANGEROUS_SIGMAS])
 def test_equals_the_reference_graph(flow, noise, sigma):
-    """1e-5 relative per element (above the export's declared floors, as for onnxruntime
-    and SOFIE) against `NoiseToMuon` in `run_chunked`'s 4096-row calls, on one and on
-    two threads; with torch 2.13 / MKL the agreement is in fact bit for bit."""
+    """Against the exact function (`NoiseToMuon` in float64), on one and on two threads,
+    the fast engine is as accurate as the float32 reference graph in `run_chunked`'s
+    4096-row calls: within 1e-5 relative per element (above the export's declared
+    floors, as for onnxruntime and SOFIE) or, where float32 itself cannot reach that
+    (the far latent tails at sigma 1.3 and 1.6, whose maps amplify rounding: the
+    reference graph is off by up to 2.2e-4 there), within twice the reference graph's
+    own largest deviation.  With torch 2.13 / MKL on Intel CPUs the two float32 paths
+    agree bit for bit, on AMD EPYC they do not."""
     with torch.inference_mode():
         reference = run_chunked(NoiseToMuon(flow, sigma), noise).numpy()
+        exact = NoiseToMuon(copy.deepcopy(flow).double(), sigma)(noise.double()).float().numpy()
     description = get_export_description("nf-after-shield", {"latent_sigma": sigma})
     # Far latent tails can overflow pz (the log-pz map continues linearly): such rows must
-    # overflow alike, the finite ones agree to RTOL.
-    finite = np.isfinite(reference).all(1)
+    # overflow alike, the finite ones agree.
+    finite = np.isfinite(reference).all(1) & np.isfinite(exact).all(1)
     assert finite.mean() > 0.999
+    bound = max(RTOL, 2.0 * deviation(description, "muon", reference[finite], exact[finite]))
     for threads in (1, 2):
         fast = FastNoiseToMuon(flow, sigma, threads=threads)(noise).numpy()
-        np.testing.assert_array_equal(fast[~finite], reference[~finite])
-        assert deviation(description, "muon", fast[finite], reference[finite]) <= RTOL, threads
+        np.testing.assert_array_equal(np.isfinite(fast), np.isfinite(reference))
+        assert deviation(description, "muon", fast[finite], exact[finite]) <= bound, threads
 
 
 def test_masks_are_folded_whatever_the_masked_weights(flow, noise):
@@ -103,8 +110,11 @@ def test_the_generator_uses_the_fast_path(generate_nf, flow, monkeypatch):
     assert calls == [5000]
     noise = draw_noise(5000, torch.Generator().manual_seed(9))
     with torch.inference_mode():
-        reference = muons_from_output(run_chunked(NoiseToMuon(flow), noise), 7, torch.device("cpu"), 3148.66)
-    assert batch.equals(reference)
+        fast = FastNoiseToMuon(flow)(noise)
+        reference = run_chunked(NoiseToMuon(flow), noise)
+    assert batch.equals(muons_from_output(fast, 7, torch.device("cpu"), 3148.66))
+    description = get_export_description("nf-after-shield")
+    assert deviation(description, "muon", fast.numpy(), reference.numpy()) <= RTOL
 
 
 def test_the_thread_pool_survives_a_fork(flow, noise):
