@@ -5,7 +5,9 @@ the two neighbours with linear weights in log p and log L (so the sampled
 distribution interpolates between the tabulated ones); then one uniform number and
 one gather per quantity invert a tabulated CDF.  Values come back rescaled to the
 muon's own step: dE = eps rho L [GeV], theta = a sigma [rad] with a uniform azimuth,
-d = L theta / 2 + r L sigma / sqrt 12 [cm] with an independent azimuth.
+d = L theta / 2 + r L sigma / sqrt 12 [cm] with an independent azimuth.  Tables built
+without the catastrophic radiative losses get them added (`CatastrophicLosses`, one
+more uniform number per muon).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 
 import torch
 
+from shipfastsim.plugins.fast_shield.catastrophic import CatastrophicLosses
 from shipfastsim.plugins.fast_shield.tables import (
     GRID_ANGLE,
     GRID_DISP,
@@ -83,10 +86,13 @@ class TableSampler:
         tables: the step tables.
         rows: table row of each geometry material index (`StepTables.material_index`).
         density: density [g/cm3] of each geometry material (scale included).
+        catastrophic: the losses the tables leave out (`TableSettings.v_catastrophic`;
+            None for tables that hold every loss).
     """
 
     def __init__(self, tables: StepTables, rows: list[int], density: torch.Tensor, device: torch.device,
-                 dtype: torch.dtype):
+                 dtype: torch.dtype, catastrophic: CatastrophicLosses | None = None):
+        self.catastrophic = catastrophic
         kw = {"dtype": dtype, "device": device}
         s = tables.settings
         self.n_p, self.n_l = len(s.p_nodes), len(s.l_nodes)
@@ -115,8 +121,13 @@ class TableSampler:
         """The stepping core's sampler interface (`shipfastsim.transport.StepSampler`):
         (loss [GeV], tx, ty [rad], dx, dy [cm]) for muons of momentum p [GeV/c] and
         energy E [GeV] over ``length`` [cm] after ``t_before`` radiation lengths."""
-        r = torch.rand((7, p.shape[0]), generator=generator, device=p.device, dtype=p.dtype)
-        return self.sample_uniform(material, p, length, highland_sigma(p, energy, t_before, t_step), r)
+        rows = 7 if self.catastrophic is None else 8
+        r = torch.rand((rows, p.shape[0]), generator=generator, device=p.device, dtype=p.dtype)
+        loss, tx, ty, dx, dy = self.sample_uniform(material, p, length, highland_sigma(p, energy, t_before, t_step), r)
+        if self.catastrophic is not None:
+            hit, extra = self.catastrophic.sample(material, energy, length, r[7], generator)
+            loss = loss.index_add(0, hit, extra)
+        return loss, tx, ty, dx, dy
 
     def sample_uniform(self, material: torch.Tensor, p: torch.Tensor, length: torch.Tensor, sigma: torch.Tensor,
                        r: torch.Tensor):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
+from shipfastsim.plugins.fast_shield.catastrophic import CatastrophicLosses
 from shipfastsim.plugins.fast_shield.sampler import TableSampler
 from shipfastsim.plugins.fast_shield.tables import StepTables
 from shipfastsim.transport import StepSettings, Transport
@@ -40,7 +41,10 @@ class FastTransport(Transport):
         kw = {"dtype": settings.dtype, "device": device}
         density = torch.tensor([get_material(n).density * s for n, s in materials], **kw)
         rows = [tables.material_index(n, s) for n, s in materials]
-        sampler = TableSampler(tables, rows, density, device, settings.dtype)
+        v_cat = tables.settings.v_catastrophic
+        catastrophic = None if v_cat is None else CatastrophicLosses(
+            [(get_material(n), s) for n, s in materials], v_cat, device, settings.dtype)
+        sampler = TableSampler(tables, rows, density, device, settings.dtype, catastrophic)
         super().__init__(geometry, sampler, settings, device)
         if compile:
             self._step = torch.compile(self._step, dynamic=True)

@@ -17,7 +17,12 @@ interpolation between its quantile nodes would overestimate the mean, so in the
 tail part of the grid (u above 0.8) the sampler interpolates geometrically
 (`loss_table_mean` is the matching mean), and the last node (1 - 1e-4), which rests
 on a few samples, is moved so that each bin's tabulated mean equals the mean of its
-samples (the reference's own mean, tail included): `match_sample_mean`.
+samples: `match_sample_mean`.
+
+The reference is sampled without the losses above ``v_catastrophic`` of E (radiative
+and knock-on, `StepPhysics(v_max=...)`): those the sampler draws from the cross
+sections (`catastrophic.CatastrophicLosses`): on the quantile grid they would fill its
+sparse tail, whose last 1e-4 rests on a handful of samples and caps a step's loss.
 
 Storing normalised values lets the stepper rescale to the muon's actual p, L and
 traversed radiation lengths.  Tables are cached in an ``.npz`` file (float16 values,
@@ -47,7 +52,7 @@ __all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "
            "loss_table_mean"]
 
 #: Bump when the file layout or the meaning of a stored array changes.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: Loss classes are split at these ranks (the angle is tabulated per class).
 LOSS_CLASS_EDGES = (0.5, 0.9, 0.99)
 
@@ -73,6 +78,9 @@ class TableSettings:
                                                 ("copper", 1.0), ("concrete", 1.0))
     v_cut: float = 0.01
     delta_cut: float = 0.01
+    # Radiative losses above this fraction of E are left out of the tables and drawn by
+    # the sampler from the cross sections (`catastrophic.CatastrophicLosses`); None: in.
+    v_catastrophic: float | None = 0.05
     scattering_tail_factor: float = 2.5
     min_momentum: float = 0.5
     max_step_dense: float = 10.0
@@ -221,7 +229,7 @@ def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk
     `merge_tables` gives the same tables as one sequential build."""
     s = settings
     physics = StepPhysics([(get_material(n), sc) for n, sc in s.materials], s.v_cut, s.delta_cut,
-                          s.scattering_tail_factor)
+                          s.scattering_tail_factor, v_max=s.v_catastrophic)
     P, L = s.p_nodes, s.l_nodes
     shape = (len(s.materials), len(P), len(L))
     loss = np.zeros(shape + (len(U_LOSS),), np.float32)

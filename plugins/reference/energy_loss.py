@@ -73,8 +73,9 @@ def ionisation_dedx(E: torch.Tensor, mat: Material, t_cut: float | None = None,
     return dedx
 
 
-def knock_on_rate(E: torch.Tensor, mat: Material, t_cut: float) -> torch.Tensor:
-    """Knock-on electrons with kinetic energy above ``t_cut`` per g/cm2."""
+def knock_on_rate(E: torch.Tensor, mat: Material, t_cut: float | torch.Tensor) -> torch.Tensor:
+    """Knock-on electrons with kinetic energy above ``t_cut`` [GeV] (one value, or one
+    per entry of E) per g/cm2."""
     gamma = E / _M
     beta2 = 1.0 - 1.0 / gamma**2
     w = max_energy_transfer(gamma)
@@ -83,21 +84,23 @@ def knock_on_rate(E: torch.Tensor, mat: Material, t_cut: float) -> torch.Tensor:
     return torch.where(w > tc, 0.5 * K_BETHE * mat.z_over_a / beta2 * integral, torch.zeros_like(E))
 
 
-def sample_knock_on(E: torch.Tensor, t_cut: float, generator: torch.Generator) -> torch.Tensor:
-    """Sample one knock-on kinetic energy [GeV] above ``t_cut`` per entry of E.
+def sample_knock_on(E: torch.Tensor, t_cut: float | torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Sample one knock-on kinetic energy [GeV] above ``t_cut`` (one value, or one per
+    entry) per entry of E.
 
     The spin-1/2 spectrum (1/T^2)(1 - beta^2 T/W + T^2/(2E^2)) is sampled from 1/T^2
     and accepted with the bracket over its maximum; the loop runs over rejection
     rounds (a few), vectorised over muons."""
     gamma = E / _M
     beta2 = 1.0 - 1.0 / gamma**2
-    w = max_energy_transfer(gamma).clamp_min(t_cut * (1 + 1e-9))
+    cut = torch.as_tensor(t_cut, dtype=E.dtype, device=E.device).expand_as(E)
+    w = torch.maximum(max_energy_transfer(gamma), cut * (1 + 1e-9))
     out = torch.empty_like(E)
     todo = torch.arange(E.shape[0], device=E.device)
     while todo.numel():
-        e, b2, wt = E[todo], beta2[todo], w[todo]
+        e, b2, wt, tc = E[todo], beta2[todo], w[todo], cut[todo]
         u = torch.rand(todo.numel(), generator=generator, dtype=E.dtype, device=E.device)
-        t = 1.0 / (1.0 / t_cut - u * (1.0 / t_cut - 1.0 / wt))
+        t = 1.0 / (1.0 / tc - u * (1.0 / tc - 1.0 / wt))
         f = (1.0 - b2 * t / wt + t**2 / (2.0 * e**2)) / (1.0 + wt**2 / (2.0 * e**2))
         accept = torch.rand(todo.numel(), generator=generator, dtype=E.dtype, device=E.device) < f
         out[todo[accept]] = t[accept]

@@ -72,9 +72,14 @@ class StepPhysics:
     """Energy loss and scattering of muons in a list of (material, density scale)."""
 
     def __init__(self, materials: list[tuple[Material, float]], v_cut: float = 0.01, delta_cut: float = 0.01,
-                 scattering_tail_factor: float = 2.5):
+                 scattering_tail_factor: float = 2.5, v_max: float | None = None):
+        """``v_max`` (None: none) drops the radiative interactions and knock-on electrons
+        that take more than that fraction of E: the rest of the physics, for the fast-shield step tables,
+        whose sampler draws those catastrophic losses itself (they are Poisson-independent
+        of the smaller ones)."""
         self.materials = materials
         self.v_cut, self.delta_cut, self.tail_factor = v_cut, delta_cut, scattering_tail_factor
+        self.v_max = v_max
         self.tables: list[dict[str, ProcessTable]] = []
         for mat, _ in materials:
             key = (mat.name, v_cut)
@@ -147,8 +152,13 @@ class StepPhysics:
                 owner = expand_counts(counts)
                 if name == "delta":
                     lost = sample_knock_on(e[owner], self.delta_cut, generator)
+                    if self.v_max is not None:
+                        lost = lost * torch.le(lost, self.v_max * e[owner]).to(lost.dtype)
                 else:
-                    lost = sample_radiative(tables[name], e[owner], generator) * e[owner]
+                    v = sample_radiative(tables[name], e[owner], generator)
+                    if self.v_max is not None:
+                        v = v * torch.le(v, self.v_max).to(v.dtype)
+                    lost = v * e[owner]
                     n_rad = n_rad + counts
                 loss = loss.index_add(0, owner, lost)
             tx, ty, dx, dy = sample_scattering(mat, scale, p[sel], b, length, t_before[sel], generator,

@@ -1,0 +1,116 @@
+"""`CatastrophicLosses`: a fast-shield step's losses above ``v_catastrophic`` of E.
+
+The step tables hold every loss of a step except the bremsstrahlung, pair-production
+and photonuclear interactions and the knock-on electrons that take more than
+``v_catastrophic`` of the muon's energy (`TableSettings.v_catastrophic`; the tables
+are built from the reference physics without them, `StepPhysics(v_max=...)`).  Those
+are rare (each kind about 0.3-0.5 % per 40 cm of iron above v = 0.05) and make the
+far tail of the loss distribution, which the tables' quantile grid resolves only to
+1e-4, with a top node resting on a handful of samples that caps the loss a step can
+take.  Here they come from the reference's own cross sections
+(`plugins.reference.tables.build_process_table` with its cut at ``v_catastrophic``;
+knock-ons from their closed-form rate): per muon and step one uniform number decides
+whether an interaction happens, with probability lambda = rate(E) rho L (linear in
+ln E between the reference's energy nodes; a second one in the same step, a fraction
+lambda / 2 of them, is not drawn); for the few that interact the process is chosen by
+its share of the rate and v is drawn as the reference draws it (the process's inverse
+CDF; the knock-on spectrum above v_catastrophic E).  The loss is v E at the step's
+start energy.  Units: GeV, cm, g/cm3.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from shipfastsim.geometry.materials import Material
+
+__all__ = ["CatastrophicLosses"]
+
+
+class CatastrophicLosses:
+    """Catastrophic radiative losses for the materials of one geometry.
+
+    Args:
+        materials: (material, density scale) of each geometry material index.
+        v_catastrophic: the relative energy transfer above which a loss is catastrophic.
+        device, dtype: where and in which precision the per-step arithmetic runs
+            (the few interactions are drawn in float64).
+    """
+
+    def __init__(self, materials: list[tuple[Material, float]], v_catastrophic: float, device: torch.device,
+                 dtype: torch.dtype):
+        from shipfastsim.plugins.reference.energy_loss import knock_on_rate
+        from shipfastsim.plugins.reference.physics import RADIATIVE_PROCESSES, StepPhysics
+
+        physics = StepPhysics(materials, v_cut=v_catastrophic)
+        self.v_catastrophic = v_catastrophic
+        self.materials = materials
+        self.processes = RADIATIVE_PROCESSES
+        self.tables = [{name: _on(table, device) for name, table in per.items()} for per in physics.tables]
+        log_e = physics.log_e
+        self.log_e0, self.n_e = float(log_e[0]), log_e.numel()
+        self.inv_dlog_e = 1.0 / float(log_e[1] - log_e[0])
+        # Interactions per cm above the cut (radiative, and knock-on electrons above
+        # v_catastrophic E), per (material, energy node), flattened.
+        energy = log_e.exp()
+        per_cm = torch.stack([(sum(per[name].rate for name in self.processes)
+                               + knock_on_rate(energy, mat, v_catastrophic * energy)) * (mat.density * scale)
+                              for per, (mat, scale) in zip(physics.tables, materials, strict=True)])
+        self.rate_per_cm = per_cm.reshape(-1).to(device, dtype)
+
+    def rate(self, material: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+        """Interactions per cm [1/cm] above the cut at energy E [GeV] in each geometry material."""
+        f = ((torch.log(energy) - self.log_e0) * self.inv_dlog_e).clamp(0.0, self.n_e - 1.0 - 1e-3)
+        i = torch.floor(f)
+        w = f - i
+        base = material * self.n_e + i.to(torch.int64)
+        lo, hi = self.rate_per_cm.index_select(0, base), self.rate_per_cm.index_select(0, base + 1)
+        return lo + w * (hi - lo)
+
+    def sample(self, material: torch.Tensor, energy: torch.Tensor, length: torch.Tensor, r: torch.Tensor,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices of the muons that interact, their losses [GeV]) for steps of ``length``
+        [cm] at energy E [GeV]; ``r`` holds one uniform number per muon."""
+        hit = torch.nonzero(torch.lt(r, self.rate(material, energy) * length)).squeeze(1)
+        if hit.numel() == 0:
+            return hit, energy.new_zeros(0)
+        e, mat = energy.index_select(0, hit).to(torch.float64), material.index_select(0, hit)
+        choice = torch.rand(hit.numel(), generator=generator, dtype=torch.float64, device=e.device)
+        loss = torch.zeros_like(e)
+        from shipfastsim.plugins.reference.energy_loss import knock_on_rate, sample_knock_on
+
+        for index in torch.unique(mat).tolist():
+            sel = torch.nonzero(mat == index).squeeze(1)
+            tables, e_sel = self.tables[index], e.index_select(0, sel)
+            rates = torch.stack([_interpolate(tables[name], e_sel) for name in self.processes]
+                                + [knock_on_rate(e_sel, self.materials[index][0], self.v_catastrophic * e_sel)])
+            cumulative = rates.cumsum(0) / rates.sum(0).clamp_min(1e-300)
+            process = (choice.index_select(0, sel)[None, :] >= cumulative[:-1]).sum(0)
+            for k, name in enumerate((*self.processes, "knock-on")):
+                these = torch.nonzero(process == k).squeeze(1)
+                if these.numel() == 0:
+                    continue
+                e_k = e_sel.index_select(0, these)
+                if name == "knock-on":
+                    loss[sel[these]] = sample_knock_on(e_k, self.v_catastrophic * e_k, generator)
+                else:
+                    loss[sel[these]] = _sample_v(tables[name], e_k, generator) * e_k
+        return hit, loss.to(energy.dtype)
+
+
+def _on(table, device: torch.device):
+    from dataclasses import fields, replace
+
+    return replace(table, **{f.name: getattr(table, f.name).to(device) for f in fields(table)})
+
+
+def _interpolate(table, energy: torch.Tensor) -> torch.Tensor:
+    from shipfastsim.plugins.reference.energy_loss import interpolate
+
+    return interpolate(table.rate, table.log_e, energy)
+
+
+def _sample_v(table, energy: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    from shipfastsim.plugins.reference.energy_loss import sample_radiative
+
+    return sample_radiative(table, energy, generator)
