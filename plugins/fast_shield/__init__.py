@@ -49,8 +49,9 @@ def _component() -> ComponentSpec:
             Parameter("tables", "path", str(_default_tables()), "step tables .npz (shipfastsim tables build)"),
             Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
                       minimum=0.5),
-            Parameter("long_step", "float", 40.0, "step inside the magnets away from the lateral edges of their "
-                      "iron [cm] (at most the tables' longest step; 0: always dense_step)", minimum=0.0),
+            Parameter("long_step", "float", 160.0, "longest step inside the magnets, taken as far as the lateral "
+                      "edges of their iron allow [cm] (at most the tables' longest step; 0: always dense_step)",
+                      minimum=0.0),
             Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)",
                       minimum=0.5),
             Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
@@ -104,7 +105,7 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
     from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
 
-    long_step = params.get("long_step", 40.0)
+    long_step = params.get("long_step", 160.0)
     settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
                        long_step=long_step if long_step > 0 else None,
                        min_momentum=params.get("min_momentum", 0.5),

@@ -5,11 +5,12 @@ The stepping itself (step control, helix, kick, plane recording, stopping) is
 energy loss, scattering angle and lateral displacement of each step are drawn from
 the step tables (`TableSampler`: one uniform number and one gather each), and the
 steps are longer (the tables already hold the reference's sub-steps): 20 cm in
-dense zones, 40 cm (the tables' longest step) inside the magnets away from the
-lateral edges of their cross-sections (``long_step``) and elsewhere, at most 10 %
-of the energy and 0.1 rad of bending per step, controlled from the previous step's
-material and field (one lookup less), float32 by default, on any device.  The only randomness is the ``torch.Generator``
-passed in (on the device).  Units: cm, GeV/c, tesla.
+dense zones, up to 160 cm (the tables' longest step, ``long_step``) inside the magnets
+as far as the lateral edges of their cross-sections allow, 40 cm elsewhere, at most
+10 % of the energy and 0.1 rad of bending per step, controlled from the previous
+step's material and field (one lookup less), float32 by default, on any device.  The
+only randomness is the ``torch.Generator`` passed in (on the device).  Units: cm,
+GeV/c, tesla.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from shipfastsim.units import C_LIGHT
 __all__ = ["FAST_STEPS", "FastTransport", "C_LIGHT"]
 
 #: The fast transport's step control (see module docstring).
-FAST_STEPS = StepSettings(dense_step=20.0, long_step=40.0, air_step=40.0, loss_fraction=0.1, max_bend=0.1,
+FAST_STEPS = StepSettings(dense_step=20.0, long_step=160.0, air_step=40.0, loss_fraction=0.1, max_bend=0.1,
                           min_momentum=0.5, control="previous", dtype=torch.float32)
 
 

@@ -89,9 +89,10 @@ class TableSettings:
     p_min: float = 0.5
     p_max: float = 1000.0
     p_per_decade: int = 12
-    # 0.625 .. 40 cm doubling: a 20 cm node is exactly two 10 cm reference steps.
+    # 0.625 .. 160 cm doubling: a 20 cm node is exactly two 10 cm reference steps; the
+    # longest serve the long steps inside the magnets, away from the iron's edges.
     l_min: float = 0.625
-    l_max: float = 40.0
+    l_max: float = 160.0
     samples: int = 200_000
     seed: int = 12345
 

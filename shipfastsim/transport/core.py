@@ -3,7 +3,8 @@
 Per step, for every live muon (one tensor element each, no loop over muons):
 
 1. step length L [cm]: ``dense_step`` in dense matter or inside the z range of the
-   target, a block or the magnets, ``air_step`` elsewhere; shortened so that a muon
+   target, a block or the magnets (longer inside a magnet, up to ``long_step``, as far
+   as the lateral safety allows: `StepSettings`), ``air_step`` elsewhere; shortened so that a muon
    loses at most ``loss_fraction`` of E (`mechanics.rough_dedx`), bends by at most
    ``max_bend`` rad, and ends just past the next z boundary of the geometry (magnet
    faces, recording planes).  The material and field that control the step are those
@@ -52,12 +53,14 @@ class StepSettings:
     """Step control [cm, rad], stopping momentum [GeV/c], where the step is
     controlled from (``"start"`` or ``"previous"``) and the arithmetic precision.
 
-    ``long_step`` (None: off) replaces ``dense_step`` inside a magnet's z range for a
-    muon whose straight path, widened by its bending sagitta, the taper of the
-    magnet's edges and ``LATERAL_MARGIN``, cannot reach a lateral edge of the magnet's
-    cross-section during the step (the safeties of `SegmentGeometry.query` at the
-    previous midpoint): there material and field are uniform, and a longer step is as
-    exact; near the edges the step stays ``dense_step``."""
+    ``long_step`` (None: off) is the longest step inside a magnet's z range: there a
+    muon steps as far as its straight path, widened by its bending sagitta, the taper
+    of the magnet's edges and ``LATERAL_MARGIN``, cannot reach a lateral edge of the
+    magnet's cross-section or leave its outer envelope (the safeties of
+    `SegmentGeometry.query` at the previous midpoint, `Transport._safe_reach`), up to
+    ``long_step``: inside that reach material and field are uniform, and a longer step
+    is as exact.  Never shorter than ``dense_step`` for it: near the edges the step
+    stays ``dense_step``."""
 
     dense_step: float = 10.0
     air_step: float = 50.0
@@ -136,7 +139,7 @@ class Transport:
         idx = torch.arange(n, device=dev)
         result.stop_reason[p < s.min_momentum] = 1
         live = (p >= s.min_momentum) & (uz > 0) & (z < z_last)
-        far = torch.zeros_like(p)  # 1: the next step may be a long step
+        far = torch.zeros_like(p)  # [cm]: how long the next step may be inside a magnet
         cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, torch.zeros_like(p), b, mat, seg, far, idx)]
         w = g.world
         while cols[0].numel():
@@ -184,7 +187,7 @@ class Transport:
 
     def _step(self, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, seg, far, generator):
         """One step of every active muon; returns the new state, |B|, material, segment
-        and whether the next step may be long."""
+        and the length [cm] the next step may take inside a magnet (``far``)."""
         s, geo = self.settings, self.geo
         if s.control == "start":
             mat_prev, bx, by, bz = geo.query(x, y, z, seg)
@@ -192,7 +195,7 @@ class Transport:
         rho = self.density.index_select(0, mat_prev)
         energy = torch.sqrt(p * p + MUON_MASS**2)
         dense = torch.maximum(self.dense_segment.index_select(0, seg), self.dense_material.index_select(0, mat_prev))
-        dense_step = s.dense_step if s.long_step is None else s.dense_step + (s.long_step - s.dense_step) * far
+        dense_step = s.dense_step if s.long_step is None else torch.clamp_min(far, s.dense_step)
         length = s.air_step + (dense_step - s.air_step) * dense
         length = torch.minimum(length, s.loss_fraction * energy / (rho * rough_dedx(energy)))
         length = torch.minimum(length, s.max_bend * p / (C_LIGHT * b_prev).clamp_min(1e-12))
@@ -204,13 +207,11 @@ class Transport:
         # The step ends just past its segment's end, so its midpoint is in the same
         # segment unless the muon started within eps of the boundary.
         seg = seg + torch.ge(z_mid, end).to(seg.dtype)
+        x_mid, y_mid = x + ux * half, y + uy * half
         if s.long_step is None:
-            mat, bx, by, bz = geo.query(x + ux * half, y + uy * half, z_mid, seg)
+            mat, bx, by, bz = geo.query(x_mid, y_mid, z_mid, seg)
         else:
-            mat, bx, by, bz, sx, sy = geo.query(x + ux * half, y + uy * half, z_mid, seg, with_safety=True)
-            # The edges of a tapered magnet move with z: their slope adds to the muon's.
-            slope_x = ux.abs() + geo.taper_x.index_select(0, seg)
-            slope_y = uy.abs() + geo.taper_y.index_select(0, seg)
+            mat, bx, by, bz, sx, sy = geo.query(x_mid, y_mid, z_mid, seg, with_safety=True)
         t_step = length / self.x0_cm.index_select(0, mat)
         loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_x0, t_step, generator)
         # Bend with the momentum at mid-step (the loss is drawn first): the bending of a
@@ -218,14 +219,29 @@ class Transport:
         e_mid = energy - 0.5 * loss
         p_mid = torch.sqrt((e_mid * e_mid - MUON_MASS**2).clamp_min(1e-6))
         x, y, z, ux, uy, uz, b = helix(x, y, z, ux, uy, uz, p_mid, q, bx, by, bz if self.has_bz else None, length)
-        if s.long_step is not None:
-            # Reach of a long next step from this midpoint: straight part plus sagitta.
-            reach = half + s.long_step
-            sagitta = (0.5 * C_LIGHT) * b / p * reach * reach + LATERAL_MARGIN
-            far = (torch.lt(slope_x * reach + sagitta, sx) & torch.lt(slope_y * reach + sagitta, sy))
-            far = far.view(torch.uint8).to(x.dtype)
         # A loss larger than the energy (possible: it is drawn for the step's start energy) stops the muon.
         e_new = energy - loss
         p = torch.sqrt((e_new * e_new - MUON_MASS**2).clamp_min(0.0)) * torch.gt(e_new, MUON_MASS).to(p.dtype)
         x, y, z, ux, uy, uz = kick(x, y, z, ux, uy, uz, tx, ty, dx, dy)
+        if s.long_step is not None:
+            far = self._safe_reach(x - x_mid, y - y_mid, ux, uy, half, p, b, sx, sy, seg)
         return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b, mat, geo.follow(seg, z), far
+
+    def _safe_reach(self, shift_x, shift_y, ux, uy, half, p, b, sx, sy, seg):
+        """Longest next step [cm] (up to ``long_step``) from the end of this one whose
+        straight part and bending sagitta stay inside the lateral safeties (sx, sy) of
+        this step's midpoint, less how far the muon has moved sideways since that point
+        (``shift``: bending and the scattering kick included), the edges' taper over the
+        half step and `LATERAL_MARGIN`: R solves a R^2 + slope R = room with
+        a = C |B| / (2 p) and slope = |u| + taper (the edges of a tapered magnet move
+        with z)."""
+        curv = (0.5 * C_LIGHT) * b / p.clamp_min(1e-3)
+        reach = None
+        for safety, shift, u, taper in ((sx, shift_x, ux, self.geo.taper_x.index_select(0, seg)),
+                                        (sy, shift_y, uy, self.geo.taper_y.index_select(0, seg))):
+            room = (safety - LATERAL_MARGIN - shift.abs() - taper * half).clamp_min(0.0)
+            slope = u.abs() + taper
+            # The root 2 room / (slope + sqrt(slope^2 + 4 a room)) has no cancellation.
+            r = 2.0 * room / (slope + torch.sqrt(slope * slope + 4.0 * curv * room)).clamp_min(1e-12)
+            reach = r if reach is None else torch.minimum(reach, r)
+        return reach.clamp_max(self.settings.long_step)

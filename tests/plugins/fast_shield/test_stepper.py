@@ -103,25 +103,70 @@ def test_float64_transport_agrees_with_float32():
     assert f32.p.mean().item() == pytest.approx(f64.p.mean().item(), rel=0.03)
 
 
+def _two_steps(transport, x, ux, z0, p=100.0):
+    """Two fast steps of muons at (x, 0, z0) [cm] heading (ux, 0, uz) in iron, the first
+    with no long-step history; returns both states."""
+    n = len(x)
+    ux = torch.tensor(ux)
+    state = [torch.tensor(x), torch.zeros(n), torch.full((n,), z0), ux, torch.zeros(n), torch.sqrt(1.0 - ux * ux),
+             torch.full((n,), p), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.full((n,), transport.geo.iron),
+             transport.geo.segment(torch.full((n,), z0)), torch.zeros(n)]
+    generator = torch.Generator().manual_seed(3)
+    first = transport._step(*state, generator)
+    return first, transport._step(*first, generator)
+
+
+def test_safe_reach_by_hand(uniform_geometry, tables):
+    """R solves a R^2 + slope R = room, a = C B / (2 p), room = safety - 1 cm - the sideways
+    shift since the midpoint - taper x half: for 100 GeV/c in 1.5 T, slope 0.05 and 6.5 cm
+    of safety, 0.3 cm of shift: room 5.2 cm, R = 99.5 cm (hand root); y far: x decides;
+    an 8 cm room at slope 0 and no field: capped at long_step; no room: 0."""
+    transport = FastTransport(uniform_geometry("iron"), tables)
+    seg = transport.geo.segment(torch.full((3,), 300.0))
+    a = 0.5 * C_LIGHT * 1.5 / 100.0
+    room = 6.5 - 1.0 - 0.3
+    expected = (-0.05 + math.sqrt(0.05**2 + 4 * a * room)) / (2 * a)
+    reach = transport._safe_reach(torch.tensor([0.3, 0.0, 0.0]), torch.zeros(3), torch.tensor([0.05, 0.0, 0.05]),
+                                  torch.zeros(3), torch.full((3,), 10.0), torch.full((3,), 100.0),
+                                  torch.tensor([1.5, 0.0, 1.5]), torch.tensor([6.5, 9.0, 0.9]),
+                                  torch.full((3,), 500.0), seg)
+    assert reach.tolist() == pytest.approx([expected, FAST_STEPS.long_step, 0.0], rel=1e-5)
+    assert expected == pytest.approx(99.5, abs=0.1)
+
+
+def test_long_steps_reach_as_far_as_the_lateral_safety_allows(uniform_geometry, tables):
+    """Uniform 1.5 T core with its outer edge at |x| = 1000 cm: after a 20 cm first step
+    (no history) a muon 500 cm inside takes the longest step; one whose path meets the
+    edge about 100 cm on takes the root of a R^2 + slope R = room from its state after
+    the first step (room: 1000 cm - 1 cm - |x| at the first step's straight midpoint -
+    its sideways shift since; slope: its |ux| then, 0.0491 after the bend); one 1.5 cm
+    from the edge keeps the dense step."""
+    transport = FastTransport(uniform_geometry("iron"), tables)
+    a = 0.5 * C_LIGHT * 1.5 / 100.0
+    x_end = 1000.0 - 1.0 - (a * 100.0**2 + 0.05 * 100.0)
+    x0 = [500.0, x_end - 0.05 * 20.0, 998.5 - 0.05 * 20.0]
+    first, second = _two_steps(transport, x0, [0.05, 0.05, 0.05], 300.0)
+    assert (first[2] - 300.0).tolist() == pytest.approx([20.0 * math.sqrt(1 - 0.05**2)] * 3, rel=1e-4)
+    x_mid = x0[1] + 0.05 * 10.0
+    room = 1000.0 - 1.0 - x_mid - abs(float(first[0][1]) - x_mid)
+    slope, a_after = abs(float(first[3][1])), 0.5 * C_LIGHT * 1.5 / float(first[6][1])
+    expected = 2.0 * room / (slope + math.sqrt(slope**2 + 4.0 * a_after * room))
+    assert 0.048 < slope < 0.0495 and expected == pytest.approx(102.0, abs=1.5)
+    advance = ((second[2] - first[2]) / first[5]).tolist()
+    assert advance[0] == pytest.approx(FAST_STEPS.long_step, rel=1e-3)
+    assert advance[1] == pytest.approx(expected, rel=1e-3)
+    assert advance[2] == pytest.approx(FAST_STEPS.dense_step, rel=1e-3)
+
+
 def test_long_steps_only_away_from_the_iron_edges(tables):
-    """In Magn1's core a muon 30 cm from every edge goes on in 40 cm steps; one 2 cm
-    from the core's outer edge and heading for it keeps 20 cm steps."""
+    """In Magn1 (TRY_2025) a muon 30 cm from every edge takes steps longer than
+    dense_step; one 2 cm from the core's outer edge and heading for it keeps dense_step."""
     from shipfastsim.geometry import load_geometry
     from shipfastsim.plugins.fast_shield import DEFAULT_GEOMETRY
 
     transport = FastTransport(load_geometry(DEFAULT_GEOMETRY), tables)
     magn1 = next(m for m in transport.geometry.magnets if m.name == "Magn1")
-    z0 = magn1.z_start + 45.0
-    x = torch.tensor([30.0, magn1.dXIn - 2.0])
-    ux = torch.tensor([0.0, 0.05])
-    uz = torch.sqrt(1.0 - ux * ux)
-    state = [x, torch.full((2,), 10.0), torch.full((2,), z0), ux, torch.zeros(2), uz, torch.full((2,), 100.0),
-             torch.ones(2), torch.zeros(2), torch.zeros(2), torch.full((2,), transport.geo.iron),
-             transport.geo.segment(torch.full((2,), z0)), torch.zeros(2)]
-    generator = torch.Generator().manual_seed(3)
-    first = transport._step(*state, generator)
-    assert first[12].tolist() == [1.0, 0.0]  # may the next step be long?
-    assert (first[2] - z0).tolist() == pytest.approx([20.0, 20.0 * uz[1].item()], abs=0.05)
-    second = transport._step(*first, generator)
-    advance = (second[2] - first[2]) / first[5]
-    assert advance.tolist() == pytest.approx([FAST_STEPS.long_step, FAST_STEPS.dense_step], abs=0.05)
+    first, second = _two_steps(transport, [30.0, magn1.dXIn - 2.0], [0.0, 0.05], magn1.z_start + 45.0)
+    advance = ((second[2] - first[2]) / first[5]).tolist()
+    assert advance[0] > 1.5 * FAST_STEPS.dense_step
+    assert advance[1] == pytest.approx(FAST_STEPS.dense_step, abs=0.05)
