@@ -44,9 +44,9 @@ CASES = {
                       "allowed: shield_end, decay_vessel"),
     "unknown plane, reference": (lambda d, f: _propagator(d, "reference-shield", plane="decay"),
                                  "stages[1].plane: 'decay' is not a recording plane of {geometry}"),
-    "step beyond the tables": (lambda d, f: _propagator(d, "fast-shield", dense_step=80),
-                               "stages[1].params.dense_step: 80.0 cm exceeds the tables' longest step; "
-                               "allowed: up to 40.0 cm"),
+    "step beyond the tables": (lambda d, f: _propagator(d, "fast-shield", dense_step=320),
+                               "stages[1].params.dense_step: 320.0 cm exceeds the tables' longest step; "
+                               "allowed: up to 160.0 cm"),
     "geometry that is a run config": (lambda d, f: _propagator(d, "reference-shield", geometry=str(f["config"])),
                                       "stages[1].params.geometry: {config} is not a shield geometry ("),
     "truncated ROOT input": (lambda d, f: d["stages"][0]["params"].update(files=[str(f["truncated"])]) or d,
