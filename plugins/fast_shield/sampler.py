@@ -6,8 +6,8 @@ distribution interpolates between the tabulated ones); then one uniform number a
 one gather per quantity invert a tabulated CDF.  Values come back rescaled to the
 muon's own step: dE = eps rho L [GeV], theta = a sigma [rad] with a uniform azimuth,
 d = L theta / 2 + r L sigma / sqrt 12 [cm] with an independent azimuth.  Tables built
-without the catastrophic radiative losses get them added (`CatastrophicLosses`, one
-more uniform number per muon).
+without the catastrophic losses (radiative and knock-on above ``v_catastrophic`` of E)
+get them added (`CatastrophicLosses`, one more uniform number per muon).
 """
 
 from __future__ import annotations

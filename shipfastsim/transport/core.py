@@ -3,13 +3,14 @@
 Per step, for every live muon (one tensor element each, no loop over muons):
 
 1. step length L [cm]: ``dense_step`` in dense matter or inside the z range of the
-   target, a block or the magnets (longer inside a magnet, up to ``long_step``, as far
-   as the lateral safety allows: `StepSettings`), ``air_step`` elsewhere; shortened so that a muon
-   loses at most ``loss_fraction`` of E (`mechanics.rough_dedx`), bends by at most
-   ``max_bend`` rad, and ends just past the next z boundary of the geometry (magnet
-   faces, recording planes).  The material and field that control the step are those
-   at its start (``control="start"``, one more lookup) or of the previous step's
-   midpoint (``"previous"``);
+   target, a block or the magnets (longer inside a magnet, up to ``long_step``, as
+   far as the lateral safety allows: `StepSettings`), ``air_step`` elsewhere;
+   shortened so that a muon loses at most ``loss_fraction`` of E
+   (`mechanics.rough_dedx`), bends by at most ``max_bend`` rad, and ends just past
+   the next z boundary of the geometry (magnet faces, recording planes).  The
+   material and field that control the step are those at its start
+   (``control="start"``, one more lookup) or of the previous step's midpoint
+   (``"previous"``);
 2. material and field at the straight-line midpoint (`SegmentGeometry`; the
    segment of each muon is carried from step to step, `SegmentGeometry.follow`);
 3. energy loss, scattering angles and lateral displacement from the sampler
