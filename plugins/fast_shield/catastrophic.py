@@ -20,9 +20,13 @@ start energy.  Units: GeV, cm, g/cm3.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import torch
 
 from shipfastsim.geometry.materials import Material
+from shipfastsim.plugins.reference.energy_loss import interpolate, knock_on_rate, sample_knock_on, sample_radiative
+from shipfastsim.plugins.reference.physics import RADIATIVE_PROCESSES, StepPhysics
 
 __all__ = ["CatastrophicLosses"]
 
@@ -40,7 +44,6 @@ class CatastrophicLosses:
     def __init__(self, materials: list[tuple[Material, float]], v_catastrophic: float, device: torch.device,
                  dtype: torch.dtype):
         from shipfastsim.plugins.reference.energy_loss import knock_on_rate
-        from shipfastsim.plugins.reference.physics import RADIATIVE_PROCESSES, StepPhysics
 
         physics = StepPhysics(materials, v_cut=v_catastrophic)
         self.v_catastrophic = v_catastrophic
@@ -77,12 +80,10 @@ class CatastrophicLosses:
         e, mat = energy.index_select(0, hit).to(torch.float64), material.index_select(0, hit)
         choice = torch.rand(hit.numel(), generator=generator, dtype=torch.float64, device=e.device)
         loss = torch.zeros_like(e)
-        from shipfastsim.plugins.reference.energy_loss import knock_on_rate, sample_knock_on
-
         for index in torch.unique(mat).tolist():
             sel = torch.nonzero(mat == index).squeeze(1)
             tables, e_sel = self.tables[index], e.index_select(0, sel)
-            rates = torch.stack([_interpolate(tables[name], e_sel) for name in self.processes]
+            rates = torch.stack([interpolate(tables[name].rate, tables[name].log_e, e_sel) for name in self.processes]
                                 + [knock_on_rate(e_sel, self.materials[index][0], self.v_catastrophic * e_sel)])
             cumulative = rates.cumsum(0) / rates.sum(0).clamp_min(1e-300)
             process = (choice.index_select(0, sel)[None, :] >= cumulative[:-1]).sum(0)
@@ -94,23 +95,11 @@ class CatastrophicLosses:
                 if name == "knock-on":
                     loss[sel[these]] = sample_knock_on(e_k, self.v_catastrophic * e_k, generator)
                 else:
-                    loss[sel[these]] = _sample_v(tables[name], e_k, generator) * e_k
+                    loss[sel[these]] = sample_radiative(tables[name], e_k, generator) * e_k
         return hit, loss.to(energy.dtype)
 
 
+
 def _on(table, device: torch.device):
-    from dataclasses import fields, replace
-
+    """A reference `ProcessTable` with its tensors on ``device``."""
     return replace(table, **{f.name: getattr(table, f.name).to(device) for f in fields(table)})
-
-
-def _interpolate(table, energy: torch.Tensor) -> torch.Tensor:
-    from shipfastsim.plugins.reference.energy_loss import interpolate
-
-    return interpolate(table.rate, table.log_e, energy)
-
-
-def _sample_v(table, energy: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    from shipfastsim.plugins.reference.energy_loss import sample_radiative
-
-    return sample_radiative(table, energy, generator)

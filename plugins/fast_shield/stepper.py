@@ -38,13 +38,13 @@ class FastTransport(Transport):
     def __init__(self, geometry: ShieldGeometry, tables: StepTables, settings: StepSettings = FAST_STEPS,
                  device: torch.device | str = "cpu", compile: bool = False):
         device = torch.device(device)
-        materials = GeometryLookup(geometry).materials
+        names = GeometryLookup(geometry).materials
+        materials = [(get_material(n), s) for n, s in names]
         kw = {"dtype": settings.dtype, "device": device}
-        density = torch.tensor([get_material(n).density * s for n, s in materials], **kw)
-        rows = [tables.material_index(n, s) for n, s in materials]
+        density = torch.tensor([m.density * s for m, s in materials], **kw)
+        rows = [tables.material_index(n, s) for n, s in names]
         v_cat = tables.settings.v_catastrophic
-        catastrophic = None if v_cat is None else CatastrophicLosses(
-            [(get_material(n), s) for n, s in materials], v_cat, device, settings.dtype)
+        catastrophic = None if v_cat is None else CatastrophicLosses(materials, v_cat, device, settings.dtype)
         sampler = TableSampler(tables, rows, density, device, settings.dtype, catastrophic)
         super().__init__(geometry, sampler, settings, device)
         if compile:

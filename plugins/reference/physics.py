@@ -73,10 +73,10 @@ class StepPhysics:
 
     def __init__(self, materials: list[tuple[Material, float]], v_cut: float = 0.01, delta_cut: float = 0.01,
                  scattering_tail_factor: float = 2.5, v_max: float | None = None):
-        """``v_max`` (None: none) drops the radiative interactions and knock-on electrons
-        that take more than that fraction of E: the rest of the physics, for the fast-shield step tables,
-        whose sampler draws those catastrophic losses itself (they are Poisson-independent
-        of the smaller ones)."""
+        """``v_max`` (None: none) drops the radiative interactions and knock-on
+        electrons that take more than that fraction of E: the rest of the physics, for
+        the fast-shield step tables, whose sampler draws those catastrophic losses
+        itself (they are Poisson-independent of the smaller ones)."""
         self.materials = materials
         self.v_cut, self.delta_cut, self.tail_factor = v_cut, delta_cut, scattering_tail_factor
         self.v_max = v_max

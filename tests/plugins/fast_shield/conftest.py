@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.integrate import simpson
 
 from shipfastsim.geometry import geometry_from_dict, get_material
 from shipfastsim.plugins.reference.physics import RADIATIVE_PROCESSES
@@ -52,15 +53,9 @@ def _above_cut(energy: float, material=None, v_cat: float = 0.05) -> tuple[float
     w_max = 2 * 0.51099895e-3 * (gamma**2 - 1) / (1 + 2 * gamma * 0.51099895e-3 / mass + (0.51099895e-3 / mass) ** 2)
     t = np.geomspace(v_cat * energy, w_max, 20001)
     spectrum = 0.5 * 0.307075e-3 * material.z_over_a / beta2 / t**2 * (1 - beta2 * t / w_max + t**2 / (2 * energy**2))
-    rate += float(_simpson(spectrum, t))
-    fraction += float(_simpson(spectrum * t, t)) / energy
+    rate += float(simpson(spectrum, x=t))
+    fraction += float(simpson(spectrum * t, x=t)) / energy
     return rate, fraction
-
-
-def _simpson(y, x):
-    from scipy.integrate import simpson
-
-    return simpson(y, x=x)
 
 
 @pytest.fixture
