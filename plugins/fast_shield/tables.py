@@ -106,12 +106,14 @@ class TableSettings:
         return np.geomspace(self.l_min, self.l_max, round(math.log2(self.l_max / self.l_min)) + 1)
 
     def digest(self) -> str:
-        """Hash of the settings, the material properties, the format version and the
-        revision of the reference physics the tables sample."""
+        """Hash of the settings, the material properties, the format version, the
+        probability grids' parameters and the revision of the reference physics the
+        tables sample.  Only decimal inputs enter it, never computed floats: numpy's
+        geomspace differs in the last bit between CPUs (AVX2 / AVX-512 code paths), and
+        the shipped tables must load on every machine."""
         props = {f"{n}:{s}": asdict(get_material(n)) for n, s in self.materials}
         text = json.dumps({"format": FORMAT_VERSION, "physics": PHYSICS_REVISION, "settings": asdict(self),
-                           "materials": props,
-                           "u": [U_LOSS.tolist(), U_ANGLE.tolist(), U_DISP.tolist()]}, sort_keys=True)
+                           "materials": props, "u": [GRID_LOSS, GRID_ANGLE, GRID_DISP]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

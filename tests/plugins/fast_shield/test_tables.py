@@ -38,6 +38,20 @@ def test_u_grid_is_increasing_from_0_to_1():
     assert 1.0 - u[-2] == pytest.approx(1e-4)
 
 
+def test_digest_does_not_depend_on_the_last_bit_of_computed_floats(monkeypatch):
+    """The shipped tables' name is their settings' hash and must come out the same on
+    every CPU: numpy's geomspace, from which the probability grids are computed, differs
+    in the last bit between AVX2 and AVX-512 machines.  A grid one ulp off leaves the
+    hash alone; a different grid parameter changes it."""
+    from shipfastsim.plugins.fast_shield import tables as module
+
+    digest = TableSettings().digest()
+    monkeypatch.setattr(module, "U_LOSS", np.nextafter(U_LOSS, 2.0))
+    assert TableSettings().digest() == digest
+    monkeypatch.setattr(module, "GRID_LOSS", (40, 0.8, 23, 2e-4))
+    assert TableSettings().digest() != digest
+
+
 def test_round_trip_and_version_checks(tmp_path):
     tables = build_tables(TINY)
     assert tables.loss.shape == (1, 3, 3, len(U_LOSS))
