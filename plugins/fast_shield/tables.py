@@ -108,9 +108,9 @@ class TableSettings:
     def digest(self) -> str:
         """Hash of the settings, the material properties, the format version, the
         probability grids' parameters and the revision of the reference physics the
-        tables sample.  Only decimal inputs enter it, never computed floats: numpy's
-        geomspace differs in the last bit between CPUs (AVX2 / AVX-512 code paths), and
-        the shipped tables must load on every machine."""
+        tables sample.  Only decimal inputs enter it, never computed floats: the grids
+        that numpy computes from them (geomspace, SIMD code paths chosen per CPU) can
+        differ in the last bit between machines, and the shipped tables must load on all."""
         props = {f"{n}:{s}": asdict(get_material(n)) for n, s in self.materials}
         text = json.dumps({"format": FORMAT_VERSION, "physics": PHYSICS_REVISION, "settings": asdict(self),
                            "materials": props, "u": [GRID_LOSS, GRID_ANGLE, GRID_DISP]}, sort_keys=True)

@@ -10,6 +10,7 @@ import torch
 
 from shipfastsim.geometry import get_material
 from shipfastsim.plugins.fast_shield import DEFAULT_TABLES
+from shipfastsim.plugins.fast_shield import tables as tables_module
 from shipfastsim.plugins.fast_shield.tables import (
     FORMAT_VERSION,
     U_LOSS,
@@ -40,15 +41,13 @@ def test_u_grid_is_increasing_from_0_to_1():
 
 def test_digest_does_not_depend_on_the_last_bit_of_computed_floats(monkeypatch):
     """The shipped tables' name is their settings' hash and must come out the same on
-    every CPU: numpy's geomspace, from which the probability grids are computed, differs
-    in the last bit between AVX2 and AVX-512 machines.  A grid one ulp off leaves the
-    hash alone; a different grid parameter changes it."""
-    from shipfastsim.plugins.fast_shield import tables as module
-
+    every CPU, while numpy's geomspace, from which the probability grids are computed,
+    can differ in the last bit between machines.  A grid one ulp off leaves the hash
+    alone; a different grid parameter changes it."""
     digest = TableSettings().digest()
-    monkeypatch.setattr(module, "U_LOSS", np.nextafter(U_LOSS, 2.0))
+    monkeypatch.setattr(tables_module, "U_LOSS", np.nextafter(U_LOSS, 2.0))
     assert TableSettings().digest() == digest
-    monkeypatch.setattr(module, "GRID_LOSS", (40, 0.8, 23, 2e-4))
+    monkeypatch.setattr(tables_module, "GRID_LOSS", (40, 0.8, 23, 2e-4))
     assert TableSettings().digest() != digest
 
 
