@@ -92,17 +92,17 @@ def transported_rate(weights: str | Path) -> tuple[SampleNormalisation, dict[str
 
 
 def _check(params: dict[str, Any], run: dict[str, Any]) -> tuple[str, str] | None:
-    """The P1 muons of nf-decay-vessel mix only into the inclusive sample (latent sigma 1);
-    ``p1_share`` is a probability and needs them."""
+    """``p1_share`` is a probability, needs the P1 muons of nf-decay-vessel, and is not
+    given beside ``latent_sigma``, which sets the same share through the nested latent."""
     composite = params.get("p1_source") == "nf-decay-vessel"
-    if composite and params.get("latent_sigma", 1.0) != 1.0:
-        return "p1_source", ("nf-decay-vessel mixes into the inclusive sample only: set latent_sigma to 1, or "
-                             "p1_source to inclusive")
     share = params.get("p1_share", 0.0)
     if share > 1.0:
         return "p1_share", f"{share} is not a probability: give a share in [0, 1] (1: decay-vessel muons only)"
     if share and not composite:
         return "p1_share", "a share of decay-vessel muons needs p1_source: nf-decay-vessel"
+    if share and params.get("latent_sigma", 1.0) != 1.0:
+        return "p1_share", ("give p1_share or latent_sigma, not both: with p1_source nf-decay-vessel each sets the "
+                            "share of decay-vessel muons")
     return None
 
 
@@ -121,7 +121,8 @@ COMPONENT = ComponentSpec(
     parameters=(
         Parameter("weights", "path", str(BUNDLED_WEIGHTS), "flow weights (.safetensors, JSON config beside)"),
         Parameter("latent_sigma", "float", 1.0,
-                  "latent sigma: 1 = inclusive; 1.3 / 1.6 enrich P1 / P2 (bundled model; weights exact)",
+                  "latent sigma: 1 = inclusive; 1.3 / 1.6 enrich P1 / P2 (bundled flow); with p1_source "
+                  "nf-decay-vessel the latent is nested: 0.2 / 0.1 make mostly P1 / P2 muons (weights exact)",
                   minimum=0.05),
         Parameter("backend", "choice", "torch", "inference engine", choices=("torch", "onnxruntime")),
         Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry whose decay vessel defines the counted subsets"),
@@ -223,7 +224,9 @@ def _build(stage: Stage):
     threads as torch's intra-op count), else the module itself."""
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
-    module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), stage.params["latent_sigma"]).eval()
+    # the composite model's latent sigma acts on its nested latent (`nested`), not on this flow
+    sigma = stage.params["latent_sigma"] if stage.params["p1_source"] == "inclusive" else 1.0
+    module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), sigma).eval()
     z_plane = module.flow.config.z_plane
     if stage.params["backend"] == "onnxruntime":
         from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
@@ -273,7 +276,10 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
     The component is the composite's structured latent: ``p1_share`` q > 0 draws the
     specialist with probability q instead, and the exact weights p_1 / q and
     (1 - p_1) / (1 - q) restore the inclusive totals; q = 1 makes decay-vessel muons only,
-    each of weight p_1, without running this flow.  Weights are 1 for q = 0 (q = p_1)."""
+    each of weight p_1, without running this flow.  Weights are 1 for q = 0 (q = p_1).
+    ``latent_sigma`` != 1 draws the component and the specialist's P2 flag through the
+    nested latent instead (`nested`: its radius picks the subset), with the exact weights
+    averaged over each region."""
     import torch
 
     from shipfastsim.plugins.gan_target import redraw_rejected
@@ -285,17 +291,15 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
                        stage.cached("p1_source", dict))
     p1 = stage.cached("p1_fraction", lambda: transported_rate(params["weights"])[1]["p1_fraction"])
     share = float(stage.params["p1_share"]) or p1
+    sigma = float(stage.params["latent_sigma"])
+    nested = stage.cached("nested", lambda: _nested_latent(params["weights"], p1)) if sigma != 1.0 else None
+    p2_drawn = nested.p2_probability_in_p1(sigma) if nested is not None else None
 
     def specialist_rows(n: int) -> torch.Tensor:
-        rows, plane = decay_vessel.sample_output(specialist, n, context)
+        rows, plane = decay_vessel.sample_output(specialist, n, context, p2_drawn)
         if abs(plane - z_plane) > 1e-6:
             raise ValueError(f"{params['weights']}: its muons are at z = {plane} cm, this flow's at {z_plane} cm")
         return rows
-
-    if share >= 1.0:
-        out = specialist_rows(n_muons)
-        out[:, 7] = p1
-        return out
 
     def in_p1(rows: torch.Tensor) -> torch.Tensor:
         z = torch.full_like(rows[:, 0], z_plane)
@@ -304,8 +308,23 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
     def make(n: int) -> torch.Tensor:
         return run_engine(engine, draw_noise(n, context.generator).to(stage.device))
 
-    # float64 throughout: the specialist's muons sit inside the aperture to float64 rounding
-    out = redraw_rejected(make(n_muons).double(), make, in_p1, what="in P1")
+    def outside_p1(n: int) -> torch.Tensor:  # float64: the specialist's muons sit inside the aperture to its rounding
+        return redraw_rejected(make(n).double(), make, in_p1, what="in P1")
+
+    if nested is not None:  # the nested latent: its radius picks the component first
+        chosen = nested.draw_p1(n_muons, sigma, context.generator).to(stage.device)
+        out = torch.empty(n_muons, 8, dtype=torch.float64, device=stage.device)
+        for rows, fill in ((~chosen, outside_p1), (chosen, specialist_rows)):
+            if bool(rows.any()):
+                out[rows] = fill(int(rows.sum()))
+        inside, outside = nested.weights(sigma)
+        out[:, 7] = torch.where(chosen, out[:, 7] * inside, out.new_tensor(outside))
+        return out
+    if share >= 1.0:
+        out = specialist_rows(n_muons)
+        out[:, 7] = p1
+        return out
+    out = outside_p1(n_muons)
     chosen = (torch.rand(n_muons, generator=context.generator, device=context.generator.device) < share
               ).to(out.device)
     if bool(chosen.any()):
@@ -313,6 +332,15 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
     if share != p1:
         out[:, 7] = torch.where(chosen, out.new_tensor(p1 / share), out.new_tensor((1.0 - p1) / (1.0 - share)))
     return out
+
+
+def _nested_latent(weights: str | Path, p1: float):
+    """The nested latent (`nested.NestedLatent`) of the composite model with the specialist ``weights``."""
+    from shipfastsim.plugins.nf_after_shield.nested import NestedLatent
+
+    sidecar = model_sidecar(weights)
+    flagged = sidecar["architecture"].get("contexts", 1) == 2
+    return NestedLatent(p1, sidecar["data"]["p2_share_by_charge"] if flagged else None)
 
 
 @hookimpl

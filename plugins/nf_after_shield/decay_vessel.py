@@ -153,17 +153,20 @@ def _build(stage: Stage):
     return engine, flow.config.z_plane, vessel, p2_share
 
 
-def sample_output(stage: Stage, n_muons: int, context: ChunkContext) -> tuple[torch.Tensor, float]:
+def sample_output(stage: Stage, n_muons: int, context: ChunkContext, p2_drawn: dict[str, float] | None = None
+                  ) -> tuple[torch.Tensor, float]:
     """Rows [n, 8] (x, y, z [cm] at the shield end, px, py, pz [GeV/c], PDG id, weight: 1
-    unless ``p2_share``; float64) of ``n_muons`` P1 muons, and the z [cm] of their plane."""
+    unless ``p2_share``; float64) of ``n_muons`` P1 muons, and the z [cm] of their plane.
+    ``p2_drawn`` (by charge, for a flow conditioned on the P2 flag) replaces ``p2_share``:
+    the nested latent of the composite model (`nested`)."""
     from shipfastsim.plugins.gan_target import redraw_above_beam
     from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
     from shipfastsim.plugins.nf_after_shield.p2_flag import sample_flagged
 
     engine, z_plane, vessel, p2_share = stage.cached("model", lambda: _build(stage))
     if p2_share is not None:
-        return sample_flagged(engine, n_muons, context.generator, p2_share, vessel, stage.device,
-                              float(stage.params["p2_share"])), z_plane
+        drawn = p2_drawn if p2_drawn is not None else float(stage.params["p2_share"])
+        return sample_flagged(engine, n_muons, context.generator, p2_share, vessel, stage.device, drawn), z_plane
 
     def make(n: int) -> torch.Tensor:
         return run_engine(engine, draw_noise(n, context.generator).to(stage.device)).double()

@@ -49,13 +49,15 @@ class FlaggedNoiseToMuon(nn.Module):
 
 
 def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Generator, p2_share: dict[str, float],
-                   vessel: DecayVessel, device: torch.device, drawn_share: float = 0.0) -> torch.Tensor:
+                   vessel: DecayVessel, device: torch.device, drawn_share: float | dict[str, float] = 0.0
+                   ) -> torch.Tensor:
     """Rows [n, 8] (x, y, z [cm] at the flow's plane, px, py, pz [GeV/c], PDG id, weight;
     float64) of ``n_muons`` P1 muons (module docstring); ``p2_share`` s by charge ("mu-", "mu+").
 
-    ``drawn_share`` r > 0 draws the flag with probability r instead of s, and the exact
-    weights s / r (P2) and (1 - s) / (1 - r) (the rest) restore every weighted total; r = 1
-    makes P2 muons only, each of weight s.  With r = 0 the weights are 1.
+    ``drawn_share`` r > 0 (a number, or one per charge like ``p2_share``) draws the flag
+    with probability r instead of s, and the exact weights s / r (P2) and (1 - s) / (1 - r)
+    (the rest) restore every weighted total; r = 1 makes P2 muons only, each of weight s.
+    With r = 0 the weights are 1.
     The random numbers: two uniforms per muon (charge, flag), then its normals, then the
     redraws; a function of the generator's state."""
     from shipfastsim.plugins.nf_after_shield.decay_vessel import from_entrance_box
@@ -65,7 +67,10 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
     choice = torch.rand(n_muons, 2, generator=generator, device=generator.device, dtype=torch.float64)
     plus = choice[:, 0] < flow.config.fraction_mu_plus
     share = torch.where(plus, choice.new_tensor(p2_share["mu+"]), choice.new_tensor(p2_share["mu-"]))  # float64
-    drawn = torch.full_like(share, drawn_share) if drawn_share else share
+    if isinstance(drawn_share, dict):
+        drawn = torch.where(plus, choice.new_tensor(drawn_share["mu+"]), choice.new_tensor(drawn_share["mu-"]))
+    else:
+        drawn = torch.full_like(share, drawn_share) if drawn_share else share
     flag = choice[:, 1] < drawn
     conditions = torch.stack([torch.where(plus, 1.0, -1.0), torch.where(flag, 1.0, -1.0)], 1).float()
 

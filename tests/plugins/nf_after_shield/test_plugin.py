@@ -177,7 +177,7 @@ def test_export_refuses_spline_flows(tmp_path):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"latent_sigma": 1.3, "p1_source": "nf-decay-vessel"}, "p1_source.*latent_sigma to 1"),
+    ({"latent_sigma": 0.2, "p1_share": 0.5, "p1_source": "nf-decay-vessel"}, "p1_share.*not both"),
     ({"p1_share": 0.5}, "p1_share.*needs p1_source: nf-decay-vessel"),
     ({"p1_share": 1.5, "p1_source": "nf-decay-vessel"}, "p1_share.*not a probability"),
 ])
