@@ -14,7 +14,7 @@ the effective sample size.
 
 ``decay-vessel-subset`` keeps the muons of subset P1 or P2 (a deterministic selection:
 weights unchanged); it is how ``configs/after_shield_latent_sigma.yaml`` writes only the
-decay-vessel muons of the learnt latent.
+decay-vessel muons of the nested latent.
 
 ``nf-decay-vessel`` (`decay_vessel`) generates only P1 muons, from a flow trained on
 them alone in the coordinates of the vessel entrance.  With ``p1_source:
@@ -22,7 +22,9 @@ nf-decay-vessel`` (latent sigma 1), ``nf-after-shield`` is a composite model: a 
 of that specialist, with the P1 fraction of its training transport, and of this flow
 restricted to the muons outside P1.  Its component is a latent variable with an exact
 structure: ``p1_share`` draws the specialist more often, with exact weights, up to
-decay-vessel muons only (``configs/after_shield_dangerous.yaml``).
+decay-vessel muons only (``configs/after_shield_dangerous.yaml``), and ``latent_sigma``
+< 1 draws it through a nested latent whose radius picks P1, and P2 inside it (`nested`;
+``configs/after_shield_latent_sigma.yaml``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ __all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DAN
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 #: Latent sigmas that enrich P1 and P2 with the bundled model (measured: their muons sit in
-#: the latent tails, see `model`); configs/after_shield_latent_sigma.yaml uses the first.
+#: the latent tails, see `model`).  The composite model's are `nested.NESTED_SIGMAS`.
 DANGEROUS_SIGMAS = (1.3, 1.6)
 #: Sources of the muons that enter the decay vessel (parameter ``p1_source``).
 P1_SOURCES = ("inclusive", "nf-decay-vessel")

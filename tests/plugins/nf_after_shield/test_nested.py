@@ -104,3 +104,31 @@ def test_dangerous_samples_meet_the_gate(generate_nf, independent, sigma, subset
     print({f: round(row.w1_over_sigma[f], 4) for f in FEATURES}, "AUC", round(row.gbt_auc, 4))
     assert max(row.w1_over_sigma.values()) < 0.05, row.w1_over_sigma
     assert row.gbt_auc < 0.55, row.gbt_auc
+
+
+def test_latent_sigma_config_writes_the_spills_decay_vessel_muons(tmp_path):
+    """configs/after_shield_latent_sigma.yaml at 100,000 events: the composite model at sigma_1,
+    only P1 muons written, read back from the FairShip ntuple, and their per-spill weights
+    sum to the spill's P1 muons, 4.5e6 x p_1 = 5,373.9 (hand calculation), within 4 standard
+    errors of the weighted sum."""
+    import yaml
+
+    from shipfastsim.adapters.fairship import read_ntuple
+    from shipfastsim.config import load_config
+    from shipfastsim.configs import CONFIG_DIR
+    from shipfastsim.runner import run_production
+
+    config = yaml.safe_load((CONFIG_DIR / "after_shield_latent_sigma.yaml").read_text())
+    assert config["stages"][0]["params"] == {"muons_per_pot": 1.125e-7, "p1_source": "nf-decay-vessel",
+                                             "latent_sigma": NESTED_SIGMAS[0]}
+    config["run"] |= {"events": 100_000, "chunk_size": 50_000}
+    config["run"]["output"]["path"] = str(tmp_path / "p1.root")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_production(load_config(path), progress=False)
+    written, _ = read_ntuple(tmp_path / "p1.root")
+    w = written.weight.double()
+    assert torch.all(subset_labels(written, VESSEL) >= 1) and 60_000 < len(written) < 70_000
+    expected = 4.5e6 * P1_FRACTION
+    error = float(torch.sqrt((w * w).sum()))  # of the weighted sum
+    assert abs(float(w.sum()) - expected) < 4 * error, (float(w.sum()), expected, error)

@@ -86,7 +86,7 @@ def test_bad_latent_sigma_is_a_config_error(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "events"), [("after_shield_nf.yaml", 4_500_000),
-                                              ("after_shield_latent_sigma.yaml", 4_500_000),
+                                              ("after_shield_latent_sigma.yaml", 500_000),
                                               ("after_shield_dangerous.yaml", 500_000)])
 def test_production_configs_validate(name, events):
     from shipfastsim.configs import CONFIG_DIR
