@@ -427,5 +427,9 @@ def shipfastsim_export_description(component: str, params: dict) -> ExportDescri
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
 
     params = COMPONENT.defaults() | dict(params or {})
+    if params["p1_source"] != "inclusive":
+        # the graph would be this flow alone, not the model the parameters describe
+        raise ValueError(f"the composite model (p1_source {params['p1_source']}) has no ONNX graph: its P1 muons "
+                         "come from a spline flow, drawn by component; export this flow with p1_source inclusive")
     module = NoiseToMuon(load_flow(params["weights"]), params["latent_sigma"])
     return _describe(module, params["weights"])

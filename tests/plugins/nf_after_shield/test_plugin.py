@@ -174,6 +174,10 @@ def test_export_refuses_spline_flows(tmp_path):
                      tmp_path / "flow.safetensors", {})
     with pytest.raises(ValueError, match="affine couplings; this one has autoregressive-spline"):
         shipfastsim_export_description(component="nf-after-shield", params={"weights": str(path)})
+    # the composite model is not this flow: exporting the flow alone in its name would be wrong
+    with pytest.raises(ValueError, match="composite model .* has no ONNX graph"):
+        shipfastsim_export_description(component="nf-after-shield",
+                                       params={"p1_source": "nf-decay-vessel", "latent_sigma": 0.2})
 
 
 @pytest.mark.parametrize(("params", "message"), [
