@@ -25,7 +25,7 @@ from shipfastsim.validation.metrics import wasserstein1
 from shipfastsim.validation.two_sample import gbt_auc
 
 __all__ = ["FEATURES", "GeneratedSample", "generate", "fidelity", "FidelityRow", "enrichment_table",
-           "format_fidelity"]
+           "format_fidelity", "plot_subsets", "plot_rows"]
 
 FEATURES = ("x", "y", "px", "py", "pz", "charge")
 
@@ -97,10 +97,10 @@ def enrichment_table(samples: dict[float, GeneratedSample]) -> list[dict[str, fl
 
 
 def format_fidelity(rows: list[FidelityRow]) -> str:
-    head = f"{'subset':<7}{'candidate':<22}{'n truth':>9}{'n cand':>9}" + "".join(f"{f:>8}" for f in FEATURES)
+    head = f"{'subset':<7}{'candidate':<26}{'n truth':>9}{'n cand':>9}" + "".join(f"{f:>8}" for f in FEATURES)
     lines = [head + f"{'GBT AUC':>9}"]
     for r in rows:
-        lines.append(f"{r.subset:<7}{r.candidate:<22}{r.n_truth:>9}{r.n_candidate:>9}"
+        lines.append(f"{r.subset:<7}{r.candidate:<26}{r.n_truth:>9}{r.n_candidate:>9}"
                      + "".join(f"{r.w1_over_sigma[f]:>8.3f}" for f in FEATURES) + f"{r.gbt_auc:>9.3f}")
     return "\n".join(lines)
 
@@ -108,30 +108,40 @@ def format_fidelity(rows: list[FidelityRow]) -> str:
 def plot_subsets(truth: np.ndarray, truth_label: np.ndarray, samples: dict[float, GeneratedSample],
                  sigmas: tuple[float, ...], path) -> None:
     """Per subset (rows) and feature (columns): holdout truth, inclusive model, sigma_k weighted."""
+    rows = []
+    for k, subset in enumerate(("P0", "P1", "P2")):
+        t = truth[truth_label >= k]
+        inc = samples[1.0]
+        candidates = [(inc.state[inc.label >= k], None, "sigma 1", "C0")]
+        if sigmas[k] != 1.0:
+            s = samples[sigmas[k]]
+            m = s.label >= k
+            candidates.append((s.state[m], s.weight[m], f"sigma {sigmas[k]:g}, weighted", "C3"))
+        rows.append((subset, t, f"holdout ({len(t)})", candidates))
+    plot_rows(rows, "nf-after-shield at the shield end: holdout transported muons vs the flow, per decay-vessel "
+                    "subset", path)
+
+
+def plot_rows(rows: list[tuple[str, np.ndarray, str, list[tuple[np.ndarray, np.ndarray | None, str, str]]]],
+              title: str, path) -> None:
+    """One row of five histograms (x, y, px, py, pz) per entry ``(subset, truth state, truth
+    legend, candidates)``, each candidate ``(state, weights or None, legend, colour)``; PNG at ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = ("x [cm]", "y [cm]", "px [GeV/c]", "py [GeV/c]", "pz [GeV/c]")
-    fig, axes = plt.subplots(3, 5, figsize=(17, 9.5))
-    for k, subset in enumerate(("P0", "P1", "P2")):
-        t = truth[truth_label >= k]
+    fig, axes = plt.subplots(len(rows), 5, figsize=(17, 3.2 * len(rows)), squeeze=False)
+    for k, (subset, truth, truth_legend, candidates) in enumerate(rows):
         for j, name in enumerate(names):
             ax = axes[k, j]
-            values = t[:, j]
+            values = truth[:, j]
             lo, hi = np.quantile(values, [0.005, 0.995]) if len(values) > 20 else (values.min(), values.max())
             bins = np.linspace(lo, hi, 41) if j != 4 else np.geomspace(max(lo, 0.3), hi, 41)
-            ax.hist(values, bins, density=True, histtype="stepfilled", alpha=0.3, color="k",
-                    label=f"holdout ({len(t)})")
-            inc = samples[1.0]
-            m = inc.label >= k
-            ax.hist(inc.state[m, j], bins, density=True, histtype="step", color="C0", label="sigma 1")
-            if sigmas[k] != 1.0:
-                s = samples[sigmas[k]]
-                m = s.label >= k
-                ax.hist(s.state[m, j], bins, weights=s.weight[m], density=True, histtype="step", color="C3",
-                        label=f"sigma {sigmas[k]:g}, weighted")
+            ax.hist(values, bins, density=True, histtype="stepfilled", alpha=0.3, color="k", label=truth_legend)
+            for state, weight, legend, colour in candidates:
+                ax.hist(state[:, j], bins, weights=weight, density=True, histtype="step", color=colour, label=legend)
             if j == 4:
                 ax.set_xscale("log")
             ax.set_yscale("log")
@@ -139,7 +149,7 @@ def plot_subsets(truth: np.ndarray, truth_label: np.ndarray, samples: dict[float
             if j == 0:
                 ax.set_ylabel(f"{subset}: density")
                 ax.legend(fontsize=7)
-    fig.suptitle("nf-after-shield at the shield end: holdout transported muons vs the flow, per decay-vessel subset")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

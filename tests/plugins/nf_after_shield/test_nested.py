@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from shipfastsim.geometry.decay_vessel import subset_labels
-from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS, INDEPENDENT
+from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS
 from shipfastsim.plugins.nf_after_shield.nested import NESTED_SIGMAS, NestedLatent
-from shipfastsim.plugins.nf_after_shield.validate import FEATURES, fidelity
+from shipfastsim.plugins.nf_after_shield.validate import format_fidelity
 
-from .test_plugin import P1_FRACTION, VESSEL, _physics
+from .test_plugin import P1_FRACTION, VESSEL
 
 #: The training transport's P2 share of the P1 muons by charge (nf_decay_vessel.json).
 P2_SHARE = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())["data"]["p2_share_by_charge"]
@@ -83,27 +82,23 @@ def test_weights_are_exact(latent, generate_nf):
     assert context.counters["nf-after-shield:P1:n"] == k1
 
 
-@pytest.fixture(scope="module")
-def independent() -> tuple[np.ndarray, np.ndarray]:
-    """Every P1 muon of two transport runs no model was trained on: state, label."""
-    with np.load(INDEPENDENT) as f:
-        return f["state"].astype(np.float64), f["label"]
+def test_samples_of_the_nested_latent_meet_the_gate():
+    """`validate_composite` at seed 8, every sample weighted: P1 at sigma_1 and P2 at sigma_1 and
+    sigma_2 against the independent runs (53,375 P1, 9,736 P2) and the holdout (13,955 / 2,538),
+    and all muons (sigma 1 and sigma_1) against 60,000 random holdout rows.  Gate: W1/sigma <
+    0.05 per feature and boosted-trees AUC < 0.55; on the 2,538 held-out P2 muons W1/sigma is
+    bounded by 0.07, since the holdout's own W1/sigma of y against the independent truth is
+    0.047 (README).  Measured: P1 at most 0.019 / AUC 0.512, P2 independent 0.037 / 0.546, P2
+    holdout 0.065 (y) / 0.536, all muons 0.019 / 0.525."""
+    from shipfastsim.plugins.nf_after_shield.validate_composite import composite_fidelity, load_truths
 
-
-@pytest.mark.parametrize(("sigma", "subset", "n"), [(NESTED_SIGMAS[0], 1, 60_000), (NESTED_SIGMAS[1], 2, 40_000)])
-def test_dangerous_samples_meet_the_gate(generate_nf, independent, sigma, subset, n):
-    """The weighted muons of subset k at sigma_k against every muon of that subset in the
-    independent runs (53,375 P1, 9,736 P2): W1/sigma < 0.05 per feature and the boosted-trees
-    AUC < 0.55.  Measured at seed 8: P1 at sigma 0.2 W1/sigma at most 0.015, AUC 0.512; P2 at
-    sigma 0.1 at most 0.034, AUC 0.540."""
-    truth, truth_label = independent
-    batch, _ = generate_nf(n, seed=8, p1_source="nf-decay-vessel", latent_sigma=sigma)
-    member = (subset_labels(batch, VESSEL) >= subset).numpy()
-    row = fidelity(truth[truth_label >= subset], _physics(batch)[member], batch.weight.numpy()[member],
-                   f"P{subset}", f"sigma {sigma}", seed=1)
-    print({f: round(row.w1_over_sigma[f], 4) for f in FEATURES}, "AUC", round(row.gbt_auc, 4))
-    assert max(row.w1_over_sigma.values()) < 0.05, row.w1_over_sigma
-    assert row.gbt_auc < 0.55, row.gbt_auc
+    rows, _ = composite_fidelity(8, load_truths())
+    print(format_fidelity(rows))
+    assert len(rows) == 8
+    for row in rows:
+        held_out_p2 = row.subset == "P2" and row.candidate.endswith("holdout")
+        assert max(row.w1_over_sigma.values()) < (0.07 if held_out_p2 else 0.05), (row.candidate, row.w1_over_sigma)
+        assert row.gbt_auc < 0.55, (row.subset, row.candidate, row.gbt_auc)
 
 
 def test_latent_sigma_config_writes_the_spills_decay_vessel_muons(tmp_path):

@@ -1,0 +1,126 @@
+"""Fidelity of the composite model's samples (inclusive and through the nested latent) against transported truth.
+
+The composite model is ``nf-after-shield`` with ``p1_source: nf-decay-vessel``; its nested
+latent (`nested`) at ``latent_sigma`` sigma_1 concentrates the muons on P1, at sigma_2 on P2,
+with exact weights.  Each sample comes from the generator stage itself (the plugin hook, as a
+production run calls it) and is labelled with the geometric rule (`DecayVessel.labels`).
+Truths, none of them trained on: the P1 and P2 muons of the holdout splits
+(``holdout_decay_vessel.npz``, 13,955 / 2,538) and of two further transport runs
+(``independent_decay_vessel.npz``, 53,375 / 9,736), and for all muons the 60,000 random rows
+of ``holdout_shield_end.npz``.  Metrics as in `validate.fidelity` (W1/sigma per feature, the
+boosted-trees AUC, weighted candidates).
+
+    python -m shipfastsim.plugins.nf_after_shield.validate_composite [--seeds 8 9] [--plot PNG]
+
+prints one table per generation seed (the README's figures are seeds 8-11) and, with
+``--plot``, the histograms of the first seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shipfastsim.plugins.nf_after_shield.decay_vessel import HOLDOUT, INDEPENDENT
+from shipfastsim.plugins.nf_after_shield.nested import NESTED_SIGMAS
+from shipfastsim.plugins.nf_after_shield.validate import FidelityRow, GeneratedSample, fidelity, format_fidelity
+
+__all__ = ["SHIELD_END_HOLDOUT", "composite_sample", "load_truths", "composite_fidelity", "plot_composite"]
+
+SHIELD_END_HOLDOUT = Path(__file__).resolve().parent / "holdout_shield_end.npz"
+
+
+def composite_sample(n: int, seed: int, sigma: float) -> GeneratedSample:
+    """``n`` muons of the composite model at latent ``sigma`` from the generator hook, with
+    their weights and geometric labels."""
+    from shipfastsim.components import ChunkContext, Stage
+    from shipfastsim.geometry.decay_vessel import subset_labels
+    from shipfastsim.plugins.nf_after_shield import COMPONENT, _vessel
+    from shipfastsim.registry import get_registry
+
+    params = COMPONENT.defaults() | {"p1_source": "nf-decay-vessel", "latent_sigma": sigma}
+    stage = Stage("generator", COMPONENT.name, params, torch.device("cpu"))
+    context = ChunkContext(chunk_index=0, first_muon=0, generator=torch.Generator().manual_seed(seed),
+                           device=torch.device("cpu"))
+    batch = get_registry().hook.shipfastsim_generate_muons(stage=stage, n_muons=n, context=context)
+    state = torch.stack([batch.x, batch.y, batch.px, batch.py, batch.pz, batch.charge], 1)
+    return GeneratedSample(state.numpy(), batch.weight.numpy(), subset_labels(batch, _vessel(stage)).numpy())
+
+
+def load_truths() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(state [n, 6], label) of the P1 truths ("holdout", "independent") and of the random
+    shield-end rows ("all muons": label of each row)."""
+    truths = {}
+    for name, path in (("holdout", HOLDOUT), ("independent", INDEPENDENT)):
+        with np.load(path, allow_pickle=False) as f:
+            truths[name] = (f["state"].astype(np.float64), f["label"])
+    with np.load(SHIELD_END_HOLDOUT, allow_pickle=False) as f:
+        random = f["random"]
+        truths["all muons"] = (f["state"][random].astype(np.float64), f["label"][random])
+    return truths
+
+
+def composite_fidelity(seed: int, truths: dict[str, tuple[np.ndarray, np.ndarray]], n_sigma_1: int = 90_000,
+                       n_sigma_2: int = 60_000) -> tuple[list[FidelityRow], dict[float, GeneratedSample]]:
+    """Rows: P1 and P2 of the sigma_1 sample and P2 of the sigma_2 sample against both P1
+    truths, and the whole sigma_1 sample and an inclusive (sigma 1) one against the random
+    shield-end rows; all weighted.  With the samples, by sigma."""
+    sigma_1, sigma_2 = NESTED_SIGMAS
+    samples = {1.0: composite_sample(n_sigma_1, seed, 1.0), sigma_1: composite_sample(n_sigma_1, seed, sigma_1),
+               sigma_2: composite_sample(n_sigma_2, seed, sigma_2)}
+    rows = []
+    for sigma, depth in ((sigma_1, 1), (sigma_1, 2), (sigma_2, 2)):
+        s = samples[sigma]
+        member = s.label >= depth
+        for name in ("holdout", "independent"):
+            state, label = truths[name]
+            rows.append(fidelity(state[label >= depth], s.state[member], s.weight[member], f"P{depth}",
+                                 f"sigma {sigma:g} / {name}", seed=1))
+    state, _ = truths["all muons"]
+    for sigma in (1.0, sigma_1):
+        s = samples[sigma]
+        rows.append(fidelity(state, s.state, s.weight, "P0", f"sigma {sigma:g} / holdout", seed=1))
+    return rows, samples
+
+
+def plot_composite(samples: dict[float, GeneratedSample], truths: dict[str, tuple[np.ndarray, np.ndarray]],
+                   path) -> None:
+    """Histograms per subset: all muons (random holdout rows) against the inclusive composite;
+    P1 and P2 (independent truth) against the sigma_1 and sigma_2 samples, weighted."""
+    from shipfastsim.plugins.nf_after_shield.validate import plot_rows
+
+    sigma_1, sigma_2 = NESTED_SIGMAS
+    everything, _ = truths["all muons"]
+    state, label = truths["independent"]
+    rows = [("P0", everything, f"holdout ({len(everything)})", [(samples[1.0].state, None, "sigma 1", "C0")])]
+    for depth, sigma in ((1, sigma_1), (2, sigma_2)):
+        s = samples[sigma]
+        member = s.label >= depth
+        truth = state[label >= depth]
+        rows.append((f"P{depth}", truth, f"independent runs ({len(truth)})",
+                     [(s.state[member], s.weight[member], f"sigma {sigma:g}, weighted", "C3")]))
+    plot_rows(rows, "nf-after-shield composite model (p1_source nf-decay-vessel) at the shield end: transported "
+                    "truth vs its nested latent", path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[8], help="generation seeds (default 8)")
+    parser.add_argument("--plot", default=None, help="PNG of the first seed's histograms")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    truths = load_truths()
+    for k, seed in enumerate(args.seeds):
+        rows, samples = composite_fidelity(seed, truths)
+        print(f"seed {seed}: the composite model's samples, weighted, against transported truth")
+        print(format_fidelity(rows))
+        if k == 0 and args.plot:
+            plot_composite(samples, truths, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
