@@ -16,7 +16,7 @@ from shipfastsim.adapters.onnx_export import get_export_description
 from shipfastsim.plugins.gan_target import run_chunked
 from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS, DANGEROUS_SIGMAS
 from shipfastsim.plugins.nf_after_shield.fast import BLOCK, FastNoiseToMuon
-from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
+from shipfastsim.plugins.nf_after_shield.model import DIM, NoiseToMuon, load_flow
 from tests.adapters.onnx_cases import RTOL, deviation
 
 N_NOISE = 3 * BLOCK + 123  # whole blocks and a zero-padded last one
@@ -41,8 +41,8 @@ def test_equals_the_reference_graph(flow, noise, sigma):
     floors, as for onnxruntime and SOFIE) or, where float32 itself cannot reach that
     (the far latent tails at sigma 1.3 and 1.6, whose maps amplify rounding: the
     reference graph is off by up to 2.2e-4 there), within twice the reference graph's
-    own largest deviation.  With torch 2.13 / MKL on Intel CPUs the two float32 paths
-    agree bit for bit, on AMD EPYC they do not."""
+    own largest deviation.  The two float32 paths do not agree bit for bit: the fast
+    engine evaluates the inverse maps as one line per segment."""
     with torch.inference_mode():
         reference = run_chunked(NoiseToMuon(flow, sigma), noise).numpy()
         exact = NoiseToMuon(copy.deepcopy(flow).double(), sigma)(noise.double()).float().numpy()
@@ -56,6 +56,27 @@ def test_equals_the_reference_graph(flow, noise, sigma):
         fast = FastNoiseToMuon(flow, sigma, threads=threads)(noise).numpy()
         np.testing.assert_array_equal(np.isfinite(fast), np.isfinite(reference))
         assert deviation(description, "muon", fast[finite], exact[finite]) <= bound, threads
+
+
+@pytest.mark.parametrize("shift", [0.1, 0.4])
+def test_inverse_maps_by_segment_or_by_hinge(flow, noise, shift):
+    """Every other hinge of the inverse maps moved by ``shift`` of the spacing: at 0.1 the
+    engine still finds each value's segment by arithmetic (`_segments`), at 0.4 it sums the
+    hinges; either way its output is as accurate as the reference graph."""
+    moved = copy.deepcopy(flow)
+    inner = flow.config.knots - 2
+    with torch.no_grad():
+        hinges = moved.inv_hinges.view(DIM, inner)
+        hinges[:, 1::2] += shift * (hinges[:, 1:2] - hinges[:, :1])
+    engine = FastNoiseToMuon(moved, threads=1)
+    assert (engine.segments is None) == (shift > 0.25)
+    with torch.inference_mode():
+        reference = run_chunked(NoiseToMuon(moved), noise).numpy()
+        exact = NoiseToMuon(copy.deepcopy(moved).double())(noise.double()).float().numpy()
+    description = get_export_description("nf-after-shield")
+    assert np.isfinite(reference).all() and np.isfinite(exact).all()
+    bound = max(RTOL, 2.0 * deviation(description, "muon", reference, exact))
+    assert deviation(description, "muon", engine(noise).numpy(), exact) <= bound
 
 
 def test_masks_are_folded_whatever_the_masked_weights(flow, noise):
