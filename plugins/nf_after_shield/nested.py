@@ -55,6 +55,13 @@ def _chi2_cdf(x: float) -> float:
     return float(gammainc(LATENT_DIM / 2, x / 2))
 
 
+def _chi2_sf(x: float) -> float:
+    """P(chi^2 with `LATENT_DIM` degrees of freedom > x), accurate where it is tiny."""
+    from scipy.special import gammaincc
+
+    return float(gammaincc(LATENT_DIM / 2, x / 2))
+
+
 def _chi2_quantile(p: float) -> float:
     """x with P(chi^2 with `LATENT_DIM` degrees of freedom < x) = p."""
     from scipy.special import gammaincinv
@@ -103,8 +110,8 @@ class NestedLatent:
     def weights(self, sigma: float) -> tuple[float, float]:
         """(p_1 / q_1, (1 - p_1) / (1 - q_1)): the weights of the specialist's muons (before
         its own P2 weight) and of the others at ``sigma``."""
-        q1 = self.p1_probability(sigma)
-        return self.p1 / q1, (1.0 - self.p1) / max(1.0 - q1, 1e-300)
+        beyond = _chi2_sf(self.radius_p1**2 / sigma**2)  # 1 - q_1, without its cancellation
+        return self.p1 / self.p1_probability(sigma), (1.0 - self.p1) / max(beyond, 1e-300)
 
     def draw_p1(self, n: int, sigma: float, generator: torch.Generator) -> torch.Tensor:
         """Whether each of ``n`` muons is a P1 muon: the radius of z ~ N(0, sigma^2 I) below
