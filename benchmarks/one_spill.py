@@ -12,6 +12,9 @@ production path that is registered here makes ``scale`` of that spill:
 * ``nf-dangerous``: that composite model's dangerous mode (``p1_share`` 1, as
   ``configs/after_shield_dangerous.yaml``): decay-vessel muons only, each of weight p_1,
   ``scale`` x 4.5 M of them standing for ``scale`` x one spill of shield-end muons;
+* ``nf-nested``: the composite model through its nested latent at sigma_1 = 0.2 (as
+  ``configs/after_shield_latent_sigma.yaml`` before its P1 filter): 66 % decay-vessel
+  muons, every muon with its exact weight;
 * ``transport``: ``gan-target`` -> ``phi-rotation`` (x10) -> ``fast-shield`` to the shield end;
 * ``mlp-filter``: the same with ``mlp-filter`` (unbiased roulette) before
   ``fast-shield``, which then carries the kept muons to the decay-vessel entrance.
@@ -74,6 +77,9 @@ PATHS = {
                                             "params": {"muons_per_pot": SPILL / PROTONS_PER_SPILL,
                                                        "p1_source": "nf-decay-vessel", "p1_share": 1.0}}],
                           p1_only=True),
+    "nf-nested": Chain("nf-nested", [{"generator": "nf-after-shield",
+                                      "params": {"muons_per_pot": SPILL / PROTONS_PER_SPILL,
+                                                 "p1_source": "nf-decay-vessel", "latent_sigma": 0.2}}]),
     "transport": Chain("transport", _gan_chain()),
     "mlp-filter": Chain("mlp-filter", _gan_chain({"filter": "mlp-filter", "params": {"mode": "unbiased"}},
                                                  plane="decay_vessel"), at_shield_end=False),
