@@ -133,7 +133,7 @@ COMPONENT = ComponentSpec(
                   minimum=0.0),
         Parameter("p1_source", "choice", "inclusive",
                   "where the muons that enter the decay vessel (P1) come from: this flow, or nf-decay-vessel's flow "
-                  "of P1 muons alone, for the P1 fraction of its training transport (latent_sigma 1 only)",
+                  "of P1 muons alone, for the P1 fraction of its training transport (at latent_sigma 1)",
                   choices=P1_SOURCES),
         Parameter("p1_weights", "path", str(DECAY_VESSEL_WEIGHTS),
                   "nf-decay-vessel weights used when p1_source is nf-decay-vessel"),
