@@ -28,7 +28,8 @@ from shipfastsim.plugins.nf_after_shield.decay_vessel import HOLDOUT, INDEPENDEN
 from shipfastsim.plugins.nf_after_shield.nested import NESTED_SIGMAS
 from shipfastsim.plugins.nf_after_shield.validate import FidelityRow, GeneratedSample, fidelity, format_fidelity
 
-__all__ = ["SHIELD_END_HOLDOUT", "composite_sample", "load_truths", "composite_fidelity", "plot_composite"]
+__all__ = ["SHIELD_END_HOLDOUT", "composite_sample", "load_truths", "composite_fidelity", "plot_composite",
+           "holdout_p2_deviation"]
 
 SHIELD_END_HOLDOUT = Path(__file__).resolve().parent / "holdout_shield_end.npz"
 
@@ -106,6 +107,33 @@ def plot_composite(samples: dict[float, GeneratedSample], truths: dict[str, tupl
                     "truth vs its nested latent", path)
 
 
+def holdout_p2_deviation(sample: GeneratedSample, truths: dict[str, tuple[np.ndarray, np.ndarray]],
+                         feature: int = 1, subsets: int = 200, seed: int = 0) -> dict[str, float]:
+    """How far W1/sigma of one feature (default y) on the held-out P2 muons is statistics:
+    the holdout against the independent P2 truth, random subsets of the independent truth of
+    the holdout's size against the whole of it and against the weighted P2 muons of
+    ``sample`` (medians and 95 % quantiles over ``subsets``)."""
+    from shipfastsim.validation.metrics import wasserstein1
+
+    def w1(truth: np.ndarray, other: np.ndarray, weight: np.ndarray | None = None) -> float:
+        return wasserstein1(truth[:, feature], other[:, feature], None, weight) / truth[:, feature].std()
+
+    independent = truths["independent"][0][truths["independent"][1] >= 2]
+    held_out = truths["holdout"][0][truths["holdout"][1] >= 2]
+    member = sample.label >= 2
+    model, weight = sample.state[member], sample.weight[member]
+    rng = np.random.default_rng(seed)
+    picks = [independent[rng.choice(len(independent), len(held_out), replace=False)] for _ in range(subsets)]
+    noise = [w1(p, independent) for p in picks]
+    against_model = [w1(p, model, weight) for p in picks]
+    return {"holdout vs independent": w1(held_out, independent),
+            "subset vs independent, median": float(np.median(noise)),
+            "subset vs independent, 95 %": float(np.quantile(noise, 0.95)),
+            "model vs subset, median": float(np.median(against_model)),
+            "model vs subset, 95 %": float(np.quantile(against_model, 0.95)),
+            "model vs holdout": w1(held_out, model, weight), "model vs independent": w1(independent, model, weight)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[8], help="generation seeds (default 8)")
@@ -119,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         print(format_fidelity(rows))
         if k == 0 and args.plot:
             plot_composite(samples, truths, args.plot)
+        if k == 0:
+            deviation = holdout_p2_deviation(samples[NESTED_SIGMAS[1]], truths)
+            print(f"W1/sigma of y, held-out P2 muons (sigma {NESTED_SIGMAS[1]:g} sample, 200 subsets of the "
+                  "independent truth of the holdout's size): "
+                  + ", ".join(f"{name} {value:.3f}" for name, value in deviation.items()))
     return 0
 
 
