@@ -26,6 +26,10 @@ P1), (1 - p_1) / (1 - q_1) for the others.  That average is the conditional expe
 the point weight given the region, so every weighted total is the same and its variance
 is no larger (Rao-Blackwell).
 
+The draw: the radius of z at sigma decides P1 (`draw_p1`); inside P1 the specialist draws
+its P2 flag with the probability rho_c that the radius has there (`p2_probability_in_p1`),
+which is the same distribution, since nothing else depends on z within its region.
+
 `NESTED_SIGMAS` (0.2, 0.1) draw 66 % P1 muons (27 % P2) and 95 % P2 muons with the
 bundled specialist.  ``p1_share`` sets the component's probability directly instead (1:
 P1 muons only, each of weight p_1, the largest effective sample size per muon).
