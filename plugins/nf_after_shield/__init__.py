@@ -294,7 +294,11 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
     p1 = stage.cached("p1_fraction", lambda: transported_rate(params["weights"])[1]["p1_fraction"])
     share = float(stage.params["p1_share"]) or p1
     sigma = float(stage.params["latent_sigma"])
-    nested = stage.cached("nested", lambda: _nested_latent(params["weights"], p1)) if sigma != 1.0 else None
+    nested = None
+    if sigma != 1.0:
+        from shipfastsim.plugins.nf_after_shield.nested import NestedLatent
+
+        nested = stage.cached("nested", lambda: NestedLatent(p1, decay_vessel.p2_shares(specialist)))
     p2_drawn = nested.p2_probability_in_p1(sigma) if nested is not None else None
 
     def specialist_rows(n: int) -> torch.Tensor:
@@ -320,29 +324,22 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
             if bool(rows.any()):
                 out[rows] = fill(int(rows.sum()))
         inside, outside = nested.weights(sigma)
-        out[:, 7] = torch.where(chosen, out[:, 7] * inside, out.new_tensor(outside))
-        return out
-    if share >= 1.0:
+    elif share >= 1.0:
         out = specialist_rows(n_muons)
         out[:, 7] = p1
         return out
-    out = outside_p1(n_muons)
-    chosen = (torch.rand(n_muons, generator=context.generator, device=context.generator.device) < share
-              ).to(out.device)
-    if bool(chosen.any()):
-        out[chosen] = specialist_rows(int(chosen.sum()))  # out is this chunk's own tensor
-    if share != p1:
-        out[:, 7] = torch.where(chosen, out.new_tensor(p1 / share), out.new_tensor((1.0 - p1) / (1.0 - share)))
+    else:
+        out = outside_p1(n_muons)
+        chosen = (torch.rand(n_muons, generator=context.generator, device=context.generator.device) < share
+                  ).to(out.device)
+        if bool(chosen.any()):
+            out[chosen] = specialist_rows(int(chosen.sum()))  # out is this chunk's own tensor
+        if share == p1:
+            return out  # the composite itself: weights 1
+        inside, outside = p1 / share, (1.0 - p1) / (1.0 - share)
+    # the specialist's rows keep their own weight (1, or the nested latent's P2 weight) times inside
+    out[:, 7] = torch.where(chosen, out[:, 7] * inside, out.new_tensor(outside))
     return out
-
-
-def _nested_latent(weights: str | Path, p1: float):
-    """The nested latent (`nested.NestedLatent`) of the composite model with the specialist ``weights``."""
-    from shipfastsim.plugins.nf_after_shield.nested import NestedLatent
-
-    sidecar = model_sidecar(weights)
-    flagged = sidecar["architecture"].get("contexts", 1) == 2
-    return NestedLatent(p1, sidecar["data"]["p2_share_by_charge"] if flagged else None)
 
 
 @hookimpl

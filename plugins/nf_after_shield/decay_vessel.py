@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from shipfastsim.geometry.decay_vessel import DecayVessel
 
 __all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "to_entrance_box", "from_entrance_box",
-           "sample_output", "generate", "train_decay_vessel"]
+           "p2_shares", "sample_output", "generate", "train_decay_vessel"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_decay_vessel.safetensors"
 HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
@@ -153,6 +153,17 @@ def _build(stage: Stage):
     return engine, flow.config.z_plane, vessel, p2_share
 
 
+def _model(stage: Stage):
+    """(engine, z of the plane [cm], vessel, P2 shares or None), built once per stage."""
+    return stage.cached("model", lambda: _build(stage))
+
+
+def p2_shares(stage: Stage) -> dict[str, float] | None:
+    """The P2 shares by charge ("mu-", "mu+") the stage's flow samples with; None for a flow
+    not conditioned on the P2 flag."""
+    return _model(stage)[3]
+
+
 def sample_output(stage: Stage, n_muons: int, context: ChunkContext, p2_drawn: dict[str, float] | None = None
                   ) -> tuple[torch.Tensor, float]:
     """Rows [n, 8] (x, y, z [cm] at the shield end, px, py, pz [GeV/c], PDG id, weight: 1
@@ -163,7 +174,7 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext, p2_drawn: d
     from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
     from shipfastsim.plugins.nf_after_shield.p2_flag import sample_flagged
 
-    engine, z_plane, vessel, p2_share = stage.cached("model", lambda: _build(stage))
+    engine, z_plane, vessel, p2_share = _model(stage)
     if p2_share is not None:
         drawn = p2_drawn if p2_drawn is not None else float(stage.params["p2_share"])
         return sample_flagged(engine, n_muons, context.generator, p2_share, vessel, stage.device, drawn), z_plane

@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import torch
 
@@ -102,7 +103,6 @@ class FastNoiseToMuon:
             self.offset = flow.inv_offset[:, None].float().clone()
             self.slope = flow.inv_slope[:, None].float().clone()
             self.segments = _segments(flow)
-            self._feature = torch.arange(DIM)[:, None]  # line offset beyond the hinge offset: j
         self._local = threading.local()
         self._pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool)
 
@@ -197,11 +197,12 @@ class FastNoiseToMuon:
         torch.mm(self.unwhiten, x, out=s.both)
         g = torch.where(plus.bool(), s.both[DIM:], s.both[:DIM])
         if self.segments is not None:  # each g's segment of the map (`_segments`), then its line
-            first, spacing, last, hinges, offset, slope, intercept = self.segments
-            nearest = torch.sub(g, first, out=s.f).div_(spacing).round_().clamp_(0.0, last).nan_to_num_(0.0)
-            index = s.segment.copy_(nearest).add_(offset)  # of the nearest hinge in ``hinges``
-            index.add_(torch.gt(g, torch.take(hinges, index))).add_(self._feature)  # of its line
-            f = torch.take(slope, index).mul_(g).add_(torch.take(intercept, index))
+            lines = self.segments
+            nearest = torch.sub(g, lines.first, out=s.f).div_(lines.spacing).round_()
+            nearest.clamp_(0.0, lines.last).nan_to_num_(0.0)
+            index = s.segment.copy_(nearest).add_(lines.offset)  # of the nearest hinge
+            index.add_(torch.gt(g, torch.take(lines.hinges, index)))  # of the line of g's segment
+            f = torch.take(lines.slope, index).mul_(g).add_(torch.take(lines.intercept, index))
         else:
             torch.sub(g[:, None, :], self.knots, out=s.hinge).relu_()
             f = torch.mul(g, self.slope, out=s.f).add_(self.offset)
@@ -217,7 +218,21 @@ class FastNoiseToMuon:
         torch.exp(0.5 * (1.0 - s2) * square[:m], out=o[7]).mul_(self.sigma**DIM)
 
 
-def _segments(flow: MuonFlow) -> tuple[torch.Tensor | float, ...] | None:
+class _SegmentLines(NamedTuple):
+    """The inverse Gaussianising maps as lines, one per segment between hinges (`_segments`).
+    Feature j's entries start at j (n_h + 1) in ``hinges``, ``slope`` and ``intercept``:
+    hinge m and the line of the segment above it share an index."""
+
+    first: torch.Tensor  # [5, 1] the first hinge
+    spacing: torch.Tensor  # [5, 1] the hinges' even spacing
+    last: float  # index of the last hinge within a feature
+    offset: torch.Tensor  # [5, 1] j (n_h + 1)
+    hinges: torch.Tensor  # [5 (n_h + 1)], each feature's padded with +inf
+    slope: torch.Tensor  # [5 (n_h + 1)]
+    intercept: torch.Tensor  # [5 (n_h + 1)]
+
+
+def _segments(flow: MuonFlow) -> _SegmentLines | None:
     """The inverse Gaussianising maps as one line per segment, for hinges nearly evenly
     spaced in g (`fit_quantile_map` spaces them evenly), else None.
 
@@ -225,9 +240,7 @@ def _segments(flow: MuonFlow) -> tuple[torch.Tensor | float, ...] | None:
     line (a0 - sum_{k<n} c_k h_k) + (b + sum_{k<n} c_k) g.  With m the hinge nearest to g by
     arithmetic, round((g - h_0) / spacing), n = m + (g > h_m) exactly, as long as no hinge is
     off its even position by a quarter of the spacing: a few operations per value in place of
-    a relu per hinge and a product (13 % of a block's time).  Returns (h_0 [5, 1], spacing
-    [5, 1], last hinge index, hinges [5 n_h], offsets of each feature [5, 1] (into the hinges;
-    the lines of feature j start j further on), slopes and intercepts [5 (n_h + 1)])."""
+    a relu per hinge and a product (13 % of a block's time)."""
     inner = flow.config.knots - 2
     hinges = flow.inv_hinges.double().view(DIM, inner)
     if inner < 2:
@@ -240,10 +253,10 @@ def _segments(flow: MuonFlow) -> tuple[torch.Tensor | float, ...] | None:
     zero = torch.zeros(DIM, 1, dtype=torch.float64)
     slope = flow.inv_slope.double()[:, None] + torch.cat([zero, coef.cumsum(1)], 1)
     intercept = flow.inv_offset.double()[:, None] - torch.cat([zero, (coef * hinges).cumsum(1)], 1)
-    # index of feature j's hinge m is j n_h + m, of its line m (+1) is j (n_h + 1) + m (+1)
-    offset = (torch.arange(DIM) * inner)[:, None]
-    return (hinges[:, :1].float(), spacing.float(), float(inner - 1), flow.inv_hinges.float().contiguous(), offset,
-            slope.float().reshape(-1).contiguous(), intercept.float().reshape(-1).contiguous())
+    padded = torch.cat([flow.inv_hinges.float().view(DIM, inner), torch.full((DIM, 1), torch.inf)], 1)
+    return _SegmentLines(hinges[:, :1].float(), spacing.float(), float(inner - 1),
+                         (torch.arange(DIM) * (inner + 1))[:, None], padded.reshape(-1).contiguous(),
+                         slope.float().reshape(-1).contiguous(), intercept.float().reshape(-1).contiguous())
 
 
 def cpu_engine(flow: MuonFlow, sigma: float = 1.0):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class NestedLatent:
         if not 0.0 < self.p1 < 1.0:
             raise ValueError(f"the P1 fraction {self.p1} must lie in (0, 1)")
 
-    @property
+    @cached_property
     def radius_p1(self) -> float:
         """r_1: the latent radius inside which a muon is a P1 muon (latent units)."""
         return math.sqrt(_chi2_quantile(self.p1))
