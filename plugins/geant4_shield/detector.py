@@ -103,19 +103,22 @@ def _overlap(a, b) -> bool:
 PLANE_SLAB_CM = 1e-3
 
 
-def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane_hit=None):
+def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane_hit=None, parts_of=None):
     """A ``G4VUserDetectorConstruction`` building ``geometry`` (see module docstring);
     with ``check_overlaps`` every placement runs Geant4's overlap check.
 
     Each recording plane starts a slab `PLANE_SLAB_CM` thick of the material around it
     (a piece inside the cavern, a piece in the rock), whose sensitive detector calls
     ``plane_hit(plane_index, step)`` for every step in it: a muon's first step there
-    starts exactly on the plane, so no per-step action is needed anywhere else."""
+    starts exactly on the plane, so no per-step action is needed anywhere else.
+    ``parts_of(magnet, field_model)`` replaces `magnet_parts` (tests plant errors with it).
+    After ``Construct``, ``overlaps`` lists the placements that overlap (when checked)."""
     from shipfastsim.plugins.geant4_shield.runtime import import_geant4
 
     g4 = import_geant4()
     mm, tesla = g4.mm, g4.tesla
     lookup = GeometryLookup(geometry)
+    parts_of = parts_of or magnet_parts
 
     class ShieldDetector(g4.G4VUserDetectorConstruction):
         def __init__(self):
@@ -123,6 +126,8 @@ def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane
             self.keep: list = []  # Python owns these objects: keep them alive
             self.field_managers: list = []
             self.part_volumes: list = []
+            self.overlaps: list[str] = []
+            self.world_physical = None
             w = geometry.world
             #: Where the project's origin lies in Geant4's frame, whose origin is the world box's centre:
             #: z_geant4 [mm] = 10 z [cm] - z_centre_mm.
@@ -146,7 +151,11 @@ def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane
 
         def place(self, solid, material, name, mother_logical, position):
             logical = g4.G4LogicalVolume(solid, material, name)
-            physical = g4.G4PVPlacement(None, position, logical, name, mother_logical, False, 0, check_overlaps)
+            physical = g4.G4PVPlacement(None, position, logical, name, mother_logical, False, 0, False)
+            # Geant4's check: points on the new volume's surface must lie inside its mother
+            # and outside every sibling placed before it.
+            if check_overlaps and physical.CheckOverlaps(2000, 0.0, False, 1):
+                self.overlaps.append(name)
             self.keep += [logical, physical]
             return logical
 
@@ -158,6 +167,7 @@ def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane
             world_logical = g4.G4LogicalVolume(solid, self.material(outside), "world")
             world = g4.G4PVPlacement(None, g4.G4ThreeVector(), world_logical, "world", None, False, 0, False)
             self.keep += [world_logical, world]
+            self.world_physical = world
             mother, offset = world_logical, centre
             if geometry.cavern_sections:
                 sections = [_clip(s, w) for s in geometry.cavern_sections]
@@ -209,7 +219,7 @@ def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane
             for magnet in geometry.magnets:
                 half_z = magnet.dZ * MM_PER_CM * mm
                 centre = g4.G4ThreeVector(0.0, 0.0, (magnet.z_start + magnet.dZ) * MM_PER_CM)
-                for part in magnet_parts(magnet, geometry.field_model):
+                for part in parts_of(magnet, geometry.field_model):
                     vertices = g4.G4TwoVectorVector()
                     for x, y in (*part.corners_in, *part.corners_out):
                         vertices.append(g4.G4TwoVector(x * MM_PER_CM * mm, y * MM_PER_CM * mm))

@@ -167,6 +167,7 @@ class Geant4Session:
         ui.ApplyCommand("/physics_lists/em/ElectroNuclear false")
         self.detector_key = None
         self.detector = None
+        self.retired: list = []
         self.actions = None
         self.cut_cm: float | None = None
         self.initialised = False
@@ -183,9 +184,14 @@ class Geant4Session:
         if key == self.detector_key:
             return
         self.detector = build()
+        # Geant4 keeps using replaced detectors' volumes until it re-initialises; Python
+        # must not free them.
+        self.retired.append(self.detector)
         self.run_manager.SetUserInitialization(self.detector)
-        if self.initialised:
+        if self.initialised:  # build the new geometry now (else only at the next BeamOn)
             self.ui.ApplyCommand("/run/reinitializeGeometry")
+            with quiet_stdout():
+                self.run_manager.Initialize()
         self.detector_key = key
 
     def set_actions(self, actions) -> None:
