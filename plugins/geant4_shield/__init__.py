@@ -57,6 +57,9 @@ COMPONENT = ComponentSpec(
         Parameter("production_cut", "float", DEFAULT_CUT_CM, "Geant4 production cut for secondaries [cm]: energy "
                   "transfers above it are discrete losses (the secondaries are killed)", minimum=1e-3),
         Parameter("min_momentum", "float", 0.5, "muons below this momentum stop [GeV/c]", minimum=0.0),
+        Parameter("msc_lateral_displacement", "bool", True, "multiple scattering displaces muons sideways within "
+                  "a step (Geant4's standard physics leaves it off for muons, which narrows their spread in thick "
+                  "iron; one setting per process)"),
     ),
     check=_check,
 )
@@ -69,7 +72,8 @@ def make_transport(params: dict):
 
     return Geant4Transport(load_geometry(params.get("geometry", DEFAULT_GEOMETRY)),
                            cut_cm=float(params.get("production_cut", DEFAULT_CUT_CM)),
-                           min_momentum=float(params.get("min_momentum", 0.5)))
+                           min_momentum=float(params.get("min_momentum", 0.5)),
+                           lateral_displacement=bool(params.get("msc_lateral_displacement", True)))
 
 
 def propagate_batch(transport, batch: MuonBatch, plane: str, seed: int, counters=None) -> MuonBatch:

@@ -170,6 +170,8 @@ class Geant4Session:
         self.retired: list = []
         self.actions = None
         self.cut_cm: float | None = None
+        self.lateral_displacement = True
+        self.g4.G4EmParameters.Instance().SetMuHadLateralDisplacement(True)
         self.initialised = False
 
     @classmethod
@@ -208,6 +210,21 @@ class Geant4Session:
         if cut_cm != self.cut_cm:
             self.ui.ApplyCommand(f"/run/setCut {cut_cm} cm")
             self.cut_cm = cut_cm
+
+    def set_lateral_displacement(self, enabled: bool) -> None:
+        """Multiple scattering's lateral displacement within a step for muons.  Geant4's
+        standard EM constructor leaves it off for muons and hadrons (fine in thin
+        layers); in metres of iron, where Geant4's steps are long, the muons' lateral
+        spread then comes only from their angles between steps and is too narrow.  A
+        physics setting: fixed once Geant4 is initialised in this process."""
+        if self.initialised:
+            if enabled != self.lateral_displacement:
+                raise ValueError("geant4-shield: msc_lateral_displacement cannot change once Geant4 is initialised "
+                                 f"in a process (it is {self.lateral_displacement}); run the other setting in "
+                                 "another process")
+            return
+        self.g4.G4EmParameters.Instance().SetMuHadLateralDisplacement(bool(enabled))
+        self.lateral_displacement = bool(enabled)
 
     def initialise(self) -> None:
         if not self.initialised:

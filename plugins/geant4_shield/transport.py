@@ -143,13 +143,16 @@ class Geant4Transport:
         cut_cm: production cut [cm].
         min_momentum: muons below it stop [GeV/c].
         check_overlaps: run Geant4's overlap check on every placement when building.
+        lateral_displacement: multiple scattering's lateral displacement for muons
+            (`Geant4Session.set_lateral_displacement`; one setting per process).
     """
 
     def __init__(self, geometry: ShieldGeometry, cut_cm: float = DEFAULT_CUT_CM, min_momentum: float = 0.5,
-                 check_overlaps: bool = False):
+                 check_overlaps: bool = False, lateral_displacement: bool = True):
         self.geometry, self.cut_cm, self.min_momentum = geometry, float(cut_cm), float(min_momentum)
         self.check_overlaps = check_overlaps
         self.session = Geant4Session.get()
+        self.session.set_lateral_displacement(lateral_displacement)
         if not isinstance(self.session.actions, _Actions):
             self.session.set_actions(_Actions(self.session.g4))
         self.actions: _Actions = self.session.actions
