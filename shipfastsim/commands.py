@@ -24,7 +24,7 @@ def _run(args: argparse.Namespace) -> int:
     from shipfastsim.summary import format_summary, summary_path
 
     if args.workers is not None and args.workers < 1:
-        from shipfastsim.cli import UsageError
+        from shipfastsim.errors import UsageError
 
         raise UsageError(f"--workers: {args.workers} is below the minimum 1 (local dask workers to start)")
     config = load_config(args.config, _overrides(args))
@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 
         config.executor = replace(config.executor, type="dask", workers=args.workers)
     if args.resume and args.overwrite:
-        from shipfastsim.cli import UsageError
+        from shipfastsim.errors import UsageError
 
         raise UsageError("--resume and --overwrite exclude each other")
     summary = run_production(config, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)

@@ -50,7 +50,7 @@ GeV = 1.0
 MeV = 1e-3 * GeV
 tesla = 1.0
 
-#: Bending constant: curvature [1/cm] = C_LIGHT * |q| B [T] / p [GeV/c].
+#: Bending constant: curvature [1/cm] = C_LIGHT * abs(q) B [T] / p [GeV/c].
 C_LIGHT = 0.299792458e-2
 
 #: Muon mass [GeV], PDG 2024.

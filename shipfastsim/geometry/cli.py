@@ -85,7 +85,7 @@ def probe(args: argparse.Namespace) -> int:
     try:
         geometry = load_geometry(args.config)
     except (GeometryError, OSError) as error:
-        from shipfastsim.cli import UsageError
+        from shipfastsim.errors import UsageError
 
         raise UsageError(str(error)) from None
     rows = probe_points(geometry, args.point or [])
