@@ -3,7 +3,7 @@
 P2 (the straight track from the entrance also leaves through the exit aperture) is a
 subset of P1 bounded by the planes |x_e + tx L| = exit_half_x and |y_e + ty L| =
 exit_half_y, diagonal in the flow's coordinates, which a flow conditioned on the charge
-alone smears (README: P2 two-sample AUC 0.56 on the independent runs).  A flow
+alone smears (docs/physics/nf-decay-vessel.md: P2 two-sample AUC 0.56 on the independent runs).  A flow
 trained with ``FlowConfig.contexts = 2`` is conditioned on the charge and on the P2 flag
 (+1 in P2, -1 in P1 outside P2; `train.prepare`): one network learns both regions from
 all the P1 rows.  Sampling then draws
