@@ -84,3 +84,24 @@ def test_the_readme_is_short_and_its_links_resolve():
     local = [t for t in targets if "://" not in t]
     assert any(t.startswith("docs/") for t in local)
     assert [t for t in local if not (REPO_ROOT / t).exists()] == []
+
+
+def test_every_command_option_says_what_it_is():
+    """The generated command-line reference is the parsers' own help: every argument of
+    every command has a help text."""
+    import argparse
+
+    from shipfastsim.cli import build_parser
+
+    silent = []
+
+    def walk(parser: argparse.ArgumentParser, words: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*words, name])
+            elif not action.help:
+                silent.append(" ".join([*words, *(action.option_strings or [action.dest])]))
+
+    walk(build_parser(), [])
+    assert silent == []
