@@ -25,10 +25,9 @@ import yaml
 from shipfastsim.components import Stage
 from shipfastsim.errors import ConfigError
 from shipfastsim.executor_config import ExecutorConfig, check_executor
-from shipfastsim.normalisation import SHIP_PROTONS_PER_SPILL
 from shipfastsim.registry import ComponentRegistry, get_registry
 from shipfastsim.stage_params import build_stages, make_stage
-from shipfastsim.units import NTUPLE_Z_SHIFT
+from shipfastsim.units import NTUPLE_Z_SHIFT, SHIP_PROTONS_PER_SPILL
 
 __all__ = ["ConfigError", "RunConfig", "OutputConfig", "ExecutorConfig", "load_config", "validate_document",
            "make_stage", "SCHEMA_VERSION", "schema"]
