@@ -37,7 +37,13 @@ def test_the_docs_build_with_warnings_as_errors(tmp_path):
     html = (tmp_path / "html" / "production.html").read_text()
     # the generated pages are there: a schema key with its unit, a command's help, a component
     assert "ntuple_z_offset" in html and "usage: shipfastsim run" in html
-    assert "latent_sigma" in (tmp_path / "html" / "plugin-author.html").read_text()
+    plugin_page = (tmp_path / "html" / "plugin-author.html").read_text()
+    assert "latent_sigma" in plugin_page
+    from shipfastsim import hookspecs
+
+    hooks = [name for name in vars(hookspecs) if name.startswith("shipfastsim_")]
+    assert len(hooks) >= 7
+    assert [name for name in hooks if f'id="shipfastsim.hookspecs.{name}"' not in plugin_page] == []
 
 
 @pytest.mark.parametrize("planted", ["dead page link", "dead anchor", "unknown python object"])
