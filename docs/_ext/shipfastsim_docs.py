@@ -44,6 +44,11 @@ def _limits(node: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _json_value(value: Any) -> str:
+    """A default as YAML would take it: 4e+13 rather than 40000000000000.0."""
+    return format(value, ".6g") if isinstance(value, float) else json.dumps(value)
+
+
 def schema_rows(schema: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(key, type and limits, default, unit, description) of every key, depth first."""
     rows: list[tuple[str, str, str, str, str]] = []
@@ -53,7 +58,7 @@ def schema_rows(schema: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             key = f"{prefix}.{name}" if prefix else name
             kind = ", ".join(filter(None, (_type(sub), _limits(sub))))
             default = ("**required**" if name in required else
-                       f"`{json.dumps(sub['default'])}`" if "default" in sub else "")
+                       f"`{_json_value(sub['default'])}`" if "default" in sub else "")
             rows.append((f"`{key}`", kind, default, sub.get("x-unit", ""), sub.get("description", "")))
             walk(sub, key, set(sub.get("required", [])))
             items = sub.get("items")
