@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
 def build_command(args: argparse.Namespace) -> int:
     """Build, save and report; returns the exit status."""
-    from shipfastsim.cli import UsageError
+    from shipfastsim.errors import UsageError
     from shipfastsim.geometry import GeometryLookup, load_geometry
     from shipfastsim.plugins.fast_shield.tables import TableSettings, build_tables, save_tables
 
