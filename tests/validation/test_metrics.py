@@ -119,3 +119,15 @@ def test_report_writes_figures_and_metrics(tmp_path, rng):
     for name in ("features.png", "p_pt.png", "correlations.png", "metrics.json", "metrics.md", "report.md"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "metrics.json").read_text())["auc"] == metrics.auc
+
+
+def test_compare_reports_the_effective_sample_sizes(rng):
+    """Kish's (sum w)^2 / sum w^2 beside the row counts: 200 rows of w = 1 and 200 of w = 3 give
+    800^2 / 2000 = 320 (by hand); an unweighted side its row count."""
+    reference, candidate = rng.normal(size=(400, 2)), rng.normal(size=(300, 2))
+    weights = np.where(np.arange(400) % 2 == 0, 1.0, 3.0)
+    metrics = compare(reference, candidate, reference_weights=weights, classifier_epochs=1, gbt_iterations=5,
+                      physics_features=())
+    assert metrics.n_reference_effective == pytest.approx(320.0, rel=1e-12)
+    assert metrics.n_candidate_effective == 300.0
+    assert "| candidate 300 (300) | reference 400 (320) |" in metrics.table()
