@@ -131,3 +131,14 @@ def test_compare_reports_the_effective_sample_sizes(rng):
     assert metrics.n_reference_effective == pytest.approx(320.0, rel=1e-12)
     assert metrics.n_candidate_effective == 300.0
     assert "| candidate 300 (300) | reference 400 (320) |" in metrics.table()
+
+
+def test_weighted_correlation_equals_duplicated_rows(rng):
+    """Integer weights against the rows repeated: the same correlation matrix (the report's plot)."""
+    from shipfastsim.validation.report import _correlation
+
+    x = rng.normal(size=(500, 3)) @ rng.normal(size=(3, 3))
+    weights = rng.integers(1, 4, 500).astype(float)
+    repeated = np.repeat(x, weights.astype(int), axis=0)
+    np.testing.assert_allclose(_correlation(x, weights), np.corrcoef(repeated, rowvar=False), rtol=2e-3)
+    np.testing.assert_allclose(_correlation(x, None), np.corrcoef(x, rowvar=False), rtol=1e-12)
