@@ -55,6 +55,10 @@ def main() -> None:
     parser.add_argument("--truth-copies", type=int, default=10, help="phi-rotated copies of each truth muon")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    import torch
+
+    # One thread: two torch threads spin against each other on a busy machine (README, 20x slower).
+    torch.set_num_threads(1)
     args.output.mkdir(parents=True, exist_ok=True)
     for side in args.sides:
         (args.output / f"{side}.json").write_text(json.dumps(run_side(side, args), indent=1) + "\n")
