@@ -222,18 +222,19 @@ def test_equal_weights_train_exactly_as_unweighted(tmp_path):
 
 
 def test_gan_trains_on_a_weighted_sample_and_records_it(tmp_path):
-    """The GAN's importance resampling runs on a weighted file, and the JSON records the
-    effective size (sum w)^2 / sum w^2 of its train split, by hand."""
-    from shipfastsim.plugins.gan_target.model import GanConfig
-    from shipfastsim.plugins.gan_target.train import TrainConfig, train
+    """``shipfastsim train gan-target --weights-spill-pot``: the importance resampling runs on a
+    weighted file, and the JSON records muons_per_pot = sum(w) / POT and the effective size
+    (sum w)^2 / sum w^2 of the train split, by hand."""
+    from shipfastsim.cli import main
     from shipfastsim.validation.split import split_mask
 
     weights = np.where(np.arange(3000) % 3 == 0, 4.0, 1.0)
     path = _write(tmp_path / "weighted.root", weights, seed=6)
-    config = TrainConfig(seed=1, batch_size=64, max_steps=4, eval_every=2, val_generated=500, select_on_trees=False,
-                         critic_hidden=16, critic_layers=1, gan=GanConfig(hidden=16, layers=1))
-    result = train([path], tmp_path / "m", config, progress=False, spill_pot=5e13)
-    document = json.loads(result.weights_path.with_suffix(".json").read_text())
+    status = main(["train", "gan-target", "--input", str(path), "--output", str(tmp_path / "m"), "--max-steps", "4",
+                   "--eval-every", "2", "--batch-size", "64", "--hidden", "16", "--layers", "1",
+                   "--weights-spill-pot", "5e13", "--quiet"])
+    assert status == 0
+    document = json.loads((tmp_path / "m" / "gan_target.json").read_text())
     w_train = weights[split_mask(len(weights), "train")]
     assert document["sample_weights"]["train_effective_size"] == pytest.approx(
         w_train.sum() ** 2 / (w_train**2).sum(), rel=1e-12)
