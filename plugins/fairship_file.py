@@ -142,6 +142,7 @@ def shipfastsim_declare_components() -> list[ComponentSpec]:
 def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
     if stage.component != COMPONENT.name:
         return None
+
     def build() -> MuonTable:
         weighted = stage.params.get("weights_spill_pot") is not None
         mean_weight = float(file_weights(stage.params["files"]).mean()) if weighted else 1.0

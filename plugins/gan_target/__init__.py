@@ -59,7 +59,6 @@ TRAINING_SAMPLE_NORMALISATION = SampleNormalisation(
           "no POT normalisation is published for it")
 
 
-
 def model_normalisation(params: dict[str, Any]) -> SampleNormalisation:
     """The normalisation of a target generator's model ``params["weights"]``: what its JSON
     records (``shipfastsim train ... --weights-spill-pot POT`` writes muons_per_pot =
