@@ -52,6 +52,7 @@ class TrainingData:
     z_plane: float
     event_id: np.ndarray | None = None
     recipe: str = ""
+    weight: np.ndarray | None = None  # per row (a weighted production's w); None: every row weighs the same
 
     def groups(self) -> np.ndarray:
         """Target-muon index of each row (each row its own when not recorded)."""
@@ -60,8 +61,9 @@ class TrainingData:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        weight = {} if self.weight is None else {"weight": self.weight}
         np.savez_compressed(path, state=self.state, label=self.label, n_target=self.n_target, seconds=self.seconds,
-                            z_plane=self.z_plane, event_id=self.groups(), recipe=self.recipe)
+                            z_plane=self.z_plane, event_id=self.groups(), recipe=self.recipe, **weight)
         return path
 
 
@@ -69,8 +71,9 @@ def load_training_data(path: str | Path) -> TrainingData:
     with np.load(path, allow_pickle=False) as f:
         event_id = f["event_id"] if "event_id" in f.files else None
         recipe = str(f["recipe"]) if "recipe" in f.files else ""
+        weight = f["weight"] if "weight" in f.files else None
         return TrainingData(f["state"], f["label"], int(f["n_target"]), float(f["seconds"]), float(f["z_plane"]),
-                            event_id, recipe)
+                            event_id, recipe, weight)
 
 
 _WORKER: dict = {}
