@@ -1,8 +1,9 @@
 """The reference transport through the full TRY_2025 shield: muons/s and the survival
 table, under one or several field models side by side.
 
-Usage: python benchmarks/bench_reference.py [N] [THREADS] [--models MODEL[:POLARITY] ...] [--json PATH]
-(defaults 10000 muons, 2 threads, the geometry's own field model).  MODEL is constant,
+Usage: python benchmarks/bench_reference.py [N] [THREADS] [--models MODEL[:POLARITY] ...] [--transport T]
+[--json PATH] (defaults 10000 muons, 2 threads, the geometry's own field model, the reference transport;
+``--transport geant4`` runs geant4-shield instead, one thread).  MODEL is constant,
 flux-conserving or map=FILE.root; POLARITY signed-B or direction-list.  The muons are
 the shipped target sample, phi-augmented (`compare.target_sample`, seed 1); every model
 gets the same muons and the same seed.  Prints the wall time, muons/s, steps, and per
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[None])
     parser.add_argument("--chunk", type=int, default=10_000, help="muons per call (memory grows with it)")
     parser.add_argument("--json", default=None, help="write the tables here")
+    parser.add_argument("--transport", choices=("reference", "geant4"), default="reference")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batch = target_sample(args.n, seed=1)
@@ -55,13 +57,19 @@ def main() -> None:
     tables = {}
     for model in args.models:
         t0 = time.perf_counter()
-        transport = ReferenceTransport(geometry_with(model))
+        if args.transport == "geant4":
+            from shipfastsim.plugins.geant4_shield.transport import Geant4Transport
+
+            transport = Geant4Transport(geometry_with(model))
+        else:
+            transport = ReferenceTransport(geometry_with(model))
         t1 = time.perf_counter()
         counts, steps = Counter(), 0
         for first in range(0, args.n, args.chunk):
             part = slice(first, min(first + args.chunk, args.n))
+            seed = 1 + first if args.transport == "geant4" else torch.Generator().manual_seed(1 + first)
             result = transport.propagate(pos[part], mom[part], batch.charge[part],
-                                         transport.geometry.plane_names(), torch.Generator().manual_seed(1 + first))
+                                         transport.geometry.plane_names(), seed)
             counts.update(transport_counts(batch.p[part], batch.charge[part], result))
             steps += result.steps
         t2 = time.perf_counter()

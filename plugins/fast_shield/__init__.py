@@ -33,9 +33,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 @functools.cache
 def _default_tables() -> Path:
-    from shipfastsim.plugins.fast_shield.tables import TableSettings, tables_filename
+    from shipfastsim.plugins.fast_shield.tables import SHIPPED_SETTINGS, tables_filename
 
-    return PACKAGE_DIR / tables_filename(TableSettings())
+    return PACKAGE_DIR / tables_filename(SHIPPED_SETTINGS)
 
 
 @functools.cache

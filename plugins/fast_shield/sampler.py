@@ -27,7 +27,7 @@ from shipfastsim.plugins.fast_shield.tables import (
     U_LOSS,
     StepTables,
 )
-from shipfastsim.transport.mechanics import highland_sigma
+from shipfastsim.transport.mechanics import scattering_sigma
 
 __all__ = ["TableSampler"]
 
@@ -117,13 +117,13 @@ class TableSampler:
         return torch.floor(f + r).clamp_max(n - 1.0)
 
     def sample(self, material: torch.Tensor, p: torch.Tensor, energy: torch.Tensor, length: torch.Tensor,
-               t_before: torch.Tensor, t_step: torch.Tensor, generator: torch.Generator):
+               t_step: torch.Tensor, generator: torch.Generator):
         """The stepping core's sampler interface (`shipfastsim.transport.StepSampler`):
         (loss [GeV], tx, ty [rad], dx, dy [cm]) for muons of momentum p [GeV/c] and
-        energy E [GeV] over ``length`` [cm] after ``t_before`` radiation lengths."""
+        energy E [GeV] over ``length`` [cm] of ``t_step`` radiation lengths."""
         rows = 7 if self.catastrophic is None else 8
         r = torch.rand((rows, p.shape[0]), generator=generator, device=p.device, dtype=p.dtype)
-        loss, tx, ty, dx, dy = self.sample_uniform(material, p, length, highland_sigma(p, energy, t_before, t_step), r)
+        loss, tx, ty, dx, dy = self.sample_uniform(material, p, length, scattering_sigma(p, energy, t_step), r)
         if self.catastrophic is not None:
             hit, extra = self.catastrophic.sample(material, energy, length, r[7], generator)
             loss = loss.index_add(0, hit, extra)

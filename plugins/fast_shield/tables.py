@@ -6,8 +6,8 @@ reference physics (`StepPhysics.sample_step`, chained over the reference's own
 sub-steps) is sampled for many muons and reduced to inverse-CDF tables:
 
 * ``loss``: quantiles of eps = dE / (rho L) [GeV cm2/g] on the u grid ``U_LOSS``;
-* ``angle``: quantiles of a = theta_space / sigma, where sigma is Highland's projected
-  width of the whole step (t_before = 0), *conditional on the loss class* (loss rank
+* ``angle``: quantiles of a = theta_space / sigma, where sigma is the projected core
+  width of the whole step (`mechanics.scattering_sigma`), *conditional on the loss class* (loss rank
   below 0.5, 0.5-0.9, 0.9-0.99, above 0.99): this keeps the loss-angle correlation;
 * ``disp``: quantiles of r = |d - L theta / 2| / (L sigma / sqrt 12), the lateral
   displacement left after removing its part correlated with the angle.
@@ -44,11 +44,12 @@ import torch
 from shipfastsim.geometry.materials import get_material
 from shipfastsim.plugins.reference.cross_sections import MUON_MASS_GEV
 from shipfastsim.plugins.reference.physics import PHYSICS_REVISION, StepPhysics
-from shipfastsim.transport.mechanics import HIGHLAND_P0, highland_h, rough_dedx
+from shipfastsim.transport.mechanics import SCATTERING_CORE_FACTOR, rough_dedx, scattering_sigma
 
 __all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "U_ANGLE", "U_DISP", "TableSettings",
            "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename",
-           "match_sample_mean", "merge_tables", "reduce_bin", "GEANT4_RELEASE",
+           "match_sample_mean", "match_second_moment", "merge_tables", "reduce_bin", "GEANT4_RELEASE",
+           "SHIPPED_SETTINGS",
            "loss_table_mean"]
 
 #: Bump when the file layout or the meaning of a stored array changes.
@@ -127,11 +128,19 @@ class TableSettings:
         settings = asdict(self)
         if self.physics == "reference":  # the settings of reference tables hash as before these fields existed
             del settings["physics"], settings["geant4_cut"]
-        revision = PHYSICS_REVISION if self.physics == "reference" else f"geant4 {self.geant4_version()}"
+        # Geant4 tables hold angles in units of `scattering_sigma`: its constant is part of their meaning.
+        revision = (PHYSICS_REVISION if self.physics == "reference"
+                    else f"geant4 {self.geant4_version()}, scattering unit {SCATTERING_CORE_FACTOR}")
         text = json.dumps({"format": FORMAT_VERSION, "physics": revision, "settings": settings,
                            "materials": props, "u": [GRID_LOSS, GRID_ANGLE, GRID_DISP]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+
+#: The settings of the shipped tables: Geant4 steps at a 1 cm production cut (there every
+#: loss above `v_catastrophic` of a muon of 0.5 GeV/c or more is a discrete interaction,
+#: so none of them stays in the tables while the sampler adds it again), 12,000 muons per
+#: momentum node (each serving every step length); docs/physics/geant4.md.
+SHIPPED_SETTINGS = TableSettings(physics="geant4", geant4_cut=1.0, samples=12_000)
 
 #: (n_lin, split, n_tail, tail_min) of the probability grids of loss, angle, displacement.
 GRID_LOSS, GRID_ANGLE, GRID_DISP = (40, 0.8, 23, 1e-4), (24, 0.8, 15, 1e-3), (16, 0.8, 7, 1e-3)
@@ -172,7 +181,7 @@ def _sample_macro_steps(physics: StepPhysics, s: TableSettings, index: int, p0: 
     e0 = torch.sqrt(p0**2 + MUON_MASS_GEV**2)
     E = e0.clone()
     theta, disp = torch.zeros(n, 2, dtype=torch.float64), torch.zeros(n, 2, dtype=torch.float64)
-    t_x0, done = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+    done = torch.zeros(n, dtype=torch.float64)
     alive = torch.ones(n, dtype=torch.bool)
     max_step = s.max_step_dense if rho > 0.05 else s.max_step_air
     mats = torch.full((n,), index, dtype=torch.int64)
@@ -185,8 +194,7 @@ def _sample_macro_steps(physics: StepPhysics, s: TableSettings, index: int, p0: 
         limit = s.max_loss_fraction * e / (rho * rough_dedx(e))
         step = torch.minimum(torch.clamp(length[idx] - done[idx], max=max_step), limit).clamp_min(1e-6)
         p = torch.sqrt((e**2 - MUON_MASS_GEV**2).clamp_min(1e-12))
-        out = physics.sample_step(mats[idx], p, step, generator, t_x0[idx])
-        t_x0[idx] += physics.radiation_lengths(mats[idx], step)
+        out = physics.sample_step(mats[idx], p, step, generator)
         # Small-angle accumulation: earlier angles move the muon sideways over this sub-step.
         disp[idx] += theta[idx] * step[:, None] + torch.stack([out.dx, out.dy], 1)
         theta[idx] += torch.stack([out.theta_x, out.theta_y], 1)
@@ -203,9 +211,8 @@ def reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: fl
     [GeV], projected angles (n, 2) [rad] and displacements (n, 2) [cm] at the end of
     the step.  ``moving`` (None: all) marks the muons that still move there: only they
     enter the angle and displacement tables (the others are stopped)."""
-    beta = p0 / math.sqrt(p0**2 + MUON_MASS_GEV**2)
     eps = de / (rho * length)
-    sigma = HIGHLAND_P0 / (p0 * beta) * math.sqrt(highland_h(length * rho / x0))
+    sigma = float(scattering_sigma(p0, math.sqrt(p0**2 + MUON_MASS_GEV**2), length * rho / x0))
     a = np.hypot(th[:, 0], th[:, 1]) / sigma
     rank = np.empty(len(eps))
     rank[np.argsort(eps, kind="stable")] = (np.arange(len(eps)) + 0.5) / len(eps)
@@ -221,12 +228,31 @@ def reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: fl
 
 
 def _quantiles(values: np.ndarray, fallback: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Quantiles of ``values`` at u, or of ``fallback`` when no sample is left (a loss
-    class whose muons all stopped: the sampler never continues them)."""
+    """Quantiles of ``values`` at u (the top node moved by `match_second_moment`), or of
+    ``fallback`` when no sample is left (a loss class whose muons all stopped: the
+    sampler never continues them)."""
     for sample in (values, fallback):
         if len(sample):
-            return np.quantile(sample, u)
+            return match_second_moment(np.quantile(sample, u), u, float(np.mean(sample**2)))
     return np.zeros(len(u))
+
+
+def match_second_moment(q: np.ndarray, u: np.ndarray, target: float) -> np.ndarray:
+    """Lower the top node (u = 1, the sample's largest value) of a linearly interpolated
+    inverse CDF, not below the node before it, so that the table's mean square equals
+    ``target``, the samples' (it never raises it).  A single-scattering tail falls like
+    a^-3: between the last two nodes most of its samples lie near the lower one, while
+    linear interpolation spreads draws evenly up to the largest of ten thousand samples
+    (tens of widths) and inflated the variance of Geant4's angle tables several times."""
+    q = q.copy()
+    du = np.diff(u)
+    lo, hi = q[-2], q[-1]
+    rest = float(np.sum(du[:-1] * (q[:-2] ** 2 + q[:-2] * q[1:-1] + q[1:-1] ** 2) / 3.0))
+    need = 3.0 * (target - rest) / du[-1]  # lo^2 + lo h + h^2 must equal this
+    disc = lo * lo - 4.0 * (lo * lo - need)
+    h = 0.5 * (-lo + math.sqrt(disc)) if disc >= 0 else lo
+    q[-1] = min(max(h, lo), hi)
+    return q
 
 
 def loss_table_mean(q: np.ndarray) -> float:

@@ -40,7 +40,8 @@ _CACHE: dict[tuple[str, float], dict[str, ProcessTable]] = {}
 
 
 #: Revision of the sampled physics; anything built from it (fast-shield tables) hashes it.
-PHYSICS_REVISION = 2
+#: 3: multiple scattering's core width additive per step (`mechanics.scattering_sigma`), set against Geant4.
+PHYSICS_REVISION = 3
 
 
 def continuous_fluctuation(mean: torch.Tensor, var: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -108,20 +109,18 @@ class StepPhysics:
 
     # ---- sampling ----------------------------------------------------------------------
     def sample_step(self, material_index: torch.Tensor, p: torch.Tensor, L: torch.Tensor,
-                    generator: torch.Generator, t_before: torch.Tensor | None = None) -> StepSample:
+                    generator: torch.Generator) -> StepSample:
         """Sample the step of every muon (see module docstring).
 
         Args:
             material_index: int64 index into ``materials`` per muon.
             p: momentum [GeV]; L: step length [cm] (>= 0).
             generator: torch random stream (the only randomness used).
-            t_before: radiation lengths already traversed (Highland log term); zeros if None.
         """
         n = p.shape[0]
         dtype, dev = p.dtype, p.device
         E = torch.sqrt(p**2 + MUON_MASS_GEV**2)
         beta = p / E
-        t_before = torch.zeros_like(p) if t_before is None else t_before
         out = StepSample(*(torch.zeros(n, dtype=dtype, device=dev) for _ in range(5)),
                          torch.zeros(n, dtype=torch.int64, device=dev))
         for index, (mat, scale) in enumerate(self.materials):
@@ -161,20 +160,14 @@ class StepPhysics:
                     lost = v * e[owner]
                     n_rad = n_rad + counts
                 loss = loss.index_add(0, owner, lost)
-            tx, ty, dx, dy = sample_scattering(mat, scale, p[sel], b, length, t_before[sel], generator,
-                                               self.tail_factor)
+            tx, ty, dx, dy = sample_scattering(mat, scale, p[sel], b, length, generator, self.tail_factor)
             out.delta_e[sel], out.theta_x[sel], out.theta_y[sel] = loss, tx, ty
             out.dx[sel], out.dy[sel], out.n_radiative[sel] = dx, dy, n_rad
         return out
 
     def sample(self, material: torch.Tensor, p: torch.Tensor, energy: torch.Tensor, length: torch.Tensor,
-               t_before: torch.Tensor, t_step: torch.Tensor, generator: torch.Generator):
+               t_step: torch.Tensor, generator: torch.Generator):
         """The stepping core's sampler interface (`shipfastsim.transport.StepSampler`):
         (loss [GeV], theta_x, theta_y [rad], dx, dy [cm]) of `sample_step`."""
-        out = self.sample_step(material, p, length, generator, t_before)
+        out = self.sample_step(material, p, length, generator)
         return out.delta_e, out.theta_x, out.theta_y, out.dx, out.dy
-
-    def radiation_lengths(self, material_index: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-        """Radiation lengths in a step of length L [cm] per muon."""
-        x0 = torch.tensor([m.radiation_length_cm / s for m, s in self.materials], dtype=L.dtype, device=L.device)
-        return L / x0[material_index]

@@ -2,9 +2,8 @@
 
 Per step of length L the projected angles are the sum of
 
-* a Gaussian core whose variance is the *increment* of Highland's theta0^2 over the
-  radiation lengths traversed so far, so that N steps through one slab add up to the
-  Highland width of the whole slab (Highland's log term is not additive);
+* a Gaussian core of width `mechanics.scattering_sigma` (Highland's sqrt(t) term times
+  a constant set against Geant4's core in thick iron; the variances of steps add);
 * hard single scatterings off nuclei: screened Rutherford, Z(Z+1) for the atomic
   electrons, above theta_c = ``tail_factor`` x the step's core width, thinned by a
   Gaussian nuclear form factor exp(-theta^2 / (3 theta_N^2)), theta_N = hbar c/(p R),
@@ -25,7 +24,7 @@ import torch
 from shipfastsim.geometry.materials import Material
 from shipfastsim.plugins.reference.cross_sections import AVOGADRO, ELECTRON_MASS, ELECTRON_RADIUS
 from shipfastsim.plugins.reference.energy_loss import expand_counts
-from shipfastsim.transport.mechanics import highland_sigma
+from shipfastsim.transport.mechanics import scattering_sigma
 
 __all__ = ["sample_scattering"]
 
@@ -33,14 +32,12 @@ _HBARC = 0.1973269804e-13  # GeV cm
 
 
 def sample_scattering(mat: Material, density_scale: torch.Tensor | float, p: torch.Tensor, beta: torch.Tensor,
-                      L: torch.Tensor, t_before: torch.Tensor, generator: torch.Generator,
-                      tail_factor: float = 2.5):
+                      L: torch.Tensor, generator: torch.Generator, tail_factor: float = 2.5):
     """Sample projected angles and lateral displacements for one step.
 
     Args:
         mat: material of the step; density_scale multiplies its density.
         p, beta: momentum [GeV] and velocity of each muon; L: step length [cm].
-        t_before: radiation lengths traversed before this step (Highland's log term).
         generator: the random stream.
         tail_factor: hard scatters are sampled above tail_factor x core width.
 
@@ -52,7 +49,7 @@ def sample_scattering(mat: Material, density_scale: torch.Tensor | float, p: tor
     n = p.shape[0]
     rho = mat.density * torch.as_tensor(density_scale, dtype=dtype, device=dev)
     t_step = L * rho / mat.radiation_length
-    sigma = highland_sigma(p, p / beta, t_before, t_step)
+    sigma = scattering_sigma(p, p / beta, t_step)
     z = torch.randn((4, n), generator=generator, dtype=dtype, device=dev)
     theta_x, theta_y = z[0] * sigma, z[1] * sigma
     dx = L * sigma * (z[2] / math.sqrt(12.0) + z[0] / 2.0)

@@ -92,7 +92,7 @@ class StepSampler(Protocol):
     [rad] and lateral displacements (dx, dy) [cm] in the frame of `mechanics.kick`."""
 
     def sample(self, material: torch.Tensor, p: torch.Tensor, energy: torch.Tensor, length: torch.Tensor,
-               t_before: torch.Tensor, t_step: torch.Tensor, generator: torch.Generator
+               t_step: torch.Tensor, generator: torch.Generator
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
 
@@ -141,13 +141,13 @@ class Transport:
         result.stop_reason[p < s.min_momentum] = 1
         live = (p >= s.min_momentum) & (uz > 0) & (z < z_last)
         far = torch.zeros_like(p)  # [cm]: how long the next step may be inside a magnet
-        cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, torch.zeros_like(p), b, mat, seg, far, idx)]
+        cols = [c[live] for c in (x, y, z, ux, uy, uz, p, q, b, mat, seg, far, idx)]
         w = g.world
         while cols[0].numel():
             result.steps += 1
             z_old = cols[2]
-            x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg, far = self._step(*cols[:13], generator)
-            idx = cols[13]
+            x, y, z, ux, uy, uz, p, q, b, mat, seg, far = self._step(*cols[:12], generator)
+            idx = cols[12]
             z_front = float(z.max())
             for pl in plane_objs:
                 if z_front < pl.z:  # no muon has reached the plane yet
@@ -162,7 +162,7 @@ class Transport:
                     at[:, 2] = pl.z  # exactly on the plane, whatever the arithmetic precision
                     result.state[pl.name][idx[cross]] = at
                     result.reached[pl.name][idx[cross]] = True
-            cols = [x, y, z, ux, uy, uz, p, q, t_x0, b, mat, seg, far, idx]
+            cols = [x, y, z, ux, uy, uz, p, q, b, mat, seg, far, idx]
             gone = ((p < s.min_momentum) | (uz <= 0) | (z >= z_last) | (z > w.z_max) | (z < w.z_min)
                     | (x.abs() > w.half_x) | (y.abs() > w.half_y))
             if bool(gone.any()):
@@ -186,7 +186,7 @@ class Transport:
                                                & (st[:, 1].abs() <= pl.aperture_half_y))
         return result
 
-    def _step(self, x, y, z, ux, uy, uz, p, q, t_x0, b_prev, mat_prev, seg, far, generator):
+    def _step(self, x, y, z, ux, uy, uz, p, q, b_prev, mat_prev, seg, far, generator):
         """One step of every active muon; returns the new state, |B|, material, segment
         and the length [cm] the next step may take inside a magnet (``far``)."""
         s, geo = self.settings, self.geo
@@ -214,7 +214,7 @@ class Transport:
         else:
             mat, bx, by, bz, sx, sy = geo.query(x_mid, y_mid, z_mid, seg, with_safety=True)
         t_step = length / self.x0_cm.index_select(0, mat)
-        loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_x0, t_step, generator)
+        loss, tx, ty, dx, dy = self.sampler.sample(mat, p, energy, length, t_step, generator)
         # Bend with the momentum at mid-step (the loss is drawn first): the bending of a
         # step is then exact to second order in the step's fractional loss.
         e_mid = energy - 0.5 * loss
@@ -226,7 +226,7 @@ class Transport:
         x, y, z, ux, uy, uz = kick(x, y, z, ux, uy, uz, tx, ty, dx, dy)
         if s.long_step is not None:
             far = self._safe_reach(x - x_mid, y - y_mid, ux, uy, half, p, b, sx, sy, seg)
-        return x, y, z, ux, uy, uz, p, q, t_x0 + t_step, b, mat, geo.follow(seg, z), far
+        return x, y, z, ux, uy, uz, p, q, b, mat, geo.follow(seg, z), far
 
     def _safe_reach(self, shift_x, shift_y, ux, uy, half, p, b, sx, sy, seg):
         """Longest next step [cm] (up to ``long_step``) from the end of this one whose

@@ -17,7 +17,7 @@ class FixedLoss:
     def __init__(self, fraction: float):
         self.fraction = fraction
 
-    def sample(self, material, p, energy, length, t_before, t_step, generator):
+    def sample(self, material, p, energy, length, t_step, generator):
         zero = torch.zeros_like(p)
         return self.fraction * energy, zero, zero, zero, zero
 
@@ -31,7 +31,7 @@ def test_a_step_bends_with_the_mid_step_momentum(fraction):
     transport = Transport(geometry, FixedLoss(fraction), settings)
     p0, z0 = 10.0, 200.0
     one = torch.ones(1, dtype=torch.float64)
-    state = [0 * one, 0 * one, z0 * one, 0 * one, 0 * one, one, p0 * one, one, 0 * one, 0 * one,
+    state = [0 * one, 0 * one, z0 * one, 0 * one, 0 * one, one, p0 * one, one, 0 * one,
              torch.zeros(1, dtype=torch.int64), transport.geo.segment(z0 * one), 0 * one]
     out = transport._step(*state, torch.Generator())
     energy = math.hypot(p0, MUON_MASS)

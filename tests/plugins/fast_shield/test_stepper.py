@@ -109,7 +109,7 @@ def _two_steps(transport, x, ux, z0, p=100.0):
     n = len(x)
     ux = torch.tensor(ux)
     state = [torch.tensor(x), torch.zeros(n), torch.full((n,), z0), ux, torch.zeros(n), torch.sqrt(1.0 - ux * ux),
-             torch.full((n,), p), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.full((n,), transport.geo.iron),
+             torch.full((n,), p), torch.ones(n), torch.zeros(n), torch.full((n,), transport.geo.iron),
              transport.geo.segment(torch.full((n,), z0)), torch.zeros(n)]
     generator = torch.Generator().manual_seed(3)
     first = transport._step(*state, generator)
