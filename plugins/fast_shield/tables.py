@@ -136,10 +136,11 @@ class TableSettings:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-#: The settings of the shipped tables: Geant4 steps at a 1 cm production cut (there every
-#: loss above `v_catastrophic` of a muon of 0.5 GeV/c or more is a discrete interaction,
-#: so none of them stays in the tables while the sampler adds it again), 12,000 muons per
-#: momentum node (each serving every step length); docs/physics/geant4.md.
+#: The settings of the shipped tables: Geant4 steps at a 1 cm production cut (electron
+#: threshold 13 MeV in iron: every loss above `v_catastrophic` of a muon of 0.5 GeV/c or
+#: more is a discrete interaction, so none stays in the tables while the sampler adds it
+#: again; at 10 cm, 209 MeV, some did), 12,000 muons per momentum node (each serving every
+#: step length); docs/physics/geant4.md.
 SHIPPED_SETTINGS = TableSettings(physics="geant4", geant4_cut=1.0, samples=12_000)
 
 #: (n_lin, split, n_tail, tail_min) of the probability grids of loss, angle, displacement.
