@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["OVERRIDE_KEY", "accepted_mismatches", "check_stages", "describe", "file_digest", "geometry_digest",
-           "geometry_record", "make_provenance", "mismatches", "read_provenance", "target_record", "truth_record"]
+           "geometry_record", "make_provenance", "merge_samples", "mismatches", "read_provenance", "sample_record",
+           "target_record", "truth_record"]
 
 OVERRIDE_KEY = "allow_geometry_mismatch"
 """Stage key (config schema) that runs a model on a geometry other than its training one."""
@@ -106,6 +107,28 @@ def make_provenance(*, geometry: Mapping[str, Any] | None, truth: Mapping[str, A
             "seed": seed, "sample_seeds": [int(k) for k in sample_seeds], "notes": list(notes)}
 
 
+def sample_record(geometry: str | Path, truth: Mapping[str, Any], target_generator: Mapping[str, Any] | None,
+                  seeds: Sequence[int]) -> dict[str, Any]:
+    """What a transported training sample was made from (stored with the sample; the
+    training adds its size and seed with `make_provenance`)."""
+    return {"geometry": geometry_record(geometry), "truth": dict(truth),
+            "target_generator": dict(target_generator) if target_generator else None,
+            "sample_seeds": [int(k) for k in seeds]}
+
+
+def merge_samples(records: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """One `sample_record` for samples learnt from together: their seeds joined; None when
+    any is unknown; an error when they differ in geometry, truth or target generator."""
+    if not records or any(r is None for r in records):
+        return None
+    first = dict(records[0])
+    for other in records[1:]:
+        for key in ("geometry", "truth", "target_generator"):
+            if other.get(key) != first.get(key):
+                raise ValueError(f"training samples differ in {key}: {first.get(key)} and {other.get(key)}")
+    return first | {"sample_seeds": [k for r in records for k in r.get("sample_seeds", [])]}
+
+
 def read_provenance(weights: str | Path) -> dict[str, Any] | None:
     """The ``provenance`` record in the JSON beside ``weights`` (None when absent)."""
     meta = Path(weights).with_suffix(".json")
@@ -151,10 +174,18 @@ def describe(provenance: Mapping[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
+# Model parameters a stage ignores under another parameter's value: nf-after-shield reads
+# p1_weights only with p1_source nf-decay-vessel; an unused model must not be refused.
+_UNUSED_UNLESS = {("nf-after-shield", "p1_weights"): ("p1_source", "nf-decay-vessel")}
+
+
 def _models(spec, params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(weights path, provenance) of the trained models a stage's parameters name."""
+    """(weights path, provenance) of the trained models a stage's parameters name and uses."""
     found = []
     for parameter in spec.parameters:
+        condition = _UNUSED_UNLESS.get((spec.name, parameter.name))
+        if condition and params.get(condition[0]) != condition[1]:
+            continue
         value = params.get(parameter.name)
         if parameter.type == "path" and isinstance(value, str) and value.endswith(".safetensors"):
             record = read_provenance(value)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from shipfastsim.plugins.flow_target.model import FlowConfig, FlowGenerator, radial_dequantise, save_flow
 from shipfastsim.plugins.gan_target.data import SPLITS
 from shipfastsim.plugins.gan_target.model import N_CLASSES
-from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample
+from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample, sample_provenance
 from shipfastsim.plugins.gan_target.train import TrainResult as FlowTrainResult  # same fields
 
 __all__ = ["FlowTrainConfig", "FlowTrainResult", "train_flow", "WEIGHTS_NAME"]
@@ -75,7 +75,8 @@ def train_flow(files: Sequence[str | Path], output: str | Path, config: FlowTrai
     rng = torch.Generator(device=device).manual_seed(config.seed)
     selection = ModelSelection(sample, output / WEIGHTS_NAME, save_flow,
                                {"training": asdict(config) | {"device": device}, "files": [Path(f).name for f in files],
-                                "skipped_rows": sample.skipped_rows, "split": SPLITS},
+                                "skipped_rows": sample.skipped_rows, "split": SPLITS,
+                                "provenance": sample_provenance(files, sample, config.seed)},
                                config.seed + 1, config.val_generated, config.select_on_trees, config.patience,
                                config.max_minutes)
     step = 0

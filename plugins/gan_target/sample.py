@@ -35,8 +35,8 @@ from shipfastsim.plugins.gan_target.model import (
 from shipfastsim.validation.metrics import MUON_FEATURES, feature_arrays, wasserstein1
 from shipfastsim.validation.two_sample import PHYSICS_FEATURES, gbt_auc
 
-__all__ = ["TargetSample", "prepare_sample", "configure", "generate_features", "muon_features", "validation_score",
-           "ModelSelection"]
+__all__ = ["TargetSample", "prepare_sample", "sample_provenance", "configure", "generate_features", "muon_features",
+           "validation_score", "ModelSelection"]
 
 
 @dataclass
@@ -73,6 +73,14 @@ def prepare_sample(files: Sequence[str | Path], knots: int) -> TargetSample:
     return TargetSample(mapped, classes[is_train], train.mean(0), train.std(0), maps,
                         np.bincount(classes[is_train], minlength=N_CLASSES) / is_train.sum(),
                         feature_arrays(muons.select(torch.as_tensor(is_val)), MUON_FEATURES)[0], skipped)
+
+
+def sample_provenance(files: Sequence[str | Path], sample: TargetSample, seed: int) -> dict:
+    """What a target generator learns from: the files (with digests), its training rows and seed."""
+    from shipfastsim.provenance import file_digest, make_provenance
+
+    return make_provenance(geometry=None, truth=None, target_generator=None, sample_size=len(sample.classes),
+                           seed=seed, training_data=[{"file": Path(f).name, "digest": file_digest(f)} for f in files])
 
 
 def configure(module: MappedFeatureModule, sample: TargetSample, standardise_directions: bool) -> None:

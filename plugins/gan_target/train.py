@@ -50,7 +50,7 @@ from shipfastsim.plugins.gan_target.model import (
     MuonGenerator,
     save_generator,
 )
-from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample
+from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample, sample_provenance
 
 __all__ = ["TrainConfig", "TrainResult", "train", "WEIGHTS_NAME"]
 
@@ -117,7 +117,8 @@ def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig |
     rng = torch.Generator(device=device).manual_seed(config.seed)
     selection = ModelSelection(sample, output / WEIGHTS_NAME, save_generator,
                                {"training": asdict(config) | {"device": device}, "files": [Path(f).name for f in files],
-                                "skipped_rows": sample.skipped_rows, "split": SPLITS},
+                                "skipped_rows": sample.skipped_rows, "split": SPLITS,
+                                "provenance": sample_provenance(files, sample, config.seed)},
                                config.seed + 1, config.val_generated, config.select_on_trees, config.patience,
                                config.max_minutes)
     bar = tqdm(range(1, config.max_steps + 1), desc="gan-target", disable=not progress, dynamic_ncols=True)
