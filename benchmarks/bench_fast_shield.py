@@ -1,10 +1,14 @@
-"""Muons per second of ``fast-shield`` versus the reference transport, same input.
+"""Muons per second of ``fast-shield`` and the reference transport against Geant4 (``geant4-shield``), same input.
 
-Usage: python benchmarks/bench_fast_shield.py [--reference N] [--fast N] [--threads T] [--gpu-sizes N ...]
+Usage: python benchmarks/bench_fast_shield.py [--geant4 N] [--reference N] [--fast N] [--threads T]
+       [--gpu-sizes N ...]
 
-Both transports take the same phi-augmented target muons (`compare.target_sample`)
-through the full TRY_2025 shield to ``shield_end`` on the CPU; the reference on the
-first N_ref of them, fast-shield on those same muons and on a chunk of N_fast.  Both
+The transports take the same phi-augmented target muons (`compare.target_sample`)
+through the full TRY_2025 shield to ``shield_end`` on the CPU: Geant4 on the first
+N_geant4 of them (one thread: Geant4 runs one event at a time per process), the
+reference on the first N_ref, fast-shield on those same muons and on a chunk of
+N_fast.  Each row gives wall-clock muons/s and muons per CPU-second (the process's CPU
+time, all its threads: the figure per core); the ratios to Geant4 are per core.  Both
 are vectorised over the chunk and pay a fixed cost per step and tensor operation, so
 compare equal chunks: the reference makes 642-839 muons/s on 3000-muon chunks and
 2,445 on 10^5 (one thread).  Prints muons/s and the ratio.  When torch sees a GPU, fast-shield also runs
@@ -42,8 +46,32 @@ def _timed(function, device: str = "cpu"):
     return result, time.perf_counter() - start
 
 
+def _cpu_timed(function):
+    """Result, wall seconds and CPU seconds of the process (all threads)."""
+    cpu = time.process_time()
+    result, wall = _timed(function)
+    return result, wall, time.process_time() - cpu
+
+
+def run_geant4(batch, planes, seed):
+    """geant4-shield (defaults: 10 cm cut, lateral displacement) on a batch, one event per 10^4 muons."""
+    from shipfastsim.configs import GEOMETRY_DIR
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.plugins.geant4_shield.transport import Geant4Transport
+
+    transport = Geant4Transport(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+    reached = []
+    for first in range(0, len(batch), 10_000):
+        part = batch.select(torch.arange(first, min(first + 10_000, len(batch))))
+        result = transport.propagate(torch.stack([part.x, part.y, part.z], 1),
+                                     torch.stack([part.px, part.py, part.pz], 1), part.charge, planes, seed + first)
+        reached.append(result.reached[planes[0]])
+    return torch.cat(reached)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--geant4", type=int, default=20_000, help="muons through Geant4 (0: skip)")
     parser.add_argument("--reference", type=int, default=100_000, help="muons through the reference")
     parser.add_argument("--fast", type=int, default=100_000, help="muons through fast-shield on the CPU")
     parser.add_argument("--threads", type=int, default=2)
@@ -61,17 +89,31 @@ def main() -> None:
         if not args.no_compile:
             _, t_compile = _timed(lambda: run_fast(head.select(torch.arange(1000)), planes, seed=0,
                                                    transport=compiled))
-        ref, t_ref = _timed(lambda: run_reference(head, planes, seed=2))
-        same, t_same = _timed(lambda: run_fast(head, planes, seed=3, transport=plain))
-        big, t_big = _timed(lambda: run_fast(sample, planes, seed=4, transport=plain))
+        ref, t_ref, c_ref = _cpu_timed(lambda: run_reference(head, planes, seed=2))
+        same, t_same, c_same = _cpu_timed(lambda: run_fast(head, planes, seed=3, transport=plain))
+        big, t_big, c_big = _cpu_timed(lambda: run_fast(sample, planes, seed=4, transport=plain))
         r_ref, r_same, r_big = args.reference / t_ref, args.reference / t_same, len(sample) / t_big
         print(f"CPU, {torch.get_num_threads()} threads, shield_end of TRY_2025 (load average "
               f"{os.getloadavg()[0]:.1f} at the end):")
+        g4_core = None
+        if args.geant4:
+            g4, t_g4, c_g4 = _cpu_timed(lambda: run_geant4(head.select(torch.arange(args.geant4)), planes, seed=1))
+            g4_core = args.geant4 / c_g4
+            print(f"  geant4      {args.geant4:>9d} muons {t_g4:8.2f} s {args.geant4 / t_g4:12.0f} muons/s "
+                  f"{g4_core:10.0f} per CPU-s ({g4.float().mean():.3f} reach)")
+
+        def per_core(n, cpu):
+            rate = n / cpu
+            return f"{rate:10.0f} per CPU-s" + (f" = {rate / g4_core:6.1f}x Geant4 per core" if g4_core else "")
+
         print(f"  reference   {args.reference:>9d} muons {t_ref:8.2f} s {r_ref:12.0f} muons/s "
-              f"({ref.steps} steps, {ref.reached['shield_end'].float().mean():.3f} reach)")
+              f"{per_core(args.reference, c_ref)} ({ref.steps} steps, {ref.reached['shield_end'].float().mean():.3f} "
+              "reach)")
         print(f"  fast-shield {args.reference:>9d} muons {t_same:8.2f} s {r_same:12.0f} muons/s "
-              f"({same.steps} steps, {same.reached['shield_end'].float().mean():.3f} reach)")
-        print(f"  fast-shield {len(sample):>9d} muons {t_big:8.2f} s {r_big:12.0f} muons/s ({big.steps} steps)")
+              f"{per_core(args.reference, c_same)} ({same.steps} steps, "
+              f"{same.reached['shield_end'].float().mean():.3f} reach)")
+        print(f"  fast-shield {len(sample):>9d} muons {t_big:8.2f} s {r_big:12.0f} muons/s "
+              f"{per_core(len(sample), c_big)} ({big.steps} steps)")
         print(f"  speed-up over the reference: same chunk {r_same / r_ref:.0f}x; chunk of {len(sample)} "
               f"{r_big / r_ref:.0f}x (eager)")
         if not args.no_compile:

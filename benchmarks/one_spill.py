@@ -25,13 +25,14 @@ muons at the shield end per second (for ``mlp-filter``: the shield-end muons its
 generated muons stand for, from the transport pilot's survival), the muons entering
 the decay-vessel aperture (P1 of `shipfastsim.geometry.decay_vessel`, straight tracks
 from the recorded state) per second of run time, and their weighted count per spill
-(4.5 M x the weighted fraction of shield-end muons in P1).  The reference chain
-(``reference-shield`` instead of ``fast-shield``) is timed on a measured sample in
-the same invocation and extrapolated to one spill; the speed-up is its one-spill
-time over each path's.  The P1 speed-up is the same for the decay-vessel muons: its
-one-spill time over the time a path takes to write as many P1 muons as one spill
-holds (its weighted count per spill over its P1 muons per second), the figure that
-tells the dangerous mode apart.
+(4.5 M x the weighted fraction of shield-end muons in P1).  The Geant4 chain
+(``geant4-shield`` instead of ``fast-shield``, the full simulation's transport) and
+the reference chain (``reference-shield``) are timed on measured samples in the same
+invocation and extrapolated to one spill; the speed-up is the Geant4 chain's one-spill
+time over each path's (the reference chain's row shows its own).  The P1 speed-up
+is the same for the decay-vessel muons: its one-spill time over the time a path takes
+to write as many P1 muons as one spill holds (its weighted count per spill over its P1
+muons per second), the figure that tells the dangerous mode apart.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ PATHS = {
                                                  plane="decay_vessel"), at_shield_end=False),
 }
 REFERENCE = Chain("reference", _gan_chain(propagator="reference-shield"))
+GEANT4 = Chain("geant4", _gan_chain(propagator="geant4-shield"))
 
 
 def missing_components(path: Chain) -> list[str]:
@@ -179,6 +181,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="dask LocalCluster workers (default 2)")
     parser.add_argument("--reference-events", type=int, default=300,
                         help=f"generated muons ({COPIES} phi copies each) timed through the reference chain")
+    parser.add_argument("--geant4-events", type=int, default=1000,
+                        help=f"generated muons ({COPIES} phi copies each) timed through the Geant4 chain")
     parser.add_argument("--pilot-events", type=int, default=1000,
                         help="generated muons of the transport pilot that measures the shield survival")
     parser.add_argument("--threads", type=int, default=1,
@@ -210,6 +214,12 @@ def main() -> None:
             print(f"reference: {reference.events * COPIES:,} muons through reference-shield in {reference.wall:.1f} s "
                   f"-> {reference.rows_out:,} at the shield end; one spill: {SPILL / ref_rows_per_second:,.0f} s",
                   flush=True)
+        geant4 = None
+        if not missing_components(GEANT4):
+            geant4 = run_once(directory, GEANT4, args.geant4_events, args.geant4_events, "serial", 1, args.seed)
+            print(f"geant4: {geant4.events * COPIES:,} muons through geant4-shield in {geant4.wall:.1f} s "
+                  f"-> {geant4.rows_out:,} at the shield end; one spill: "
+                  f"{SPILL * geant4.wall / geant4.rows_out:,.0f} s", flush=True)
         for name in args.paths:
             path = PATHS[name]
             missing = missing_components(path)
@@ -227,10 +237,11 @@ def main() -> None:
                 runs.append(run)
                 print(f"{name} {executor}: {run.events:,} generated, {run.rows_out:,} out, {run.wall:.1f} s "
                       f"(process {run.process_wall:.1f} s), peak {run.peak_mib:.0f} MiB", flush=True)
-    print_table(runs, reference, rows_per_generated, shield_weight_per_generated)
+    print_table(runs, reference, geant4, rows_per_generated, shield_weight_per_generated)
     if args.json:
         args.json.write_text(json.dumps({"scale": args.scale, "runs": [vars(r) for r in runs],
                                          "reference": vars(reference) if reference else None,
+                                         "geant4": vars(geant4) if geant4 else None,
                                          "pilot": vars(pilot)}, indent=1))
 
 
@@ -238,17 +249,23 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def print_table(runs: list[Run], reference: Run | None, rows_per_generated: float,
+def print_table(runs: list[Run], reference: Run | None, geant4: Run | None, rows_per_generated: float,
                 shield_weight_per_generated: float) -> None:
-    ref_spill_seconds = SPILL * reference.wall / reference.rows_out if reference else None
+    """The table; speed-ups against the Geant4 chain (the reference chain's when Geant4 is not installed)."""
+    truth = geant4 or reference
+    ref_spill_seconds = SPILL * truth.wall / truth.rows_out if truth else None
     print()
     print("| path | executor | shield-end muons | wall [s] | muons/s | peak RSS [MiB] | P1 muons | P1 muons/s "
-          "| P1 per spill (weighted) | one spill [s] | speed-up vs reference | one spill's P1 [s] | P1 speed-up |")
+          f"| P1 per spill (weighted) | one spill [s] | speed-up vs {truth.path if truth else 'n/a'} "
+          "| one spill's P1 [s] | P1 speed-up |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    if reference:
-        print(f"| reference (sample) | serial | {reference.rows_out:,} | {reference.wall:.1f} "
-              f"| {_number(reference.rows_out / reference.wall)} | {reference.peak_mib:.0f} | | | "
-              f"| {ref_spill_seconds:,.0f} | 1 | {ref_spill_seconds:,.0f} | 1 |")
+    for sample in (geant4, reference):
+        if sample:
+            spill = SPILL * sample.wall / sample.rows_out
+            print(f"| {sample.path} (sample) | serial | {sample.rows_out:,} | {sample.wall:.1f} "
+                  f"| {_number(sample.rows_out / sample.wall)} | {sample.peak_mib:.0f} | | | "
+                  f"| {spill:,.0f} | {_number(ref_spill_seconds / spill)} | {spill:,.0f} | "
+                  f"{_number(ref_spill_seconds / spill)} |")
     for run in runs:
         chain = PATHS[run.path]
         if chain.p1_only:  # its muons stand for as many shield-end muons, weighted per spill

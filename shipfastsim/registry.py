@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "phi-rotation": "shipfastsim.plugins.phi_rotation",
     "reference-shield": "shipfastsim.plugins.reference.plugin",
     "fast-shield": "shipfastsim.plugins.fast_shield",
+    "geant4-shield": "shipfastsim.plugins.geant4_shield",
     "gan-target": "shipfastsim.plugins.gan_target",
     "flow-target": "shipfastsim.plugins.flow_target",
     "nf-after-shield": "shipfastsim.plugins.nf_after_shield",

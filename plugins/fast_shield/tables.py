@@ -48,11 +48,14 @@ from shipfastsim.transport.mechanics import HIGHLAND_P0, highland_h, rough_dedx
 
 __all__ = ["FORMAT_VERSION", "GRID_LOSS", "GRID_ANGLE", "GRID_DISP", "U_LOSS", "U_ANGLE", "U_DISP", "TableSettings",
            "StepTables", "u_grid", "build_tables", "save_tables", "load_tables", "tables_filename",
-           "match_sample_mean", "merge_tables",
+           "match_sample_mean", "merge_tables", "reduce_bin", "GEANT4_RELEASE",
            "loss_table_mean"]
 
 #: Bump when the file layout or the meaning of a stored array changes.
 FORMAT_VERSION = 5
+#: The Geant4 release that ``physics="geant4"`` tables are built with (geant4-pybind 0.1.3);
+#: hashed into their name, so tables of another release do not load as these.
+GEANT4_RELEASE = "geant4-11-04-patch-01"
 #: Loss classes are split at these ranks (the angle is tabulated per class).
 LOSS_CLASS_EDGES = (0.5, 0.9, 0.99)
 
@@ -95,6 +98,11 @@ class TableSettings:
     l_max: float = 160.0
     samples: int = 200_000
     seed: int = 12345
+    #: Where the steps come from: ``reference`` (`StepPhysics`, the reference transport's
+    #: physics) or ``geant4`` (Geant4 steps, `shipfastsim.plugins.geant4_shield.step_tables`,
+    #: at ``geant4_cut`` [cm]); part of the tables' name.
+    physics: str = "reference"
+    geant4_cut: float | None = None
 
     @property
     def p_nodes(self) -> np.ndarray:
@@ -105,6 +113,10 @@ class TableSettings:
     def l_nodes(self) -> np.ndarray:
         return np.geomspace(self.l_min, self.l_max, round(math.log2(self.l_max / self.l_min)) + 1)
 
+    def geant4_version(self) -> str:
+        """The Geant4 release of ``geant4`` tables (`GEANT4_RELEASE`)."""
+        return GEANT4_RELEASE
+
     def digest(self) -> str:
         """Hash of the settings, the material properties, the format version, the
         probability grids' parameters and the revision of the reference physics the
@@ -112,7 +124,11 @@ class TableSettings:
         that numpy computes from them (geomspace, SIMD code paths chosen per CPU) can
         differ in the last bit between machines, and the shipped tables must load on all."""
         props = {f"{n}:{s}": asdict(get_material(n)) for n, s in self.materials}
-        text = json.dumps({"format": FORMAT_VERSION, "physics": PHYSICS_REVISION, "settings": asdict(self),
+        settings = asdict(self)
+        if self.physics == "reference":  # the settings of reference tables hash as before these fields existed
+            del settings["physics"], settings["geant4_cut"]
+        revision = PHYSICS_REVISION if self.physics == "reference" else f"geant4 {self.geant4_version()}"
+        text = json.dumps({"format": FORMAT_VERSION, "physics": revision, "settings": settings,
                            "materials": props, "u": [GRID_LOSS, GRID_ANGLE, GRID_DISP]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -181,9 +197,12 @@ def _sample_macro_steps(physics: StepPhysics, s: TableSettings, index: int, p0: 
     return torch.where(alive, e0 - E, e0), theta, disp
 
 
-def _reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: float, p0: float, length: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Quantile tables of one bin from its samples (see module docstring)."""
+def reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: float, p0: float, length: float,
+               moving: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantile tables of one bin from its samples (see module docstring): losses dE
+    [GeV], projected angles (n, 2) [rad] and displacements (n, 2) [cm] at the end of
+    the step.  ``moving`` (None: all) marks the muons that still move there: only they
+    enter the angle and displacement tables (the others are stopped)."""
     beta = p0 / math.sqrt(p0**2 + MUON_MASS_GEV**2)
     eps = de / (rho * length)
     sigma = HIGHLAND_P0 / (p0 * beta) * math.sqrt(highland_h(length * rho / x0))
@@ -191,12 +210,23 @@ def _reduce_bin(de: np.ndarray, th: np.ndarray, d: np.ndarray, rho: float, x0: f
     rank = np.empty(len(eps))
     rank[np.argsort(eps, kind="stable")] = (np.arange(len(eps)) + 0.5) / len(eps)
     cls = np.searchsorted(LOSS_CLASS_EDGES, rank, side="right")
-    angle = np.stack([np.quantile(a[cls == c], U_ANGLE) for c in range(len(LOSS_CLASS_EDGES) + 1)])
+    moving = np.ones(len(eps), dtype=bool) if moving is None else moving
+    angle = np.stack([_quantiles(a[(cls == c) & moving], a[moving], U_ANGLE)
+                      for c in range(len(LOSS_CLASS_EDGES) + 1)])
     r = d - 0.5 * length * th
-    disp = np.quantile(np.hypot(r[:, 0], r[:, 1]) / (length * sigma / math.sqrt(12.0)), U_DISP)
+    disp = _quantiles(np.hypot(r[:, 0], r[:, 1])[moving] / (length * sigma / math.sqrt(12.0)), np.zeros(1), U_DISP)
     all_energy = math.sqrt(p0**2 + MUON_MASS_GEV**2) / (rho * length)  # eps of a muon losing everything
     loss = match_sample_mean(np.quantile(eps, U_LOSS), float(eps.mean()), all_energy)
     return loss, angle, disp
+
+
+def _quantiles(values: np.ndarray, fallback: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Quantiles of ``values`` at u, or of ``fallback`` when no sample is left (a loss
+    class whose muons all stopped: the sampler never continues them)."""
+    for sample in (values, fallback):
+        if len(sample):
+            return np.quantile(sample, u)
+    return np.zeros(len(u))
 
 
 def loss_table_mean(q: np.ndarray) -> float:
@@ -252,7 +282,7 @@ def build_tables(settings: TableSettings = TableSettings(), progress=None, chunk
             de, th, d = (t.numpy() for t in _sample_macro_steps(physics, s, m, p0, length, generator))
             for k, (i, j) in enumerate(group):
                 rows = slice(k * s.samples, (k + 1) * s.samples)
-                loss[m, i, j], angle[m, i, j], disp[m, i, j] = _reduce_bin(
+                loss[m, i, j], angle[m, i, j], disp[m, i, j] = reduce_bin(
                     de[rows], th[rows], d[rows], mat.density * scale, mat.radiation_length, float(P[i]), float(L[j]))
         if progress is not None:
             progress(f"{name} x{scale:g} done")

@@ -87,7 +87,7 @@ def shipfastsim_declare_components() -> list[ComponentSpec]:
 
 
 #: Propagators whose ``geometry`` parameter is a shield geometry (their field goes in the report).
-SHIELD_TRANSPORTS = ("reference-shield", "fast-shield")
+SHIELD_TRANSPORTS = ("reference-shield", "fast-shield", "geant4-shield")
 
 
 def field_report(summary: dict) -> str | None:

@@ -10,6 +10,10 @@ the decay-vessel aperture marked.
 ``probe``: material, field and region at the given points, as text or ``--json``
 (keys ``point_cm``, ``material``, ``field_T``, ``region``); ``--fields`` adds the
 field of every magnet part.
+
+``geant4-check``: builds the geometry in Geant4 (``geant4-shield``) with the overlap
+check on every placement and compares Geant4's navigator with ``probe`` (material and
+magnet part) at random points; exit status 1 on any overlap or difference.
 """
 
 from __future__ import annotations
@@ -102,6 +106,21 @@ def probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def geant4_check(args: argparse.Namespace) -> int:
+    from shipfastsim.geometry import GeometryError, load_geometry
+
+    try:
+        geometry = load_geometry(args.config)
+        from shipfastsim.plugins.geant4_shield.navigator import check_geometry
+    except (GeometryError, OSError, ImportError) as error:
+        from shipfastsim.cli import UsageError
+
+        raise UsageError(str(error)) from None
+    report = check_geometry(geometry, n_points=args.points, seed=args.seed)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
 def register(subparsers) -> None:
     """Add the ``geometry`` command with its ``show`` and ``probe`` subcommands."""
     parser = subparsers.add_parser("geometry", help="inspect shield geometry files")
@@ -118,3 +137,9 @@ def register(subparsers) -> None:
     probe_parser.add_argument("--json", action="store_true", help="print a JSON list, one object per point")
     probe_parser.add_argument("--fields", action="store_true", help="also print the field of every magnet part")
     probe_parser.set_defaults(func=probe)
+    check_parser = sub.add_parser("geant4-check", help="build the geometry in Geant4: overlap check, and Geant4's "
+                                  "navigator against probe (material, magnet part) at random points")
+    check_parser.add_argument("config", help="geometry YAML file")
+    check_parser.add_argument("--points", type=int, default=20000, help="random points to compare (default 20000)")
+    check_parser.add_argument("--seed", type=int, default=0, help="seed of the random points")
+    check_parser.set_defaults(func=geant4_check)
