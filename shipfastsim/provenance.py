@@ -205,16 +205,18 @@ def mismatches(stages: Sequence[Any], registry: Any, document: Mapping[str, Any]
     """(index of the model's stage, message) for every trained model of ``stages`` whose
     training geometry (content digest, which includes the field model) differs from a
     geometry a stage of the same config uses."""
-    specs = [registry.get(stage.kind, stage.component).spec for stage in stages]
+    registered = [registry.get(stage.kind, stage.component) for stage in stages]
+    # a stage of a component this registry does not know (a run's own registry) has nothing to compare
+    pairs = [(stage, entry.spec) for stage, entry in zip(stages, registered, strict=True) if entry is not None]
     used: dict[str, dict[str, Any]] = {}
     users: dict[str, list[str]] = {}
-    for stage, spec in zip(stages, specs, strict=True):
+    for stage, spec in pairs:
         for path in _geometries(spec, stage.params):
             if path not in used:
                 used[path] = geometry_record(path)
             users.setdefault(path, []).append(f"stages[{stage.index}] {stage.component}")
     found = []
-    for stage, spec in zip(stages, specs, strict=True):
+    for stage, spec in pairs:
         for weights, record in _models(spec, stage.params):
             learnt = record["geometry"]
             for path, current in used.items():
@@ -240,9 +242,12 @@ def check_stages(stages: Sequence[Any], registry: Any, document: Mapping[str, An
 
 
 def accepted_mismatches(config: Any) -> list[str]:
-    """The mismatches a config runs with because its stage says ``allow_geometry_mismatch``."""
+    """The mismatches a config runs with because its stage says ``allow_geometry_mismatch``
+    (nothing to look up when no stage says so)."""
     from shipfastsim.registry import get_registry
 
+    if not any(_allowed(config.document, stage.index) for stage in config.stages):
+        return []
     return [f"stages[{index}] {message}" for index, message in mismatches(config.stages, get_registry(),
                                                                          config.document)
             if _allowed(config.document, index)]
