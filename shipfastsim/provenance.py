@@ -13,7 +13,8 @@ The JSON beside each model's weights (``X.safetensors`` -> ``X.json``) carries a
 * ``target_generator``: the generator of the target muons and its weights' digest;
 * ``training_data``: files learnt from directly (with digests), for models trained on a
   sample rather than on a transport;
-* ``sample_size``, ``seed`` (training) and ``sample_seeds`` (the sample's transport runs);
+* ``sample_size`` (rows of the sample handed to the training, its own validation and holdout
+  splits included), ``seed`` (training) and ``sample_seeds`` (the sample's transport runs);
   ``notes`` says which entries were inferred after the fact.
 
 `check_stages` refuses a config whose models were trained for another geometry or field

@@ -76,10 +76,12 @@ def prepare_sample(files: Sequence[str | Path], knots: int) -> TargetSample:
 
 
 def sample_provenance(files: Sequence[str | Path], sample: TargetSample, seed: int) -> dict:
-    """What a target generator learns from: the files (with digests), its training rows and seed."""
+    """What a target generator learns from: the files (with digests), their valid rows (all
+    splits; ``sample`` holds the training split) and the training seed."""
     from shipfastsim.provenance import file_digest, make_provenance
 
-    return make_provenance(geometry=None, truth=None, target_generator=None, sample_size=len(sample.classes),
+    rows = len(load_muons(files)[0])
+    return make_provenance(geometry=None, truth=None, target_generator=None, sample_size=rows,
                            seed=seed, training_data=[{"file": Path(f).name, "digest": file_digest(f)} for f in files])
 
 

@@ -166,4 +166,5 @@ def test_target_generator_training_records_its_files():
     (entry,) = record["training_data"]
     assert entry == {"file": data.name, "digest": "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()}
     assert record["seed"] == 3 and record["geometry"] is None and record["truth"] is None
-    assert record["sample_size"] == pytest.approx(0.8 * 50_000, rel=0.01)  # the training split
+    assert record["sample_size"] == 50_000  # the file's 50,001 entries less the 1 skipped row, all splits
+    assert len(sample.classes) == pytest.approx(0.8 * 50_000, rel=0.01)  # of which the training split
