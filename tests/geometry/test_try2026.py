@@ -92,7 +92,7 @@ def test_every_config_checks_and_runs_on_try2026(name, tmp_path):
     from shipfastsim.runner import run_production
 
     document = _with_try2026(yaml.safe_load((CONFIG_DIR / name).read_text()))
-    document["run"] |= {"events": 200, "chunk_size": 100, "executor": {"type": "serial"}}
+    document["run"] |= {"events": 50, "chunk_size": 50, "executor": {"type": "serial"}}  # small: a run goes through
     document["run"]["output"] = document["run"]["output"] | {"path": str(tmp_path / "out.root")}
     config = validate_document(document, CONFIG_DIR)  # what `shipfastsim check` does
     geometries = {s.params["geometry"] for s in config.stages if "geometry" in s.params}
@@ -106,4 +106,4 @@ def test_every_config_checks_and_runs_on_try2026(name, tmp_path):
         from shipfastsim.adapters.fairship import read_ntuple
 
         muons, _ = read_ntuple(tmp_path / "out.root")
-        assert len(muons) == 0 or float((muons.z - 3193.0).abs().max()) < 1e-3
+        assert len(muons) > 0 and float((muons.z - 3193.0).abs().max()) < 1e-3
