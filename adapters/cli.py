@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 def _export_onnx(args: argparse.Namespace) -> int:
     from shipfastsim.adapters.onnx_export import ExportError, export_component
-    from shipfastsim.cli import UsageError
+    from shipfastsim.errors import UsageError
 
     params = {}
     for item in args.param:

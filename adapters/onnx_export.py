@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from shipfastsim.adapters.onnx_errors import INSTALL_HINT, ExportError, require_package
 from shipfastsim.components import ExportDescription
 
 __all__ = [
@@ -57,22 +58,6 @@ __all__ = [
 OPSET = 17
 #: Name of the dynamic batch axis (axis 0 of every input and output).
 BATCH_AXIS = "batch"
-INSTALL_HINT = "pip install shipfastsim[onnx]"
-
-
-class ExportError(Exception):
-    """A component cannot be exported (unknown, not neural, or a bad graph)."""
-
-
-def _require(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ExportError(f"the ONNX export needs the package {module!r}: {INSTALL_HINT}") from error
-
-
 def exportable_components(registry: Any = None, errors: dict[str, str] | None = None) -> dict[str, ExportDescription]:
     """Name -> `ExportDescription` of every registered component whose plugin answers the
     export hook for its default parameters; components whose hook raises are left out
@@ -152,7 +137,7 @@ def export_onnx_bytes(description: ExportDescription, batch: int | None = None, 
             input_names=list(description.input_names), output_names=list(description.output_names),
             dynamic_axes=axes,
         )
-    onnx = _require("onnx")
+    onnx = require_package("onnx")
     model = onnx.load_from_string(buffer.getvalue())
     # The exporter may leave output dimensions symbolic (e.g. after Concat); write the
     # known ones, so that the graph documents them and SOFIE sizes its buffers statically.
@@ -191,7 +176,7 @@ def export_onnx(description: ExportDescription, path: str | Path, batch: int | N
 
 def graph_operators(onnx_path: str | Path) -> list[str]:
     """Sorted operator types of the graph (``Constant`` nodes included)."""
-    onnx = _require("onnx")
+    onnx = require_package("onnx")
     return sorted({node.op_type for node in onnx.load(str(onnx_path)).graph.node})
 
 
@@ -262,7 +247,7 @@ def export_component(
     output_dir = Path(output_dir)
     stem = component.replace("-", "_")
     onnx_path = export_onnx(description, output_dir / f"{stem}.onnx", batch)
-    onnx = _require("onnx")
+    onnx = require_package("onnx")
     model = onnx.load(str(onnx_path))
     sidecar: dict[str, Any] = {
         "format": "shipfastsim-onnx-export/1",
@@ -291,13 +276,3 @@ def export_component(
     result.sidecar_path.write_text(json.dumps(sidecar, indent=1) + "\n")
     result.files.append(result.sidecar_path)
     return result
-
-
-def __getattr__(name: str) -> Any:
-    # OnnxRuntimeModule lives in onnx_runtime (which imports this module); re-exported here.
-    if name == "OnnxRuntimeModule":
-        from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
-
-        return OnnxRuntimeModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

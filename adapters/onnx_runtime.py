@@ -3,15 +3,15 @@
 `OnnxRuntimeModule` is what a neural plugin uses for ``backend: onnxruntime``: the
 component's `ExportDescription` is exported once, in memory (opset
 `shipfastsim.adapters.onnx_export.OPSET`, dynamic batch axis), and every call runs the
-graph with onnxruntime on the CPU.  Also importable from
-`shipfastsim.adapters.onnx_export`.
+graph with onnxruntime on the CPU.
 """
 
 from __future__ import annotations
 
 import torch
 
-from shipfastsim.adapters.onnx_export import _require, export_onnx_bytes
+from shipfastsim.adapters.onnx_errors import require_package
+from shipfastsim.adapters.onnx_export import export_onnx_bytes
 from shipfastsim.components import ExportDescription
 
 __all__ = ["OnnxRuntimeModule"]
@@ -32,7 +32,7 @@ class OnnxRuntimeModule(torch.nn.Module):
 
     def __init__(self, description: ExportDescription, threads: int | None = None):
         super().__init__()
-        ort = _require("onnxruntime")
+        ort = require_package("onnxruntime")
         self.input_names = tuple(description.input_names)
         self.output_names = tuple(description.output_names)
         self.graph = export_onnx_bytes(description)

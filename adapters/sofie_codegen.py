@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from shipfastsim.adapters.onnx_export import INSTALL_HINT, ExportError
+from shipfastsim.adapters.onnx_errors import INSTALL_HINT, ExportError
 from shipfastsim.components import ExportDescription
 
 __all__ = [

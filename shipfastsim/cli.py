@@ -3,7 +3,9 @@
 Subcommands live in their own modules, each with ``register(subparsers)`` that adds
 a parser whose ``func(args) -> int`` runs it; `SUBCOMMAND_MODULES` lists them.
 Errors are printed as one line (exit status 2 for bad input, 1 otherwise) unless
-``--debug`` asks for the traceback.
+``--debug`` asks for the traceback.  This is the top layer: nothing of the package
+imports it; the errors it prints live in `shipfastsim.errors`, where the subcommand
+modules take them from.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "SUBCOMMAND_MODULES", "UsageError", "one_line"]
+from shipfastsim.errors import ConfigError, UsageError, one_line
+
+__all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
 #: Modules providing ``register(subparsers)``; order is the order in ``--help``.
 SUBCOMMAND_MODULES: list[str] = [
@@ -24,20 +28,6 @@ SUBCOMMAND_MODULES: list[str] = [
     "shipfastsim.plugins.gan_target.cli",
     "shipfastsim.validation.cli",
 ]
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
-
-
-def one_line(error: BaseException, hint: bool = True) -> str:
-    """The first line of an error's message, unquoted (``str(KeyError("x"))`` is ``'x'``);
-    ``hint`` says when there was more."""
-    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-    lines = text.strip().splitlines()
-    if not lines:
-        return type(error).__name__
-    return lines[0] + (" (run with --debug for the full message)" if hint and len(lines) > 1 else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +50,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # one line for the user; --debug for developers
         if args.debug:
             raise
-        from shipfastsim.config import ConfigError
-
         status = 2 if isinstance(error, ConfigError | UsageError | FileNotFoundError) else 1
         print(f"shipfastsim: error: {one_line(error)}", file=sys.stderr)
         for note in getattr(error, "__notes__", []):

@@ -24,7 +24,7 @@ def _run(args: argparse.Namespace) -> int:
     from shipfastsim.summary import format_summary, summary_path
 
     if args.workers is not None and args.workers < 1:
-        from shipfastsim.cli import UsageError
+        from shipfastsim.errors import UsageError
 
         raise UsageError(f"--workers: {args.workers} is below the minimum 1 (local dask workers to start)")
     config = load_config(args.config, _overrides(args))
@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 
         config.executor = replace(config.executor, type="dask", workers=args.workers)
     if args.resume and args.overwrite:
-        from shipfastsim.cli import UsageError
+        from shipfastsim.errors import UsageError
 
         raise UsageError("--resume and --overwrite exclude each other")
     summary = run_production(config, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
@@ -69,23 +69,32 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The config and its overrides, the same for ``run`` and ``check``."""
+    parser.add_argument("config", help="YAML production config")
+    parser.add_argument("--events", type=int, help="override run.events (muons the generator makes)")
+    parser.add_argument("--output", help="override run.output.path (a relative path is relative to the working "
+                                         "directory, not to the config)")
+    parser.add_argument("--seed", type=int, help="override run.seed")
+
+
 def register(subparsers) -> None:
-    run = subparsers.add_parser("run", help="run a YAML production config")
-    run.add_argument("config", help="YAML production config")
-    run.add_argument("--events", type=int, help="override run.events (muons to generate)")
-    run.add_argument("--output", help="override run.output.path")
-    run.add_argument("--seed", type=int, help="override run.seed")
+    run = subparsers.add_parser("run", help="run a YAML production config",
+                                description="Run a production config: the muons go to run.output.path, the summary "
+                                            "to <output>.summary.json beside it.")
+    _add_config_arguments(run)
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete chunk")
     run.add_argument("--overwrite", action="store_true", help="replace the output of a previous run")
-    run.add_argument("--workers", type=int, help="run on this many local dask workers")
+    run.add_argument("--workers", type=int, help="run on this many dask workers (at least 1): sets "
+                                                 "run.executor.type to dask and its workers")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
 
-    check = subparsers.add_parser("check", help="validate a YAML production config without running it")
-    check.add_argument("config")
-    check.add_argument("--events", type=int)
-    check.add_argument("--output")
-    check.add_argument("--seed", type=int)
+    check = subparsers.add_parser("check", help="validate a YAML production config without running it",
+                                  description="Check everything that can be known without running: the schema, every "
+                                              "stage parameter, recording planes, referenced files.  Problems are one "
+                                              "line each, exit status 2.")
+    _add_config_arguments(check)
     check.set_defaults(func=_check)
 
     plugins = subparsers.add_parser("plugins", help="list every registered component and its parameters")

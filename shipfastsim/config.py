@@ -3,7 +3,11 @@
 Every problem with a config is reported as one `ConfigError` naming the key path
 (``stages[1].params.copies: -3 is below the minimum 1``) before anything runs.
 The structure is checked against ``schemas/config-v1.json``; stage parameters
-against the `Parameter` lists that plugins declare.
+against the `Parameter` lists that plugins declare (`shipfastsim.stage_params`); the
+executor section by `shipfastsim.executor_config`.  This layer imports nothing of the
+run (executors, runner, output, command line): they import it.  `ConfigError`,
+`ExecutorConfig` and `make_stage` are re-exported from their modules, since this is where
+users look for them.
 """
 
 from __future__ import annotations
@@ -18,24 +22,18 @@ from typing import Any
 import torch
 import yaml
 
-from shipfastsim.components import STAGE_KINDS, ComponentSpec, Parameter, Stage
-from shipfastsim.normalisation import SHIP_PROTONS_PER_SPILL
+from shipfastsim.components import Stage
+from shipfastsim.errors import ConfigError
+from shipfastsim.executor_config import ExecutorConfig, check_executor
 from shipfastsim.registry import ComponentRegistry, get_registry
-from shipfastsim.units import NTUPLE_Z_SHIFT
+from shipfastsim.stage_params import build_stages, make_stage
+from shipfastsim.units import NTUPLE_Z_SHIFT, SHIP_PROTONS_PER_SPILL
 
 __all__ = ["ConfigError", "RunConfig", "OutputConfig", "ExecutorConfig", "load_config", "validate_document",
            "make_stage", "SCHEMA_VERSION", "schema"]
 
 SCHEMA_VERSION = 1
 _SCHEMA_PATH = Path(__file__).with_name("schemas") / f"config-v{SCHEMA_VERSION}.json"
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; ``key`` is the dotted path of the offending key."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        super().__init__(f"{key}: {message}" if key else message)
 
 
 def schema() -> dict[str, Any]:
@@ -55,30 +53,6 @@ class OutputConfig:
     target_z0: float = 0.0
     #: cm FairShip adds to ship_geo.target.z0 when placing ntuple z (primGen.SetTarget).
     ntuple_z_offset: float = NTUPLE_Z_SHIFT
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """How chunks are spread: ``serial`` in this process, or ``dask`` workers: a local
-    cluster, a running scheduler (``address``) or batch jobs (``cluster``: htcondor,
-    slurm; the other fields size each job).  See `shipfastsim.executors`."""
-
-    type: str = "serial"
-    workers: int = 2  # worker processes (local, or in all batch jobs together)
-    address: str | None = None
-    cluster: str = "local"
-    cores: int = 1  # per batch job
-    processes: int | None = None  # worker processes per batch job (default: one per core)
-    memory: str | None = None  # per batch job, e.g. "4GB"
-    walltime: str | None = None  # [D-]HH:MM[:SS]
-    disk: str | None = None  # HTCondor scratch disk per job
-    queue: str | None = None  # SLURM partition
-    account: str | None = None  # SLURM account, HTCondor accounting group
-    job_extra_directives: list[str] | dict[str, str] | None = None  # SLURM: sbatch options; HTCondor: submit commands
-    job_script_prologue: tuple[str, ...] = ()  # shell lines run before the worker (environment setup)
-    python: str | None = None  # interpreter on the batch nodes (default: this one)
-    log_directory: str | None = None
-    local_directory: str | None = None
 
 
 @dataclass
@@ -164,137 +138,6 @@ def _check_structure(document: Any) -> None:
         raise _schema_error(errors[0])
 
 
-# ---- stage parameters ------------------------------------------------------------------
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _resolve_path(value: Any, key: str, base: Path, content: str | None = None) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(key, f"expected a file path, got {value!r}")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else base / path
-    if not path.is_file():
-        raise ConfigError(key, f"file not found: {path}")
-    if content is not None:
-        from shipfastsim.file_checks import check_file
-
-        problem = check_file(content, path)
-        if problem:
-            raise ConfigError(key, problem)
-    return str(path.resolve())
-
-
-def _coerce(parameter: Parameter, value: Any, key: str, base: Path) -> Any:
-    kind = parameter.type
-    if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ConfigError(key, f"expected an integer, got {value!r}")
-    if kind == "float":
-        if not _is_number(value):
-            raise ConfigError(key, f"expected a number, got {value!r}")
-        value = float(value)
-    if kind == "bool" and not isinstance(value, bool):
-        raise ConfigError(key, f"expected true or false, got {value!r}")
-    if kind == "str" and not isinstance(value, str):
-        raise ConfigError(key, f"expected a string, got {value!r}")
-    if kind == "choice" and value not in parameter.choices:
-        raise ConfigError(key, f"{value!r} is not allowed; allowed values: {', '.join(map(str, parameter.choices))}")
-    if kind == "floats":
-        if not isinstance(value, list) or not all(_is_number(v) for v in value):
-            raise ConfigError(key, f"expected a list of numbers, got {value!r}")
-        value = [float(v) for v in value]
-    if kind == "path":
-        value = _resolve_path(value, key, base, parameter.content)
-    if kind == "paths":
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value:
-            raise ConfigError(key, f"expected a non-empty list of file paths, got {value!r}")
-        value = [_resolve_path(v, f"{key}[{i}]", base, parameter.content) for i, v in enumerate(value)]
-    if parameter.minimum is not None and kind in ("int", "float") and value < parameter.minimum:
-        raise ConfigError(key, f"{value!r} is below the minimum {parameter.minimum}")
-    return value
-
-
-def _stage_params(spec: ComponentSpec, given: dict[str, Any], key: str, base: Path) -> dict[str, Any]:
-    declared = {p.name: p for p in spec.parameters}
-    for name in given:
-        if name not in declared:
-            allowed = ", ".join(declared) or "none"
-            raise ConfigError(f"{key}.{name}", f"unknown parameter of {spec.kind} {spec.name!r}; allowed: {allowed}")
-    params = {}
-    for name, parameter in declared.items():
-        if name in given:
-            params[name] = _coerce(parameter, given[name], f"{key}.{name}", base)
-        elif parameter.required:
-            raise ConfigError(f"{key}.{name}", f"required parameter of {spec.kind} {spec.name!r} is missing")
-        else:
-            # Plugin defaults are trusted values, but path defaults must still exist.
-            default = parameter.default
-            params[name] = _coerce(parameter, default, f"{key}.{name}", base) if parameter.type in (
-                "path", "paths") and default is not None else copy.deepcopy(default)
-    return params
-
-
-def _check_plane(spec: ComponentSpec, params: dict[str, Any], plane: str, key: str) -> None:
-    """A propagator's plane must be a recording plane of its geometry (a ``geometry`` file parameter)."""
-    from shipfastsim.file_checks import geometry_planes
-
-    for parameter in spec.parameters:
-        if parameter.content == "geometry" and params.get(parameter.name):
-            planes = geometry_planes(params[parameter.name])
-            if plane not in planes:
-                raise ConfigError(key, f"{plane!r} is not a recording plane of {params[parameter.name]}; "
-                                       f"allowed: {', '.join(planes)}")
-
-
-def _build_stages(document: dict[str, Any], registry: ComponentRegistry, base: Path,
-                  device: torch.device) -> list[Stage]:
-    stages = []
-    for index, entry in enumerate(document["stages"]):
-        key = f"stages[{index}]"
-        kinds = [k for k in STAGE_KINDS if k in entry]
-        if len(kinds) != 1:
-            raise ConfigError(key, f"give exactly one of {', '.join(STAGE_KINDS)} (found {kinds or 'none'})")
-        kind = kinds[0]
-        if (index == 0) != (kind == "generator"):
-            raise ConfigError(f"{key}.{kind}", "the first stage, and only the first, must be a generator")
-        if kind == "propagator" and "plane" not in entry:
-            raise ConfigError(key, "missing required key 'plane' (the recording plane to propagate to)")
-        if kind != "propagator" and "plane" in entry:
-            raise ConfigError(f"{key}.plane", "only propagator stages take a plane")
-        name = entry[kind]
-        registered = registry.get(kind, name)
-        if registered is None:
-            known = ", ".join(registry.names(kind)) or "none"
-            raise ConfigError(f"{key}.{kind}", f"unknown {kind} {name!r}; registered: {known}")
-        params = _stage_params(registered.spec, entry.get("params") or {}, f"{key}.params", base)
-        if kind == "propagator":
-            _check_plane(registered.spec, params, entry["plane"], f"{key}.plane")
-            params["plane"] = entry["plane"]  # before the component's check, which may use it
-        if registered.spec.check is not None:
-            problem = registered.spec.check(params, document["run"])
-            if isinstance(problem, tuple):  # (parameter name, message)
-                raise ConfigError(f"{key}.params.{problem[0]}", problem[1])
-            if problem:
-                raise ConfigError(f"{key}.params", problem)
-        stages.append(Stage(kind=kind, component=name, params=params, device=device, index=index))
-    return stages
-
-
-def make_stage(kind: str, component: str, params: dict[str, Any] | None = None, plane: str | None = None,
-               device: str | torch.device = "cpu", registry: ComponentRegistry | None = None,
-               base: Path | None = None) -> Stage:
-    """A validated `Stage` outside a config file (for notebooks, tests and benchmarks)."""
-    registered = (registry or get_registry()).get(kind, component)
-    if registered is None:
-        raise ConfigError(kind, f"unknown {kind} {component!r}")
-    values = _stage_params(registered.spec, params or {}, "params", base or Path.cwd())
-    if kind == "propagator":
-        values["plane"] = plane
-    return Stage(kind=kind, component=component, params=values, device=torch.device(device))
-
-
 # ---- entry points ----------------------------------------------------------------------
 def _apply_overrides(document: Any, overrides: dict[str, Any]) -> None:
     if not isinstance(document, dict):
@@ -324,7 +167,7 @@ def validate_document(document: Any, base: Path, registry: ComponentRegistry | N
         path=(output_path if output_path.is_absolute() else base / output_path).resolve(),
         **{k: v for k, v in out.items() if k != "path"},
     )
-    stages = _build_stages(document, registry, base, device)
+    stages = build_stages(document, registry, base, device)
     from shipfastsim.provenance import check_stages  # models trained for another geometry are refused
 
     if problem := check_stages(stages, registry, document):
@@ -343,8 +186,6 @@ def validate_document(document: Any, base: Path, registry: ComponentRegistry | N
 
 
 def _executor(section: dict[str, Any]) -> ExecutorConfig:
-    from shipfastsim.executors import check_executor
-
     executor = ExecutorConfig(**{k: tuple(v) if k == "job_script_prologue" else v for k, v in section.items()})
     check_executor(executor)
     return executor

@@ -17,93 +17,18 @@ the scheduler reruns the chunk on another worker, and since chunk k depends only
 
 from __future__ import annotations
 
-import re
 import sys
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from shipfastsim.config import ConfigError, ExecutorConfig
+from shipfastsim.chunks import ChunkPlan, run_chunk
+from shipfastsim.executor_config import BATCH_CLUSTERS, INSTALL_HINT, ExecutorConfig, check_executor, walltime_seconds
 
 if TYPE_CHECKING:
     from shipfastsim.registry import ComponentRegistry
-    from shipfastsim.runner import ChunkPlan
 
-__all__ = ["BATCH_CLUSTERS", "run_chunks", "serial_chunks", "dask_chunks", "make_batch_cluster", "check_executor"]
-
-#: ``run.executor.cluster`` -> the dask-jobqueue cluster class that submits its jobs.
-BATCH_CLUSTERS = {"htcondor": "HTCondorCluster", "slurm": "SLURMCluster"}
-
-_INSTALL_HINT = "pip install 'shipfastsim[dask]'"
-_WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):([0-5]\d)(?::([0-5]\d))?$")  # [D-]HH:MM[:SS], as SLURM's -t
-_BATCH_ONLY = ("cores", "processes", "memory", "walltime", "disk", "queue", "account", "job_extra_directives",
-               "job_script_prologue", "python", "log_directory", "local_directory")
-
-
-def walltime_seconds(text: str) -> int:
-    """Seconds of a ``[D-]HH:MM[:SS]`` walltime."""
-    match = _WALLTIME.match(text)
-    if match is None:
-        raise ValueError(text)
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def _parse_bytes(text: str) -> int:
-    from dask.utils import parse_bytes
-
-    return parse_bytes(text)
-
-
-def check_executor(executor: ExecutorConfig) -> None:
-    """Raise `ConfigError` naming the ``run.executor`` key of the first problem."""
-    key = "run.executor"
-    batch = executor.cluster in BATCH_CLUSTERS
-    if executor.address and executor.cluster != "local":
-        raise ConfigError(f"{key}.address", f"give either address (a running scheduler) or cluster "
-                                            f"{executor.cluster!r}, not both")
-    if not batch:
-        defaults = ExecutorConfig()
-        given = [name for name in _BATCH_ONLY if getattr(executor, name) != getattr(defaults, name)]
-        if given:
-            raise ConfigError(f"{key}.{given[0]}", f"only batch clusters take it; set cluster to one of "
-                                                   f"{', '.join(BATCH_CLUSTERS)}")
-        return
-    if executor.type != "dask":
-        raise ConfigError(f"{key}.cluster", f"batch clusters need type: dask, got type: {executor.type}")
-    if executor.memory is None:
-        raise ConfigError(f"{key}.memory", f"required with cluster: {executor.cluster} (memory per job, e.g. 4GB)")
-    for name in ("memory", "disk"):
-        value = getattr(executor, name)
-        try:
-            if value is not None and _parse_bytes(value) <= 0:
-                raise ValueError(value)
-        except (ValueError, TypeError):
-            raise ConfigError(f"{key}.{name}", f"{value!r} is not an amount of bytes; e.g. 4GB, 500MB, 2GiB") from None
-    if executor.cluster == "htcondor" and executor.disk is None:
-        raise ConfigError(f"{key}.disk", "required with cluster: htcondor (scratch disk per job, e.g. 2GB)")
-    if executor.cluster == "slurm" and executor.disk is not None:
-        raise ConfigError(f"{key}.disk", "only cluster: htcondor takes it (SLURM has no per-job disk request)")
-    if executor.walltime is not None:
-        try:
-            walltime_seconds(executor.walltime)
-        except ValueError:
-            raise ConfigError(f"{key}.walltime", f"{executor.walltime!r} is not a walltime; allowed: HH:MM:SS, "
-                                                 "HH:MM or D-HH:MM:SS") from None
-    processes = executor.processes or executor.cores
-    if processes > executor.cores:
-        raise ConfigError(f"{key}.processes", f"{processes} worker processes need at least as many cores "
-                                              f"(cores: {executor.cores})")
-    directives = executor.job_extra_directives
-    if executor.cluster == "slurm" and isinstance(directives, dict):
-        raise ConfigError(f"{key}.job_extra_directives", "SLURM takes a list of sbatch options, e.g. "
-                                                         "['--qos=normal']")
-    if executor.cluster == "htcondor" and isinstance(directives, list | tuple) and directives:
-        raise ConfigError(f"{key}.job_extra_directives", "HTCondor takes a mapping of submit commands, e.g. "
-                                                         "{'+JobFlavour': '\"workday\"'}")
-    if executor.cluster == "htcondor" and executor.queue is not None:
-        raise ConfigError(f"{key}.queue", "HTCondor has no queues (use job_extra_directives, e.g. +JobFlavour)")
-
+__all__ = ["run_chunks", "serial_chunks", "dask_chunks", "make_batch_cluster"]
 
 def make_batch_cluster(executor: ExecutorConfig) -> Any:
     """The dask-jobqueue cluster of a batch ``run.executor`` (not yet scaled: nothing
@@ -111,7 +36,7 @@ def make_batch_cluster(executor: ExecutorConfig) -> Any:
     try:
         import dask_jobqueue
     except ImportError as error:
-        raise ImportError(f"batch clusters need dask-jobqueue: {_INSTALL_HINT}") from error
+        raise ImportError(f"batch clusters need dask-jobqueue: {INSTALL_HINT}") from error
     check_executor(executor)
     cls = getattr(dask_jobqueue, BATCH_CLUSTERS[executor.cluster])
     processes = executor.processes or executor.cores
@@ -140,8 +65,6 @@ def make_batch_cluster(executor: ExecutorConfig) -> Any:
 
 
 def _keyed_chunk(plan: ChunkPlan, chunk: int, registry: ComponentRegistry) -> tuple[int, dict[str, Any]]:
-    from shipfastsim.runner import run_chunk
-
     return chunk, run_chunk(plan, chunk, registry)
 
 
@@ -175,7 +98,7 @@ def dask_chunks(executor: ExecutorConfig, plan: ChunkPlan, todo: list[int], regi
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as error:
-        raise ImportError(f"the dask executor needs dask.distributed: {_INSTALL_HINT}") from error
+        raise ImportError(f"the dask executor needs dask.distributed: {INSTALL_HINT}") from error
     if executor.address:
         cluster, expected = None, 1
     elif executor.cluster in BATCH_CLUSTERS:

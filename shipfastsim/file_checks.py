@@ -15,12 +15,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from shipfastsim.errors import one_line
+
 __all__ = ["FILE_CHECKS", "check_file", "geometry_planes"]
 
 
 def _one_line(error: BaseException) -> str:
-    from shipfastsim.cli import one_line
-
     return one_line(error, hint=False)
 
 

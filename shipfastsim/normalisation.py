@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipfastsim.components import SampleNormalisation
+from shipfastsim.units import PROTONS_PER_SPILL_SOURCE, SHIP_PROTONS_PER_SPILL
 
 if TYPE_CHECKING:
     from shipfastsim.config import RunConfig
@@ -31,12 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SHIP_PROTONS_PER_SPILL", "PROTONS_PER_SPILL_SOURCE", "Normalisation", "UnknownNormalisationWarning",
            "resolve_normalisation"]
-
-#: Protons on target per SPS spill in the SHiP convention: "The SPS will deliver
-#: 4 x 10^13 protons on target (POT) per spill" (SHiP Collaboration, Eur. Phys. J. C 80
-#: (2020) 284, arXiv:2001.04784, section 1).
-SHIP_PROTONS_PER_SPILL = 4.0e13
-PROTONS_PER_SPILL_SOURCE = "SHiP convention, 4e13 POT per spill (Eur. Phys. J. C 80 (2020) 284, arXiv:2001.04784)"
 
 
 class UnknownNormalisationWarning(UserWarning):

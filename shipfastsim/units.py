@@ -39,6 +39,8 @@ __all__ = [
     "PDG_MU_PLUS",
     "MUON_PDG_IDS",
     "NTUPLE_Z_SHIFT",
+    "SHIP_PROTONS_PER_SPILL",
+    "PROTONS_PER_SPILL_SOURCE",
     "FairShipFrame",
     "charge_of",
 ]
@@ -50,9 +52,14 @@ GeV = 1.0
 MeV = 1e-3 * GeV
 tesla = 1.0
 
-#: Bending constant: curvature [1/cm] = C_LIGHT * |q| B [T] / p [GeV/c].
+#: Bending constant: curvature [1/cm] = C_LIGHT * abs(q) B [T] / p [GeV/c].
 C_LIGHT = 0.299792458e-2
 
+#: Protons on target per SPS spill in the SHiP convention: "The SPS will deliver
+#: 4 x 10^13 protons on target (POT) per spill" (SHiP Collaboration, Eur. Phys. J. C 80
+#: (2020) 284, arXiv:2001.04784, section 1).
+SHIP_PROTONS_PER_SPILL = 4.0e13
+PROTONS_PER_SPILL_SOURCE = "SHiP convention, 4e13 POT per spill (Eur. Phys. J. C 80 (2020) 284, arXiv:2001.04784)"
 #: Muon mass [GeV], PDG 2024.
 MUON_MASS = 0.1056583755 * GeV
 #: Momentum of the SPS protons on the SHiP target [GeV/c] (400 GeV/c: SHiP technical

@@ -15,11 +15,11 @@ def train_flow_target(args: argparse.Namespace) -> int:
     ``--patience``, ``--max-minutes``, ``--batch-size`` (optimiser steps, evaluations, rows)
     and ``--hidden``, ``--layers`` (each coupling's MLP).
     """
+    from shipfastsim.data import SHIP_SAMPLE  # the sample the bundled target generators were trained on
     from shipfastsim.plugins.flow_target.model import FlowConfig
     from shipfastsim.plugins.flow_target.train import FlowTrainConfig, train_flow
-    from shipfastsim.plugins.gan_target.cli import default_training_sample
 
-    files = args.input or [str(default_training_sample())]
+    files = args.input or [str(SHIP_SAMPLE)]
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"input files not found: {missing}")

@@ -147,7 +147,7 @@ def generate_target_muons(spec: ComponentSpec, load, version: str, stage: Stage,
         dtype = torch.float64 if params["dtype"] == "float64" else torch.float32
         module = load(params["weights"], stage.device).to(dtype)
         if params["backend"] == "onnxruntime":
-            from shipfastsim.adapters.onnx_export import OnnxRuntimeModule  # provided by the ONNX adapter
+            from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule  # provided by the ONNX adapter
 
             return module, OnnxRuntimeModule(describe_target_module(module, params["weights"], version))
         return module, module

@@ -15,10 +15,11 @@ __all__ = ["register", "TRAINERS", "train_gan_target"]
 
 def train_gan_target(args: argparse.Namespace) -> int:
     """Train the target GAN on ``args.input`` and write weights + config to ``args.output``."""
+    from shipfastsim.data import SHIP_SAMPLE  # the sample the bundled target generators were trained on
     from shipfastsim.plugins.gan_target.model import GanConfig
     from shipfastsim.plugins.gan_target.train import TrainConfig, train
 
-    files = args.input or [str(default_training_sample())]
+    files = args.input or [str(SHIP_SAMPLE)]
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"input files not found: {missing}")
@@ -32,13 +33,6 @@ def train_gan_target(args: argparse.Namespace) -> int:
     print(f"gan-target: best validation score {result.best_metric:.4f} at step {result.best_step} "
           f"of {result.steps}; weights {result.weights_path} (config beside it)")
     return 0
-
-
-def default_training_sample() -> Path:
-    """The whole shipped SHiP sample that the bundled target generators were trained on."""
-    from shipfastsim.data import SHIP_SAMPLE
-
-    return Path(SHIP_SAMPLE)
 
 
 def _train_nf_after_shield(args: argparse.Namespace) -> int:

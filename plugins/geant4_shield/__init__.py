@@ -38,14 +38,19 @@ _LOCK = threading.Lock()
 
 
 def _check(params: dict, run: dict) -> str | tuple[str, str] | None:
-    """``shipfastsim check``: the bindings import (without running Geant4)."""
+    """``shipfastsim check``: the bindings are installed, and Geant4 can record on the
+    geometry's planes (without running Geant4)."""
     import importlib.util
 
     if importlib.util.find_spec("geant4_pybind") is None:
         from shipfastsim.plugins.geant4_shield.runtime import INSTALL_HINT
 
         return INSTALL_HINT
-    return None
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.plugins.geant4_shield.detector import plane_problems
+
+    problems = plane_problems(load_geometry(params["geometry"]))
+    return ("geometry", "; ".join(problems)) if problems else None
 
 
 COMPONENT = ComponentSpec(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
 from shipfastsim.geometry.magnet import PART_NAMES, face_values, part_fields
 
-__all__ = ["NIST_NAMES", "MagnetPart", "magnet_parts", "build_detector", "material_label"]
+__all__ = ["NIST_NAMES", "MagnetPart", "magnet_parts", "plane_problems", "build_detector", "material_label"]
 
 #: NIST material behind each project material name.
 NIST_NAMES = {"iron": "G4_Fe", "tungsten": "G4_W", "copper": "G4_Cu", "air": "G4_AIR", "concrete": "G4_CONCRETE"}
@@ -101,6 +101,22 @@ def _overlap(a, b) -> bool:
 
 #: Thickness [cm] of the recording slabs that start at each recording plane.
 PLANE_SLAB_CM = 1e-3
+
+
+def plane_problems(geometry: ShieldGeometry) -> list[str]:
+    """Why Geant4 cannot record on the geometry's planes: each plane starts a thin slab
+    (`PLANE_SLAB_CM`) that must not cut a magnet, a block or the target."""
+    problems = []
+    t = geometry.target
+    for plane in geometry.planes:
+        z0, z1 = plane.z, plane.z + PLANE_SLAB_CM
+        clash = [m.name for m in geometry.magnets if m.z_start < z1 and z0 < m.z_end]
+        clash += [b.name for b in geometry.blocks if b.z_start < z1 and z0 < b.z_end]
+        clash += ["target"] if t.z0 < z1 and z0 < t.z_end else []
+        if clash:
+            problems.append(f"geant4-shield: recording plane {plane.name!r} at z = {plane.z} cm lies inside "
+                            f"{', '.join(clash)}; Geant4 records on planes in the open (air or rock)")
+    return problems
 
 
 def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane_hit=None, parts_of=None):
@@ -188,15 +204,11 @@ def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane
             w = geometry.world
             cavern_solid = cavern_logical.GetSolid() if cavern_logical is not None else None
             self.plane_volumes = []
+            problems = plane_problems(geometry)
+            if problems:
+                raise ValueError("; ".join(problems))
             for k, plane in enumerate(geometry.planes):
                 z_range = (plane.z, plane.z + PLANE_SLAB_CM)
-                clash = [m.name for m in geometry.magnets if m.z_start < z_range[1] and z_range[0] < m.z_end]
-                clash += [b.name for b in geometry.blocks if b.z_start < z_range[1] and z_range[0] < b.z_end]
-                t = geometry.target
-                clash += ["target"] if t.z0 < z_range[1] and z_range[0] < t.z_end else []
-                if clash:
-                    raise ValueError(f"geant4-shield: recording plane {plane.name!r} at z = {plane.z} cm lies inside "
-                                     f"{', '.join(clash)}; Geant4 records on planes in the open (air or rock)")
                 slab, slab_centre = self.box(f"plane:{plane.name}", (-w.half_x, w.half_x, -w.half_y, w.half_y,
                                                                       *z_range))
                 if cavern_solid is None:

@@ -29,7 +29,6 @@ decay-vessel muons only (``configs/after_shield_dangerous.yaml``), and ``latent_
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +45,14 @@ from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS as DECAY_VESSEL_WEIGHTS
 from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_VESSEL
-from shipfastsim.units import PDG_MU_MINUS, PDG_MU_PLUS
+from shipfastsim.plugins.nf_after_shield.sampling import (
+    NOISE_WIDTH,
+    draw_noise,
+    model_sidecar,
+    muons_from_output,
+    run_engine,
+    transported_rate,
+)
 
 # torch and the model are imported where used: `shipfastsim --help` imports this package
 # and must not wait for torch.
@@ -66,31 +72,7 @@ DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 DANGEROUS_SIGMAS = (1.3, 1.6)
 #: Sources of the muons that enter the decay vessel (parameter ``p1_source``).
 P1_SOURCES = ("inclusive", "nf-decay-vessel")
-#: Noise columns per muon: 5 standard normals (latent), 1 uniform (charge).
-NOISE_WIDTH = 6
 _PREFIX = "nf-after-shield:"
-
-
-def model_sidecar(weights: str | Path) -> dict[str, Any]:
-    """The JSON beside a flow's weights (architecture, training record, ``data`` section)."""
-    return json.loads(Path(weights).with_suffix(".json").read_text())
-
-
-def transported_rate(weights: str | Path) -> tuple[SampleNormalisation, dict[str, Any]]:
-    """Muons per POT at the shield end behind a model trained on transported muons: the
-    training generator's (flow-target's) rate times the shield-end fraction of the training
-    transport; with the model JSON's ``data`` section (counts and fractions)."""
-    data = model_sidecar(weights)["data"]
-    survival = data["shield_end_per_target_muon"]
-    from shipfastsim.plugins.flow_target import COMPONENT as FLOW
-
-    target = FLOW.normalisation(FLOW.defaults()) if FLOW.normalisation else SampleNormalisation(None, "not declared")
-    if target.muons_per_pot is None:
-        return SampleNormalisation(None, f"trained on transported flow-target muons, whose rate is unknown "
-                                         f"(flow-target: {target.source}); shield-end fraction {survival:.4f}"), data
-    return SampleNormalisation(target.muons_per_pot * survival,
-                               f"flow-target ({target.source}) x shield-end fraction {survival:.4f} of the training "
-                               "transport (fast-shield)"), data
 
 
 def _check(params: dict[str, Any], run: dict[str, Any]) -> tuple[str, str] | None:
@@ -155,47 +137,6 @@ SUBSET_FILTER = ComponentSpec(
         Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "geometry with the decay_vessel section"),
     ),
 )
-
-
-def draw_noise(n: int, generator: torch.Generator) -> torch.Tensor:
-    """Noise [n, 6] on the generator's device: 5 standard normals, then one uniform."""
-    import torch
-
-    device = generator.device
-    return torch.cat([torch.randn(n, 5, generator=generator, device=device),
-                      torch.rand(n, 1, generator=generator, device=device)], dim=1)
-
-
-def muons_from_output(out: torch.Tensor, first_muon: int, device: torch.device, z_plane: float | None = None
-                      ) -> MuonBatch:
-    """Graph output [n, 8] (x, y, z, px, py, pz, PDG, weight) to a `MuonBatch` with global event ids;
-    ``z_plane`` [cm] replaces the graph's float32 z by the plane's exact z."""
-    import torch
-
-    from shipfastsim.batch import MuonBatch
-
-    out = out.to(device=device, dtype=torch.float64)
-    n = out.shape[0]
-    pdg = torch.where(out[:, 6] < 0, PDG_MU_PLUS, PDG_MU_MINUS)
-    columns: dict[str, Any] = {name: out[:, j] for j, name in enumerate(("x", "y", "z", "px", "py", "pz"))}
-    if z_plane is not None:
-        columns["z"] = torch.full((n,), float(z_plane), dtype=torch.float64, device=device)
-    columns |= {"pdg_id": pdg, "pythia_id": pdg, "weight": out[:, 7],
-                "event_id": torch.arange(first_muon, first_muon + n, device=device, dtype=torch.int64)}
-    return MuonBatch.from_columns(columns, device=device)
-
-
-def run_engine(engine, noise: torch.Tensor) -> torch.Tensor:
-    """Engine output [n, 8] for noise [n, 6]: `FastNoiseToMuon` makes its 4096-muon blocks
-    itself (its [8, n] output transposed keeps columns contiguous), any other engine gets
-    `run_chunked`'s fixed-size calls."""
-    import torch
-
-    from shipfastsim.plugins.gan_target import run_chunked
-    from shipfastsim.plugins.nf_after_shield.fast import FastNoiseToMuon
-
-    with torch.inference_mode():
-        return engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
 
 
 def _with_defaults(stage: Stage, spec: ComponentSpec) -> Stage:

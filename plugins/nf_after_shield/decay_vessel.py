@@ -32,14 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from shipfastsim.components import ComponentSpec, Parameter, SampleNormalisation, Stage
 from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.plugins.nf_after_shield.entrance_box import from_entrance_box, to_entrance_box
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from shipfastsim.batch import MuonBatch
     from shipfastsim.components import ChunkContext
-    from shipfastsim.geometry.decay_vessel import DecayVessel
 
 __all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "to_entrance_box", "from_entrance_box",
            "p2_shares", "sample_output", "generate", "train_decay_vessel"]
@@ -49,43 +48,10 @@ HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
 #: Every P1 muon of two transport runs no model was trained on (data seeds 16, 17), for validation.
 INDEPENDENT = Path(__file__).resolve().parent / "independent_decay_vessel.npz"
 DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
-#: The box of the flow's u coordinates is the aperture shrunk by this factor (2 um of the
-#: 50 cm half-width), so that the float32 rounding of the FairShip ntuple (x, y in metres:
-#: half an ulp is at most 5e-5 cm below 10 m) never puts a muon a hair outside the aperture
-#: (4 of 500,000 were with 1 - 1e-9); |x_e| / the shrunk half-width is kept below it before
-#: atanh, whose value at 1 is infinite.
-_EDGE = 1.0 - 4e-6
-
-
-def to_entrance_box(state: np.ndarray, vessel: DecayVessel, z_plane: float) -> np.ndarray:
-    """Rows (x, y, px, py, pz, charge) at ``z_plane`` [cm] with x, y replaced by u_x, u_y
-    (module docstring, with the half-widths shrunk by `_EDGE`); the rows must be P1 muons
-    (|x_e|, |y_e| inside the aperture)."""
-    import numpy as np
-
-    out = np.array(state, dtype=np.float64, copy=True)
-    dz = vessel.z_entrance - z_plane
-    for j, half in ((0, vessel.entrance_half_x), (1, vessel.entrance_half_y)):
-        entrance = (out[:, j] + out[:, 2 + j] / out[:, 4] * dz) / (half * _EDGE)
-        out[:, j] = np.arctanh(np.clip(entrance, -_EDGE, _EDGE))
-    return out
-
-
-def from_entrance_box(u_x: torch.Tensor, u_y: torch.Tensor, px: torch.Tensor, py: torch.Tensor, pz: torch.Tensor,
-                      vessel: DecayVessel, z_plane: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """x, y [cm] at ``z_plane`` from u_x, u_y and the momentum [GeV/c] (inverse of `to_entrance_box`)."""
-    import torch
-
-    dz = vessel.z_entrance - z_plane
-    x = vessel.entrance_half_x * _EDGE * torch.tanh(u_x) - px / pz * dz
-    y = vessel.entrance_half_y * _EDGE * torch.tanh(u_y) - py / pz * dz
-    return x, y
-
-
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
     """P1 muons per POT: the P1 fraction of the training transport (model JSON) times the
     shield-end rate, ``shield_end_muons_per_pot`` when given, else `transported_rate`."""
-    from shipfastsim.plugins.nf_after_shield import transported_rate
+    from shipfastsim.plugins.nf_after_shield.sampling import transported_rate
 
     rate, data = transported_rate(params["weights"])
     p1 = data["p1_fraction"]
@@ -104,7 +70,7 @@ def _check(params: dict[str, Any], run: dict[str, Any]) -> tuple[str, str] | Non
     if share > 1.0:
         return "p2_share", f"{share} is not a probability: give a share in [0, 1] (1: P2 muons only)"
     if share:
-        from shipfastsim.plugins.nf_after_shield import model_sidecar
+        from shipfastsim.plugins.nf_after_shield.sampling import model_sidecar
 
         has_sidecar = Path(params["weights"]).with_suffix(".json").is_file()
         contexts = model_sidecar(params["weights"])["architecture"].get("contexts", 1) if has_sidecar else 1
@@ -137,10 +103,10 @@ COMPONENT = ComponentSpec(
 def _build(stage: Stage):
     from shipfastsim.geometry import load_geometry
     from shipfastsim.geometry.decay_vessel import DecayVessel
-    from shipfastsim.plugins.nf_after_shield import model_sidecar
     from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
     from shipfastsim.plugins.nf_after_shield.model import NoiseToMuon, load_flow
     from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon
+    from shipfastsim.plugins.nf_after_shield.sampling import model_sidecar
 
     flow = load_flow(stage.params["weights"], stage.device)
     p2_share = None  # the P2 shares by charge of a flow conditioned on the P2 flag (model JSON)
@@ -171,8 +137,8 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext, p2_drawn: d
     ``p2_drawn`` (by charge, for a flow conditioned on the P2 flag) replaces ``p2_share``:
     the nested latent of the composite model (`nested`)."""
     from shipfastsim.plugins.gan_target import redraw_above_beam
-    from shipfastsim.plugins.nf_after_shield import draw_noise, run_engine
     from shipfastsim.plugins.nf_after_shield.p2_flag import sample_flagged
+    from shipfastsim.plugins.nf_after_shield.sampling import draw_noise, run_engine
 
     engine, z_plane, vessel, p2_share = _model(stage)
     if p2_share is not None:
@@ -190,7 +156,7 @@ def sample_output(stage: Stage, n_muons: int, context: ChunkContext, p2_drawn: d
 def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
     """``n_muons`` P1 muons at the shield end (weights 1, or the exact ``p2_share`` weights;
     the normalisation gives them per-spill meaning)."""
-    from shipfastsim.plugins.nf_after_shield import muons_from_output
+    from shipfastsim.plugins.nf_after_shield.sampling import muons_from_output
 
     out, z_plane = sample_output(stage, n_muons, context)
     return muons_from_output(out, context.first_muon, stage.device, z_plane)

@@ -21,7 +21,7 @@ the first and last weight matrices (``W * mask``), so the exported graph is plai
 Gemm/Relu/Tanh/Exp/Mul/Add.  ``FlowConfig.coupling`` selects instead rational-quadratic
 spline couplings (``spline``) or autoregressive splines (``autoregressive-spline``: each
 column conditioned on the ones before it), from `spline`: at the same size they fit
-nf-decay-vessel's P1 muons better and this inclusive sample worse (README), and they do
+nf-decay-vessel's P1 muons better and this inclusive sample worse (docs/physics/nf-after-shield.md), and they do
 not export to ONNX (they gather bin parameters per row).  Sampling runs
 latent -> g -> f -> physics (`sample`, `NoiseToMuon`); the density runs the other way
 (`log_prob`), with the Jacobians of the couplings, of the Gaussianising maps (the slope

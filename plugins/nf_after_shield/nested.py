@@ -4,7 +4,7 @@ Seed 000's structured latent: the same model makes the inclusive sample at laten
 and, at sigma_1 > sigma_2 below 1, muons concentrated on the nested subsets P1 (they enter
 the decay vessel) and P2 (they also cross it), with exact weights.  A flow trained with the
 structured loss learns such a latent only approximately, and the bundled one's P1 muons
-fail the fidelity gate (README).  The composite model of ``nf-after-shield`` (``p1_source:
+fail the fidelity gate (docs/physics/nf-after-shield.md).  The composite model of ``nf-after-shield`` (``p1_source:
 nf-decay-vessel``) has the structure exactly: its component (the specialist of P1 muons, or
 the inclusive flow outside P1) and, inside P1, the specialist's P2 flag are latent
 variables.  This module gives them the seed's form.  With a latent z ~ N(0, I) in 5

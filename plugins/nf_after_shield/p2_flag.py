@@ -3,7 +3,7 @@
 P2 (the straight track from the entrance also leaves through the exit aperture) is a
 subset of P1 bounded by the planes |x_e + tx L| = exit_half_x and |y_e + ty L| =
 exit_half_y, diagonal in the flow's coordinates, which a flow conditioned on the charge
-alone smears (README: P2 two-sample AUC 0.56 on the independent runs).  A flow
+alone smears (docs/physics/nf-decay-vessel.md: P2 two-sample AUC 0.56 on the independent runs).  A flow
 trained with ``FlowConfig.contexts = 2`` is conditioned on the charge and on the P2 flag
 (+1 in P2, -1 in P1 outside P2; `train.prepare`): one network learns both regions from
 all the P1 rows.  Sampling then draws
@@ -24,6 +24,7 @@ from torch import nn
 
 from shipfastsim.geometry.decay_vessel import DecayVessel
 from shipfastsim.plugins.gan_target import above_beam, redraw_rejected, run_chunked
+from shipfastsim.plugins.nf_after_shield.entrance_box import from_entrance_box
 from shipfastsim.plugins.nf_after_shield.model import DIM, MuonFlow
 
 __all__ = ["FlaggedNoiseToMuon", "sample_flagged"]
@@ -32,7 +33,7 @@ __all__ = ["FlaggedNoiseToMuon", "sample_flagged"]
 class FlaggedNoiseToMuon(nn.Module):
     """Input [n, 7] (5 standard normals, the charge +-1, the P2 flag +-1) -> muons [n, 8]
     (u_x, u_y, z [cm], px, py, pz [GeV/c], PDG id, weight 1), u_x and u_y in the flow's
-    entrance-box coordinates (`decay_vessel.from_entrance_box` maps them back)."""
+    entrance-box coordinates (`entrance_box.from_entrance_box` maps them back)."""
 
     def __init__(self, flow: MuonFlow):
         super().__init__()
@@ -60,8 +61,6 @@ def sample_flagged(engine: FlaggedNoiseToMuon, n_muons: int, generator: torch.Ge
     With r = 0 the weights are 1.
     The random numbers: two uniforms per muon (charge, flag), then its normals, then the
     redraws; a function of the generator's state."""
-    from shipfastsim.plugins.nf_after_shield.decay_vessel import from_entrance_box
-
     flow = engine.flow
     z_plane = flow.config.z_plane
     choice = torch.rand(n_muons, 2, generator=generator, device=generator.device, dtype=torch.float64)

@@ -46,7 +46,7 @@ class TrainConfig:
     # rows were set aside before (nf-decay-vessel); validation keeps its rows.
     train_on_holdout_split: bool = False
     # Training rows also enter mirrored in y (y, py -> -y, -py): for data symmetric under it
-    # (the decay-vessel flow's, tested; README); validation rows stay as they are.
+    # (the decay-vessel flow's, tested; docs/physics/nf-decay-vessel.md); validation rows stay as they are.
     mirror_y: bool = False
     flow: FlowConfig = field(default_factory=FlowConfig)
 

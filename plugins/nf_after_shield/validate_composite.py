@@ -12,7 +12,7 @@ boosted-trees AUC, weighted candidates).
 
     python -m shipfastsim.plugins.nf_after_shield.validate_composite [--seeds 8 9] [--plot PNG]
 
-prints one table per generation seed (the README's figures are seeds 8-11) and, with
+prints one table per generation seed (docs/physics/nf-after-shield.md gives seeds 8-11) and, with
 ``--plot``, the histograms of the first seed.
 """
 

@@ -89,7 +89,7 @@ def probe(args: argparse.Namespace) -> int:
     try:
         geometry = load_geometry(args.config)
     except (GeometryError, OSError) as error:
-        from shipfastsim.cli import UsageError
+        from shipfastsim.errors import UsageError
 
         raise UsageError(str(error)) from None
     rows = probe_points(geometry, args.point or [])
@@ -113,7 +113,7 @@ def geant4_check(args: argparse.Namespace) -> int:
         geometry = load_geometry(args.config)
         from shipfastsim.plugins.geant4_shield.navigator import check_geometry
     except (GeometryError, OSError, ImportError) as error:
-        from shipfastsim.cli import UsageError
+        from shipfastsim.errors import UsageError
 
         raise UsageError(str(error)) from None
     report = check_geometry(geometry, n_points=args.points, seed=args.seed)

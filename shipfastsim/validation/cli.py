@@ -74,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pairwise", action="store_true",
                         help="also the boosted-trees AUC of every pair of features (finds wrong correlations; slower)")
     parser.add_argument("--max-rows", type=int, default=200_000, help="random subsample of each side (rows)")
-    parser.add_argument("--labels", nargs=2, default=("reference", "candidate"), metavar=("REF", "CAND"))
+    parser.add_argument("--labels", nargs=2, default=("reference", "candidate"), metavar=("REF", "CAND"),
+                        help="names of the two samples in the figures and tables (default: reference candidate)")
     parser.add_argument("--seed", type=int, default=0, help="seed of subsampling, splits and the classifier")
     parser.set_defaults(func=run_validate)

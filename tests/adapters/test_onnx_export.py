@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from shipfastsim.adapters import onnx_export
+from shipfastsim.adapters.onnx_errors import require_package
 from shipfastsim.adapters.onnx_export import (
     OPSET,
     ExportError,
@@ -187,14 +187,10 @@ def test_cli_export(tmp_path, monkeypatch, capsys):
     assert "'toy-gun' is not a neural component" in error and "toy-classifier, toy-flow" in error
 
 
-def test_onnxruntime_module_is_importable_from_onnx_export():
-    assert onnx_export.OnnxRuntimeModule is OnnxRuntimeModule  # the neural plugins import it from there
-
-
 def test_missing_package_gives_install_hint(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(ExportError, match=r"pip install shipfastsim\[onnx\]"):
-        onnx_export._require("onnxruntime")
+        require_package("onnxruntime")
 
 
 def test_sample_inputs_follow_declared_distributions():

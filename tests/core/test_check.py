@@ -94,7 +94,7 @@ def test_workers_below_one_are_refused(workers, write_config, capsys, tmp_path):
 
 
 def test_errors_print_as_one_unquoted_line():
-    from shipfastsim.cli import one_line
+    from shipfastsim.errors import one_line
 
     assert one_line(KeyError("no tree 'x' in file")) == "no tree 'x' in file"
     assert one_line(ValueError("first\nsecond\nthird")) == "first (run with --debug for the full message)"

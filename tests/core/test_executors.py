@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from shipfastsim.config import ConfigError, load_config
-from shipfastsim.executors import make_batch_cluster, walltime_seconds
+from shipfastsim.executor_config import walltime_seconds
+from shipfastsim.executors import make_batch_cluster
 
 pytest.importorskip("dask_jobqueue", reason="pip install 'shipfastsim[dask]'")
 

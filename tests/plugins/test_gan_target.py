@@ -106,9 +106,6 @@ def test_export_module_matches_generator():
 
 
 def test_onnxruntime_backend_matches_torch():
-    onnx_export = pytest.importorskip("shipfastsim.adapters.onnx_export", reason="onnx adapter not yet available")
-    if not hasattr(onnx_export, "OnnxRuntimeModule"):
-        pytest.skip("onnx adapter not yet available")
     pytest.importorskip("onnxruntime")
     torch_batch, ort_batch = generate(500), generate(500, backend="onnxruntime")
     assert torch.equal(torch_batch.pdg_id, ort_batch.pdg_id)

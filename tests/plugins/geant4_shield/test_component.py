@@ -121,3 +121,24 @@ def test_missing_bindings_give_the_install_hint(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ERROR {INSTALL_HINT}"
     assert "pip install geant4-pybind" in INSTALL_HINT
+
+
+def test_check_refuses_a_plane_inside_a_magnet(write_config, target_sample, tmp_path, capsys):
+    from shipfastsim.cli import main
+
+    from .conftest import MAGNET_Z, slab_and_magnet
+
+    geometry = slab_and_magnet()
+    geometry["planes"][1]["z"] = MAGNET_Z[0] + 10.0  # inside the magnet
+    path = tmp_path / "inside.yaml"
+    path.write_text(yaml.safe_dump(geometry))
+    document = {"version": 1, "run": {"events": 10, "chunk_size": 10, "seed": 1,
+                                      "output": {"path": str(tmp_path / "out" / "m.root")}},
+                "stages": [{"generator": "fairship-file", "params": {"files": [str(target_sample)]}},
+                           {"propagator": "geant4-shield", "plane": "after_slab", "params": {"geometry": str(path)}}]}
+    status = main(["check", str(write_config(document))])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and len(error.splitlines()) == 1
+    assert error.startswith("shipfastsim: error: stages[1].params.geometry: geant4-shield: recording plane "
+                            "'after_magnet' at z = 610.0 cm lies inside Mag"), error
+    assert not (tmp_path / "out").exists()

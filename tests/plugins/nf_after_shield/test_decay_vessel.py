@@ -139,7 +139,7 @@ def test_fidelity_in_the_features_at_the_vessel_entrance(generated):
     entrance, against the independent runs.  Measured at seed 8: P1 AUC 0.525 (seeds 8-11:
     0.520-0.525; the previous bundled flow 0.531-0.539), P2 0.549 (0.549-0.556, mean 0.553;
     the previous 0.559-0.569, mean 0.565).  P1 meets the gate here too, P2 not at every
-    seed (README): its bound is a regression bound."""
+    seed (docs/physics/nf-decay-vessel.md): its bound is a regression bound."""
     independent = _load(INDEPENDENT)
     (model, label), truth, truth_label = generated, independent["state"].astype(np.float64), independent["label"]
     assert gbt_auc(_at_entrance(truth), _at_entrance(model), seed=1) < 0.535
@@ -178,7 +178,7 @@ def test_normalisation_is_the_transported_p1_fraction(holdout):
 
 
 def test_transported_p1_muons_are_mirror_symmetric_in_y():
-    """The training option ``mirror_y`` rests on this (README): the boosted trees cannot tell
+    """The training option ``mirror_y`` rests on this (docs/physics/nf-decay-vessel.md): the boosted trees cannot tell
     one half of the independent P1 muons from the other half mirrored in y (y, py -> -y, -py),
     though the cavern floor breaks the symmetry of the geometry; a wrong mirror (y alone) they
     tell apart at once."""

@@ -88,7 +88,7 @@ def test_samples_of_the_nested_latent_meet_the_gate():
     and all muons (sigma 1 and sigma_1) against 60,000 random holdout rows.  Gate: W1/sigma <
     0.05 per feature and boosted-trees AUC < 0.55; on the 2,538 held-out P2 muons W1/sigma is
     bounded by 0.07, since the holdout's own W1/sigma of y against the independent truth is
-    0.047 (README).  Measured: P1 at most 0.019 / AUC 0.512, P2 independent 0.037 / 0.546, P2
+    0.047 (docs/physics/nf-after-shield.md).  Measured: P1 at most 0.019 / AUC 0.512, P2 independent 0.037 / 0.546, P2
     holdout 0.065 (y) / 0.536, all muons 0.019 / 0.525."""
     from shipfastsim.plugins.nf_after_shield.validate_composite import composite_fidelity, load_truths
 
@@ -130,7 +130,7 @@ def test_latent_sigma_config_writes_the_spills_decay_vessel_muons(tmp_path):
 
 
 def test_held_out_p2_muons_differ_from_the_independent_truth_beyond_their_size():
-    """The README's reading of the held-out P2 muons' y: they differ from the independent P2
+    """The reading of the held-out P2 muons' y (docs/physics/nf-after-shield.md): they differ from the independent P2
     truth (W1/sigma 0.046) by more than random subsets of that truth of their size (95 %
     below 0.037; measured median 0.024), so part of the model's 0.065 against them is that
     difference: against such subsets the sigma_2 sample scores a median 0.041, against the

@@ -145,7 +145,7 @@ def test_decay_vessel_muons_of_the_bundled_model_against_the_holdout(holdout, ge
     exact weights) against every P1 muon of the holdout (2,006 of 1,672,359 transported muons):
     the weighted P1 fraction equals the transport's within 3 standard deviations (measured: 1.02x,
     0.5), and W1/sigma per feature and the GBT AUC stay within the measured figures' statistical
-    spread (README: P1 is still far from the gates)."""
+    spread (docs/physics/nf-after-shield.md: P1 is still far from the gates)."""
     from shipfastsim.plugins.nf_after_shield.validate import FEATURES, fidelity
 
     truth = holdout["state"][holdout["label"] >= 1].astype(np.float64)
