@@ -8,28 +8,37 @@ Provenance: ``event_id`` becomes the index of the generated muon (so that the co
 an augmenter makes share it); ``pythiaid``, ``parentid``, ``ecut``, ``release_time``,
 ``mother_id`` and ``process_id`` are carried from the file.  The files' muons per
 proton on target are not in the files: give ``muons_per_pot`` and its source for
-per-spill weights, else the run writes weights per generated muon.
+per-spill weights, else the run writes weights per generated muon.  A weighted file
+(FairShip's own productions: ``w`` = muons per spill of its POT convention) gives its
+normalisation itself with ``weights_spill_pot`` (that convention's protons on target):
+muons_per_pot = sum(w) / weights_spill_pot, and each replayed muon's ``w`` is divided
+by the files' mean ``w``, so that the weights average 1 as the normalisation expects and
+a muon's per-spill weight keeps its share of the total.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from shipfastsim.adapters.fairship import count_muons, read_metadata, read_ntuple
 from shipfastsim.batch import MuonBatch
 from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, SampleNormalisation, Stage
 from shipfastsim.hookspecs import hookimpl
+from shipfastsim.sample_weights import SampleWeightError, check_sample_weights, normalisation_from_weights
 from shipfastsim.units import NTUPLE_Z_SHIFT, FairShipFrame
 
-__all__ = ["COMPONENT", "MuonTable"]
+__all__ = ["COMPONENT", "MuonTable", "file_weights"]
 
 
 class MuonTable:
-    """All muons of a list of ntuples, as float32 ntuple-frame branches."""
+    """All muons of a list of ntuples, as float32 ntuple-frame branches.
 
-    def __init__(self, files: list[str], frame: FairShipFrame):
+    ``mean_weight``: the weights ``w`` are divided by it (1: kept as in the files)."""
+
+    def __init__(self, files: list[str], frame: FairShipFrame, mean_weight: float = 1.0):
         self.frame = frame
         self.skipped = 0
         parts = []
@@ -41,6 +50,8 @@ class MuonTable:
             parts.append(batch)
         # Keep the exact ntuple values: re-applying our frame happens per chunk.
         self._batch = MuonBatch.concat(parts)
+        if mean_weight != 1.0:
+            self._batch = self._batch.replace(weight=self._batch.weight / mean_weight)
 
     def __len__(self) -> int:
         return len(self._batch)
@@ -52,7 +63,34 @@ class MuonTable:
         return batch.to(device)
 
 
-def _check(params: dict[str, Any], run: dict[str, Any]) -> str | None:
+def file_weights(files: list[str]) -> np.ndarray:
+    """The ``w`` of every muon row of ``files`` (float64), each file's checked
+    (`check_sample_weights`: an error names a file whose weights cannot be used)."""
+    import uproot
+
+    from shipfastsim.adapters.fairship import TREE_NAME
+    from shipfastsim.units import MUON_PDG_IDS
+
+    parts = []
+    for path in files:
+        with uproot.open(path) as file:
+            tree = file[TREE_NAME]
+            if "w" not in tree.keys():
+                check_sample_weights(None, path)
+            arrays = tree.arrays(["id", "w"], library="np")
+        parts.append(check_sample_weights(arrays["w"][np.isin(arrays["id"], MUON_PDG_IDS)], path))
+    return np.concatenate(parts)
+
+
+def _check(params: dict[str, Any], run: dict[str, Any]) -> str | tuple[str, str] | None:
+    if params["weights_spill_pot"] is not None:
+        if params["muons_per_pot"] is not None:
+            return ("weights_spill_pot", "give muons_per_pot or weights_spill_pot, not both (weights_spill_pot "
+                    "derives muons_per_pot = sum(w) / weights_spill_pot from the files)")
+        try:
+            file_weights(params["files"])
+        except SampleWeightError as error:
+            return ("files", str(error))
     if params["order"] != "sequential" or params["wrap"]:
         return None
     available = sum(count_muons(path) for path in params["files"])
@@ -64,6 +102,9 @@ def _check(params: dict[str, Any], run: dict[str, Any]) -> str | None:
 
 
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
+    if params["weights_spill_pot"] is not None:
+        return normalisation_from_weights(file_weights(params["files"]).sum(), params["weights_spill_pot"],
+                                          params["files"])
     if params["muons_per_pot"] is None:
         return SampleNormalisation(None, "fairship-file: muons_per_pot not given for these files")
     return SampleNormalisation(params["muons_per_pot"], params["muons_per_pot_source"] or "given in the config")
@@ -83,6 +124,9 @@ COMPONENT = ComponentSpec(
         Parameter("muons_per_pot", "float", None, "muons per proton on target the files stand for (their w "
                   "averaging 1); omit when unknown: weights are then per generated muon", minimum=0.0),
         Parameter("muons_per_pot_source", "str", "", "where muons_per_pot comes from (production, note)"),
+        Parameter("weights_spill_pot", "float", None, "weighted files (FairShip productions): protons on target per "
+                  "spill that their w refer to; muons_per_pot = sum(w) / this, and w are divided by their mean",
+                  minimum=0.0),
     ),
     check=_check,
     normalisation=_normalisation,
@@ -98,9 +142,13 @@ def shipfastsim_declare_components() -> list[ComponentSpec]:
 def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch | None:
     if stage.component != COMPONENT.name:
         return None
-    table: MuonTable = stage.cached(
-        "table", lambda: MuonTable(stage.params["files"], FairShipFrame(stage.params["target_z0"]))
-    )
+
+    def build() -> MuonTable:
+        weighted = stage.params.get("weights_spill_pot") is not None
+        mean_weight = float(file_weights(stage.params["files"]).mean()) if weighted else 1.0
+        return MuonTable(stage.params["files"], FairShipFrame(stage.params["target_z0"]), mean_weight)
+
+    table: MuonTable = stage.cached("table", build)
     if context.chunk_index == 0 and table.skipped:
         context.counters["fairship-file: non-muon rows skipped"] += table.skipped
     first, last = context.first_muon, context.first_muon + n_muons

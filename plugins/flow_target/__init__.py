@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from shipfastsim.components import ChunkContext, ComponentSpec, ExportDescription, Parameter, Stage
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.plugins.gan_target import (
-    TRAINING_SAMPLE_NORMALISATION,
     describe_target_module,
     generate_target_muons,
+    model_normalisation,
 )
 
 # torch and the model are imported where used: `shipfastsim train --help` must not wait for torch.
@@ -44,7 +44,7 @@ COMPONENT = ComponentSpec(
         Parameter("dtype", "choice", "float32", "network precision on the device", choices=("float32", "float64")),
         Parameter("target_z0", "float", 0.0, "z of the target start in FairShip's frame [cm], added to z"),
     ),
-    normalisation=lambda params: TRAINING_SAMPLE_NORMALISATION,  # same training sample as gan-target
+    normalisation=lambda params: model_normalisation(COMPONENT.defaults() | params),  # as gan-target's
 )
 
 

@@ -27,7 +27,8 @@ def train_flow_target(args: argparse.Namespace) -> int:
                  if getattr(args, k) is not None}
     architecture = {k: getattr(args, k) for k in ("hidden", "layers") if getattr(args, k) is not None}
     config = FlowTrainConfig(seed=args.seed, flow=FlowConfig(**architecture), **overrides)
-    result = train_flow(files, args.output, config, progress=not args.quiet, device=args.device)
+    result = train_flow(files, args.output, config, progress=not args.quiet, device=args.device,
+                        spill_pot=args.weights_spill_pot)
     print(f"flow-target: best validation score {result.best_metric:.4f} at step {result.best_step} "
           f"of {result.steps}; weights {result.weights_path} (config beside it)")
     return 0

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from shipfastsim.batch import MuonBatch
     from shipfastsim.plugins.gan_target.model import MuonGenerator
 
-__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "MUON_STATE_FLOORS", "draw_noise", "redraw_rejected",
+__all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "CHUNK_SIZE", "TRAINING_SAMPLE_NORMALISATION", "model_normalisation",
+           "MUON_STATE_FLOORS", "draw_noise", "redraw_rejected",
            "above_beam", "redraw_above_beam", "muons_from_state", "run_chunked", "generate_target_muons",
            "describe_target_module"]
 
@@ -57,6 +58,24 @@ TRAINING_SAMPLE_NORMALISATION = SampleNormalisation(
           "alexmarshallbristol/muGAN (SHiP GAN arXiv:1909.04451 with boosted auxiliary inputs, w = 1); "
           "no POT normalisation is published for it")
 
+
+def model_normalisation(params: dict[str, Any]) -> SampleNormalisation:
+    """The normalisation of a target generator's model ``params["weights"]``: what its JSON
+    records (``shipfastsim train ... --weights-spill-pot POT`` writes muons_per_pot =
+    sum(w) / POT of the training files), else, for the bundled models trained before
+    it was recorded, `TRAINING_SAMPLE_NORMALISATION`."""
+    import json
+
+    sidecar = Path(params["weights"]).with_suffix(".json")
+    try:
+        recorded = json.loads(sidecar.read_text()).get("normalisation")
+    except (OSError, ValueError):
+        recorded = None  # the run's own checks report a missing or unreadable model
+    if not recorded:
+        return TRAINING_SAMPLE_NORMALISATION
+    return SampleNormalisation(recorded.get("muons_per_pot"), recorded.get("source", f"recorded in {sidecar}"))
+
+
 COMPONENT = ComponentSpec(
     name="gan-target",
     kind="generator",
@@ -68,7 +87,7 @@ COMPONENT = ComponentSpec(
         Parameter("dtype", "choice", "float32", "network precision on the device", choices=("float32", "float64")),
         Parameter("target_z0", "float", 0.0, "z of the target start in FairShip's frame [cm], added to z"),
     ),
-    normalisation=lambda params: TRAINING_SAMPLE_NORMALISATION,
+    normalisation=lambda params: model_normalisation(COMPONENT.defaults() | params),
 )
 
 

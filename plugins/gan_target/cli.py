@@ -29,7 +29,8 @@ def train_gan_target(args: argparse.Namespace) -> int:
     gan = GanConfig(**{k: getattr(args, k) if getattr(args, k) is not None else getattr(defaults.gan, k)
                        for k in ("hidden", "layers")})
     config = TrainConfig(seed=args.seed, gan=gan, **overrides)
-    result = train(files, args.output, config, progress=not args.quiet, device=args.device)
+    result = train(files, args.output, config, progress=not args.quiet, device=args.device,
+                   spill_pot=args.weights_spill_pot)
     print(f"gan-target: best validation score {result.best_metric:.4f} at step {result.best_step} "
           f"of {result.steps}; weights {result.weights_path} (config beside it)")
     return 0
@@ -97,6 +98,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "phi-rotated copies (default 1.5 x 10^6)")
     parser.add_argument("--peer", action="store_true",
                         help="nf-after-shield: also train the zuko RealNVP peer and print its tables")
+    parser.add_argument("--weights-spill-pot", type=float, metavar="POT",
+                        help="gan-target, flow-target: protons on target per spill that the input files' w refer to "
+                             "(w = muons per spill of POT protons; 5e13 for the 2018 SHiP background production): "
+                             "the model records muons_per_pot = sum(w) / POT, so runs of it write per-spill weights")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

@@ -15,6 +15,7 @@ import torch
 
 from shipfastsim.adapters.fairship import read_ntuple
 from shipfastsim.batch import MuonBatch
+from shipfastsim.sample_weights import check_sample_weights
 from shipfastsim.units import FairShipFrame
 from shipfastsim.validation.split import SPLITS, split_codes, split_mask
 
@@ -25,10 +26,15 @@ SHARED_SAMPLE = Path("../shared/data/ship_gan_target_muons_50k.root")
 
 
 def load_muons(files: Sequence[str | Path], frame: FairShipFrame | None = None) -> tuple[MuonBatch, int]:
-    """All muons of ``files`` (cm, GeV/c, our frame) and the number of skipped non-muon rows."""
+    """All muons of ``files`` (cm, GeV/c, our frame) and the number of skipped non-muon rows.
+
+    Each file's weights ``w`` are checked (`check_sample_weights`): a file whose weights
+    are non-finite, negative or all zero is refused with an error naming it.
+    """
     batches, skipped = [], 0
     for path in files:
         batch, n_skipped = read_ntuple(path, frame or FairShipFrame())
+        check_sample_weights(batch.weight.numpy(), path)
         batches.append(batch)
         skipped += n_skipped
     return MuonBatch.concat(batches), skipped

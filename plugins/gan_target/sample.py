@@ -32,29 +32,48 @@ from shipfastsim.plugins.gan_target.model import (
     fit_quantile_map,
     physical_to_features,
 )
+from shipfastsim.sample_weights import effective_sample_size, normalisation_from_weights, training_weights
 from shipfastsim.validation.metrics import MUON_FEATURES, feature_arrays, wasserstein1
 from shipfastsim.validation.two_sample import PHYSICS_FEATURES, gbt_auc
 
-__all__ = ["TargetSample", "prepare_sample", "sample_provenance", "configure", "generate_features", "muon_features",
-           "validation_score", "ModelSelection"]
+__all__ = ["TargetSample", "prepare_sample", "sample_metadata", "sample_provenance", "configure", "generate_features",
+           "muon_features", "validation_score", "ModelSelection"]
 
 
 @dataclass
 class TargetSample:
-    """Train-split features and classes, their statistics and maps, and the validation reference."""
+    """Train-split features and classes, their statistics and maps, and the validation reference.
+
+    ``weights`` and ``validation_weights`` are the muons' ``w`` as importance weights (train
+    split scaled to mean 1), None for an unweighted sample (all ``w`` equal): every
+    statistic here is then the unweighted one, exactly as before weights were honoured.
+    ``total_weight`` is the sum of ``w`` over all muons of the files (every split): the
+    muons per spill they stand for, which a declared POT turns into muons per POT.
+    """
 
     features: np.ndarray  # [n_train, 8]: columns 0-3 Gaussianised, 4-7 unit-vector components (raw)
     classes: np.ndarray  # [n_train] int64 class 0-3 (`model.class_of`)
-    mean: np.ndarray  # [8] train-split mean of the unmapped features
-    std: np.ndarray  # [8] train-split standard deviation of the unmapped features
+    mean: np.ndarray  # [8] train-split (weighted) mean of the unmapped features
+    std: np.ndarray  # [8] train-split (weighted) standard deviation of the unmapped features
     maps: list[tuple[np.ndarray, np.ndarray]]  # N_MAPPED quantile maps (t, g)
     class_probabilities: np.ndarray  # [4]
     validation: np.ndarray  # [n_val, len(MUON_FEATURES)] validation split
     skipped_rows: int
+    weights: np.ndarray | None = None  # [n_train] importance weights, mean 1; None: unweighted
+    validation_weights: np.ndarray | None = None  # [n_val]; None: unweighted
+    total_weight: float = 0.0  # sum of w over all muons of the files [muons per spill of their convention]
+
+
+def _balance(prompt: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Per-row weights of the quantile-map fit: prompt and displaced muons with equal total weight."""
+    if weights is None:
+        return np.where(prompt, 0.5 / prompt.mean(), 0.5 / (1 - prompt.mean()))  # prompt : displaced = 1 : 1
+    fraction = np.sum(weights * prompt) / np.sum(weights)
+    return weights * np.where(prompt, 0.5 / fraction, 0.5 / (1 - fraction))
 
 
 def prepare_sample(files: Sequence[str | Path], knots: int) -> TargetSample:
-    """Read ``files`` and build the `TargetSample` (maps with ``knots`` knots)."""
+    """Read ``files`` and build the `TargetSample` (maps with ``knots`` knots), honouring the muons' ``w``."""
     muons, skipped = load_muons(files)
     cols = {k: v for k, v in muons.to_numpy().items() if k in ("x", "y", "z", "px", "py", "pz")}
     features = physical_to_features(**cols)
@@ -63,16 +82,51 @@ def prepare_sample(files: Sequence[str | Path], knots: int) -> TargetSample:
     code = split_codes(len(muons))
     is_train = code < SPLITS["train"][1]
     is_val = (code >= SPLITS["validation"][0]) & (code < SPLITS["validation"][1])
+    raw_weights = muons.weight.numpy().astype(np.float64)
+    weights = training_weights(raw_weights)
+    train_weights = None if weights is None else training_weights(weights[is_train])
+    if weights is not None and train_weights is None:  # weighted file whose train split happens to be uniform
+        train_weights = np.ones(int(is_train.sum()))
     train = features[is_train]
-    prompt = radius[is_train] < R_PROMPT
-    balance = np.where(prompt, 0.5 / prompt.mean(), 0.5 / (1 - prompt.mean()))  # prompt : displaced = 1 : 1
+    balance = _balance(radius[is_train] < R_PROMPT, train_weights)
     maps = [fit_quantile_map(train[:, j], balance, knots) for j in range(N_MAPPED)]
     mapped = train.copy()
     for j, (t, g) in enumerate(maps):
         mapped[:, j] = apply_quantile_map(mapped[:, j], t, g)
-    return TargetSample(mapped, classes[is_train], train.mean(0), train.std(0), maps,
-                        np.bincount(classes[is_train], minlength=N_CLASSES) / is_train.sum(),
-                        feature_arrays(muons.select(torch.as_tensor(is_val)), MUON_FEATURES)[0], skipped)
+    if train_weights is None:
+        mean, std = train.mean(0), train.std(0)
+        class_probabilities = np.bincount(classes[is_train], minlength=N_CLASSES) / is_train.sum()
+    else:
+        mean = np.average(train, axis=0, weights=train_weights)
+        std = np.sqrt(np.average((train - mean) ** 2, axis=0, weights=train_weights))
+        class_probabilities = (np.bincount(classes[is_train], weights=train_weights, minlength=N_CLASSES)
+                               / train_weights.sum())
+    return TargetSample(mapped, classes[is_train], mean, std, maps, class_probabilities,
+                        feature_arrays(muons.select(torch.as_tensor(is_val)), MUON_FEATURES)[0], skipped,
+                        train_weights, None if weights is None else weights[is_val], float(raw_weights.sum()))
+
+
+def sample_metadata(sample: TargetSample, files: Sequence[str | Path], spill_pot: float | None) -> dict:
+    """What a trained model's JSON records about its training sample's weights and normalisation.
+
+    ``normalisation`` is what `model_normalisation` gives a run of the model: with
+    ``spill_pot`` (the protons on target per spill that the files' ``w`` refer to),
+    muons_per_pot = sum(w) / spill_pot; without it, unknown (the run then warns).
+    """
+    names = [Path(f).name for f in files]
+    if spill_pot is None:
+        normalisation = {"muons_per_pot": None,
+                         "source": f"trained on {', '.join(names)} without a declared POT per spill of its w "
+                                   "(shipfastsim train --weights-spill-pot)"}
+    else:
+        declared = normalisation_from_weights(sample.total_weight, spill_pot, files)
+        normalisation = {"muons_per_pot": declared.muons_per_pot, "source": declared.source,
+                         "total_weight": sample.total_weight, "spill_pot": float(spill_pot)}
+    n_train = len(sample.features)
+    return {"normalisation": normalisation,
+            "sample_weights": {"weighted": sample.weights is not None, "total_weight": sample.total_weight,
+                               "train_muons": n_train,
+                               "train_effective_size": effective_sample_size(sample.weights, n_train)}}
 
 
 def sample_provenance(files: Sequence[str | Path], sample: TargetSample, seed: int) -> dict:
@@ -113,19 +167,25 @@ def muon_features(state: np.ndarray) -> np.ndarray:
 
 
 def validation_score(module: MappedFeatureModule, reference: np.ndarray, seed: int, n: int,
-                     trees: bool) -> tuple[float, dict[str, float], float]:
+                     trees: bool, reference_weights: np.ndarray | None = None) -> tuple[float, dict[str, float], float]:
     """Score: (mean + max) / 2 of W1 / sigma over `MUON_FEATURES` (sigma of ``reference``) plus,
     with ``trees``, the excess over 0.5 of the boosted-trees AUC on `PHYSICS_FEATURES`; the
-    per-feature W1 / sigma; that AUC (NaN without ``trees``)."""
+    per-feature W1 / sigma; that AUC (NaN without ``trees``).  ``reference_weights`` (None:
+    unweighted) weight the reference in W1, sigma and the trees' fit and AUC."""
     fake = muon_features(generate_features(module, n, seed))
-    sigma = reference.std(0) + 1e-12
-    w1 = [float(wasserstein1(reference[:, j], fake[:, j]) / sigma[j]) for j in range(reference.shape[1])]
+    if reference_weights is None:
+        sigma = reference.std(0) + 1e-12
+    else:
+        mean = np.average(reference, axis=0, weights=reference_weights)
+        sigma = np.sqrt(np.average((reference - mean) ** 2, axis=0, weights=reference_weights)) + 1e-12
+    w1 = [float(wasserstein1(reference[:, j], fake[:, j], reference_weights) / sigma[j])
+          for j in range(reference.shape[1])]
     score = float(0.5 * (np.mean(w1) + np.max(w1)))
     per_feature = dict(zip(MUON_FEATURES, w1, strict=True))
     if not trees:
         return score, per_feature, float("nan")
     subset = [MUON_FEATURES.index(name) for name in PHYSICS_FEATURES]
-    auc = gbt_auc(reference[:, subset], fake[:, subset], seed=seed)
+    auc = gbt_auc(reference[:, subset], fake[:, subset], reference_weights, seed=seed)
     return score + max(auc - 0.5, 0.0), per_feature, auc
 
 
@@ -159,7 +219,7 @@ class ModelSelection:
     def evaluate(self, step: int, module: MappedFeatureModule, device: str, losses: dict[str, float]) -> float:
         """Score ``module`` (moved to the CPU and back to ``device``) at ``step``; returns the score."""
         score, per_feature, auc = validation_score(module.cpu(), self.sample.validation, self.seed, self.n_generated,
-                                                   self.trees)
+                                                   self.trees, self.sample.validation_weights)
         scores = {"val_score": score, "val_w1_over_sigma": per_feature, "val_gbt_auc_physics": auc}
         self.history.append({"step": step} | losses | scores | {"minutes": (time.monotonic() - self.start) / 60})
         if score < self.best:

@@ -9,7 +9,12 @@ fake batch takes the classes of the real batch, so the penalty interpolates with
 one class.  The first four features are Gaussianised by monotone piecewise-linear
 quantile maps fitted on the train split (`model.fit_quantile_map`, prompt and
 displaced muons weighted equally); the generator learns in that space and carries
-the inverse maps.  The generator used for validation and saved is an exponential
+the inverse maps.  A weighted sample (muons' ``w`` not all equal) is honoured by exact
+importance resampling: the real batches are drawn with probability proportional to
+``w`` (`shipfastsim.sample_weights.row_sampler`), so the critic's and the generator's
+expectations over real muons (and the classes the fake batch takes) are the weighted
+ones; the maps, statistics and validation score are weighted (`sample.prepare_sample`).
+The generator used for validation and saved is an exponential
 moving average (EMA) of the trained weights, which removes most of the GAN's
 step-to-step jitter; both learning rates decay linearly to ``lr_final_fraction`` of
 their start value.  Validation metric (validation split only, never the holdout):
@@ -50,7 +55,14 @@ from shipfastsim.plugins.gan_target.model import (
     MuonGenerator,
     save_generator,
 )
-from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample, sample_provenance
+from shipfastsim.plugins.gan_target.sample import (
+    ModelSelection,
+    configure,
+    prepare_sample,
+    sample_metadata,
+    sample_provenance,
+)
+from shipfastsim.sample_weights import row_sampler
 
 __all__ = ["TrainConfig", "TrainResult", "train", "WEIGHTS_NAME"]
 
@@ -91,8 +103,12 @@ class TrainResult:
 
 
 def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig | None = None,
-          progress: bool = True, device: str = "cpu") -> TrainResult:
-    """Train on the train split of ``files``; write weights, JSON config and checkpoint to ``output``."""
+          progress: bool = True, device: str = "cpu", spill_pot: float | None = None) -> TrainResult:
+    """Train on the train split of ``files``; write weights, JSON config and checkpoint to ``output``.
+
+    ``spill_pot``: protons on target per spill that the files' ``w`` refer to; the JSON then
+    records muons_per_pot = sum(w) / spill_pot, the normalisation of runs of the model.
+    """
     config = config or TrainConfig()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -114,18 +130,22 @@ def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig |
 
     real = torch.as_tensor(mapped, dtype=torch.float32, device=device)
     onehot_all = torch.nn.functional.one_hot(torch.as_tensor(sample.classes, device=device), N_CLASSES).float()
+    # Weighted sample: exact importance resampling of the real batches (rows drawn with
+    # probability proportional to w), so every expectation over real muons is the weighted one.
     rng = torch.Generator(device=device).manual_seed(config.seed)
+    draw_rows = row_sampler(len(real), sample.weights, rng)
     selection = ModelSelection(sample, output / WEIGHTS_NAME, save_generator,
                                {"training": asdict(config) | {"device": device}, "files": [Path(f).name for f in files],
-                                "skipped_rows": sample.skipped_rows, "split": SPLITS,
-                                "provenance": sample_provenance(files, sample, config.seed)},
+                                "skipped_rows": sample.skipped_rows, "split": SPLITS}
+                               | sample_metadata(sample, files, spill_pot)
+                               | {"provenance": sample_provenance(files, sample, config.seed)},
                                config.seed + 1, config.val_generated, config.select_on_trees, config.patience,
                                config.max_minutes)
     bar = tqdm(range(1, config.max_steps + 1), desc="gan-target", disable=not progress, dynamic_ncols=True)
     step = 0
     for step in bar:
         for _ in range(config.n_critic):
-            rows = torch.randint(len(real), (config.batch_size,), generator=rng, device=device)
+            rows = draw_rows(config.batch_size)
             x_real, onehot = real[rows], onehot_all[rows]
             gauss = torch.randn(config.batch_size, config.gan.noise_dim, generator=rng, device=device)
             with torch.no_grad():
@@ -138,7 +158,7 @@ def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig |
             opt_c.zero_grad(set_to_none=True)
             loss_c.backward()
             opt_c.step()
-        rows = torch.randint(len(real), (config.batch_size,), generator=rng, device=device)
+        rows = draw_rows(config.batch_size)
         gauss = torch.randn(config.batch_size, config.gan.noise_dim, generator=rng, device=device)
         loss_g = -critic(generator.conditional(gauss, onehot_all[rows]), onehot_all[rows]).mean()
         opt_g.zero_grad(set_to_none=True)

@@ -94,8 +94,9 @@ def vessel_plane(transport) -> str:
 
 def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk: int = 5000, first_muon: int = 0,
                        shield_params: dict | None = None, gan_params: dict | None = None,
-                       progress: bool = False) -> LabelledMuons:
-    """``n_generated`` gan-target muons x ``copies`` phi rotations, labelled by fast-shield.
+                       progress: bool = False, generator: str = "gan-target") -> LabelledMuons:
+    """``n_generated`` muons of ``generator`` (gan-target unless named) x ``copies`` phi rotations,
+    labelled by fast-shield.
 
     Args:
         n_generated: GAN muons (the sample has ``n_generated * copies`` rows).
@@ -104,7 +105,8 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
         first_muon: index of the first GAN muon (a multiple of ``chunk``), so that samples
             made in parts (``first_muon`` = 0, n, 2n, ...) together equal one large sample.
         shield_params: ``fast-shield`` parameters (geometry, tables, ...; defaults otherwise).
-        gan_params: ``gan-target`` parameters (weights, ...).
+        gan_params: the generator's parameters (weights, ...).
+        generator: the generator component (a target generator, or ``fairship-file`` for a truth sample).
     """
     import torch
     from tqdm.auto import tqdm
@@ -120,7 +122,7 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
     registry = get_registry()
     shield = SHIELD.defaults() | (shield_params or {})
     transport = make_transport(shield)
-    generator_stage = make_stage("generator", "gan-target", gan_params or {})
+    generator_stage = make_stage("generator", generator, gan_params or {})
     rotation = make_stage("augmenter", "phi-rotation", {"copies": copies})
     states, groups, labels = [], [], {name: [] for name in LABELS}
     if first_muon % chunk:
@@ -137,7 +139,7 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
             labels[name].append(values)
         states.append(state.float().numpy())
         groups.append(muons.event_id.numpy())
-    meta = {"generator": "gan-target", "generated": n_generated, "first_muon": first_muon, "copies": copies,
+    meta = {"generator": generator, "generated": n_generated, "first_muon": first_muon, "copies": copies,
             "seed": seed, "chunk": chunk,
             "propagator": "fast-shield", "geometry": Path(shield["geometry"]).name,
             "tables": Path(shield["tables"]).name,

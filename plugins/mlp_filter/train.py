@@ -11,6 +11,10 @@ dangerous muons to be shown.
   n_negative / n_positive (both classes weigh the same in total); each epoch sees all
   positives and a fresh random fraction ``negative_fraction`` of the negatives, whose
   loss weight is divided by that fraction (unbiased, ~1/f faster epochs).
+* **Row weights.**  Each row's loss is multiplied by its sampling weight (scaled to
+  mean 1; a weighted production's ``w``, or 1/f of a stratified subsample), the class
+  totals are weighted sums, and so are the validation loss and the calibration: the
+  classifier learns the weighted population's probability.  Equal weights change nothing.
 * **Model selection** on the validation split: the epoch with the lowest validation
   loss (the training loss, class weights included, on all validation rows; the
   reduction factor at recall 0.99 hangs on the few lowest-scored dangerous muons and
@@ -18,7 +22,7 @@ dangerous muons to be shown.
   improvement.  The reduction at the target recall is recorded per epoch.
 * **Calibration.**  The class weighting shifts raw scores, so the probability is
   recalibrated on the validation split by Platt scaling (sigmoid(a logit + b), a and b
-  fitted by unweighted cross-entropy).
+  fitted by cross-entropy with the row weights only).
 * **Working point** (`workpoint.threshold_for_recall`) from the validation
   positives; their calibrated scores are saved with the weights, so the run can set
   the threshold for any recall.  The holdout is only scored at the end.
@@ -36,6 +40,7 @@ import torch
 from shipfastsim.plugins.mlp_filter.labels import LabelledMuons
 from shipfastsim.plugins.mlp_filter.model import FilterConfig, FilterNet, derived_features, save_filter
 from shipfastsim.plugins.mlp_filter.workpoint import filter_figures, threshold_for_recall
+from shipfastsim.sample_weights import training_weights
 from shipfastsim.validation.split import split_codes
 
 __all__ = ["FILTER_SPLITS", "TrainConfig", "TrainResult", "split_of", "train_filter", "score", "calibration_error",
@@ -105,14 +110,15 @@ def calibration_error(prob: np.ndarray, label: np.ndarray, weight: np.ndarray, b
     return {"bins": rows, "predicted_total": float((prob * weight).sum()), "observed_total": float(weight[label].sum())}
 
 
-def _platt(logit: np.ndarray, label: np.ndarray) -> tuple[float, float]:
+def _platt(logit: np.ndarray, label: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
     z, y = torch.as_tensor(logit, dtype=torch.float64), torch.as_tensor(label, dtype=torch.float64)
+    w = torch.as_tensor(weight, dtype=torch.float64)
     params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         optimiser.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(z * params[0] + params[1], y)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z * params[0] + params[1], y, w)
         loss.backward()
         return loss
 
@@ -121,14 +127,20 @@ def _platt(logit: np.ndarray, label: np.ndarray) -> tuple[float, float]:
     return a, b
 
 
+def _row_weights(weight: np.ndarray) -> np.ndarray:
+    """A split's row weights for the loss and calibration: scaled to mean 1, ones when all equal."""
+    scaled = training_weights(weight)
+    return np.ones(len(weight), dtype=np.float32) if scaled is None else scaled.astype(np.float32)
+
+
 def _reduction_at_recall(scores, label, weight, recall) -> float:
     return filter_figures(scores, label, weight, threshold_for_recall(scores[label], recall)).reduction
 
 
-def _weighted_loss(logit: np.ndarray, label: np.ndarray, pos_weight: float) -> float:
-    """Mean class-weighted binary cross-entropy of logits (the training loss)."""
+def _weighted_loss(logit: np.ndarray, label: np.ndarray, pos_weight: float, row_weight: np.ndarray) -> float:
+    """Mean class- and row-weighted binary cross-entropy of logits (the training loss)."""
     z, y = torch.as_tensor(logit), torch.as_tensor(label, dtype=torch.float64)
-    weight = torch.where(y > 0, pos_weight, 1.0)
+    weight = torch.where(y > 0, pos_weight, 1.0) * torch.as_tensor(row_weight, dtype=torch.float64)
     return float(torch.nn.functional.binary_cross_entropy_with_logits(z, y, weight, reduction="sum") / len(y))
 
 
@@ -162,14 +174,16 @@ def train_filter(sample: LabelledMuons, output: str | Path, config: TrainConfig 
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.epochs)
     pos, neg = np.nonzero(y_train)[0], np.nonzero(~y_train)[0]
-    pos_weight = len(neg) / len(pos)
+    # Row weights (mean 1; exactly 1 for an unweighted sample, which then trains as before).
+    w_train, w_val = (_row_weights(part.weight) for part in (train, val))
+    pos_weight = float(w_train[neg].sum(dtype=np.float64) / w_train[pos].sum(dtype=np.float64))
     best, best_state, history, start, stale = float("inf"), None, [], time.perf_counter(), 0
     for epoch in range(config.epochs):
         net.train()
         rows = np.concatenate([pos, neg[rng.random(len(neg)) < config.negative_fraction]])
         rows = torch.as_tensor(rng.permutation(rows))
         targets = torch.as_tensor(y_train, dtype=torch.float32)
-        weights = torch.where(targets > 0, pos_weight, 1.0 / config.negative_fraction)
+        weights = torch.where(targets > 0, pos_weight, 1.0 / config.negative_fraction) * torch.as_tensor(w_train)
         total = 0.0
         for batch in rows.split(config.batch_size):
             logit = net.logit(x_train[batch]).squeeze(1)
@@ -182,7 +196,7 @@ def train_filter(sample: LabelledMuons, output: str | Path, config: TrainConfig 
         scheduler.step()
         net.eval()
         logit_val = score(net, val.state, calibrated=False)
-        val_loss = _weighted_loss(logit_val, y_val, pos_weight)
+        val_loss = _weighted_loss(logit_val, y_val, pos_weight, w_val)
         reduction = _reduction_at_recall(logit_val, y_val, val.weight, config.recall)
         history.append({"epoch": epoch, "loss": total / len(rows), "validation_loss": val_loss,
                         "validation_reduction": reduction})
@@ -198,7 +212,7 @@ def train_filter(sample: LabelledMuons, output: str | Path, config: TrainConfig 
             break
     net.load_state_dict(best_state)
     net.eval().requires_grad_(False)
-    net.calibration.copy_(torch.tensor(_platt(score(net, val.state, calibrated=False), y_val)))
+    net.calibration.copy_(torch.tensor(_platt(score(net, val.state, calibrated=False), y_val, w_val)))
     p_val = score(net, val.state)
     # Rounded as stored, so that the run's threshold (computed from the stored list) is this one.
     positive_scores = sorted(float(f"{v:.6g}") for v in p_val[y_val])

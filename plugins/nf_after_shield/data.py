@@ -53,6 +53,7 @@ class TrainingData:
     z_plane: float
     event_id: np.ndarray | None = None
     recipe: str = ""
+    weight: np.ndarray | None = None  # per row (a weighted production's w); None: every row weighs the same
     provenance: str = ""  # JSON `shipfastsim.provenance.sample_record` ("" for samples made before it)
 
     def groups(self) -> np.ndarray:
@@ -62,9 +63,10 @@ class TrainingData:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        weight = {} if self.weight is None else {"weight": self.weight}
         np.savez_compressed(path, state=self.state, label=self.label, n_target=self.n_target, seconds=self.seconds,
                             z_plane=self.z_plane, event_id=self.groups(), recipe=self.recipe,
-                            provenance=self.provenance)
+                            provenance=self.provenance, **weight)
         return path
 
 
@@ -72,9 +74,10 @@ def load_training_data(path: str | Path) -> TrainingData:
     with np.load(path, allow_pickle=False) as f:
         event_id = f["event_id"] if "event_id" in f.files else None
         recipe = str(f["recipe"]) if "recipe" in f.files else ""
+        weight = f["weight"] if "weight" in f.files else None
         provenance = str(f["provenance"]) if "provenance" in f.files else ""
         return TrainingData(f["state"], f["label"], int(f["n_target"]), float(f["seconds"]), float(f["z_plane"]),
-                            event_id, recipe, provenance)
+                            event_id, recipe, weight, provenance)
 
 
 _WORKER: dict = {}
@@ -155,7 +158,7 @@ def make_training_data(n_target: int, seed: int = 12, chunk: int = 20_000, worke
     return TrainingData(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                         n_target * COPIES, time.perf_counter() - start,
                         load_geometry(DEFAULT_GEOMETRY).plane("shield_end").z,
-                        np.concatenate([p[2] for p in parts]), recipe, json.dumps(provenance))
+                        np.concatenate([p[2] for p in parts]), recipe, provenance=json.dumps(provenance))
 
 
 def split_indices(groups: np.ndarray | int, seed: int = 5,

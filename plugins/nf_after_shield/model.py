@@ -194,8 +194,9 @@ class MuonFlow(nn.Module):
         self.register_buffer("white_chol", torch.eye(DIM).repeat(2, 1, 1))
 
     # ---- preprocessing ----------------------------------------------------------------
-    def fit_maps(self, features: np.ndarray) -> None:
-        """Fit the Gaussianising maps on training features [n, 5] (unweighted quantiles)."""
+    def fit_maps(self, features: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Fit the Gaussianising maps on training features [n, 5] (quantiles weighted by
+        ``weights``, unweighted when None)."""
         import scipy.stats
 
         inner = self.config.knots - 2
@@ -204,7 +205,8 @@ class MuonFlow(nn.Module):
         # segments (and their linear continuation) are no steeper than the sample warrants.
         g_outer = max(4.0, float(scipy.stats.norm.isf(0.5 / len(features))))
         for j in range(DIM):
-            t, g = fit_quantile_map(features[:, j], np.ones(len(features)), self.config.knots, g_outer=g_outer)
+            t, g = fit_quantile_map(features[:, j], np.ones(len(features)) if weights is None else weights,
+                                    self.config.knots, g_outer=g_outer)
             self.knots_f[j], self.knots_g[j] = torch.as_tensor(t), torch.as_tensor(g)
             a0, b, hinges, c = relu_form(g, t)
             self.inv_offset[j], self.inv_slope[j] = a0, b
@@ -212,12 +214,18 @@ class MuonFlow(nn.Module):
             coef[j * inner:(j + 1) * inner, j] = torch.as_tensor(c)
         self.inv_coef.copy_(coef)
 
-    def fit_whitening(self, g: np.ndarray, charge: np.ndarray) -> None:
-        """Mean and Cholesky factor of the covariance of g [n, 5] for each charge."""
+    def fit_whitening(self, g: np.ndarray, charge: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Mean and Cholesky factor of the covariance of g [n, 5] for each charge (weighted
+        by ``weights`` when given)."""
         for index, sign in enumerate((-1.0, 1.0)):
             rows = g[charge == sign]
-            chol = np.linalg.cholesky(np.cov(rows.T))
-            self.white_mean[index] = torch.as_tensor(rows.mean(0))
+            if weights is None:
+                chol = np.linalg.cholesky(np.cov(rows.T))
+                self.white_mean[index] = torch.as_tensor(rows.mean(0))
+            else:
+                w = weights[charge == sign]
+                chol = np.linalg.cholesky(np.cov(rows.T, aweights=w))
+                self.white_mean[index] = torch.as_tensor(np.average(rows, axis=0, weights=w))
             self.white_chol[index] = torch.as_tensor(chol)
 
     def whiten(self, g: torch.Tensor, charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

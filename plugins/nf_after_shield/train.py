@@ -10,6 +10,11 @@ structured loss on the validation split (fixed 80/10/10 split of the rows, holdo
 never looked at); a subset with fewer than ``min_selection_rows`` validation rows (P2
 of the bundled data: a handful) is trained on but left out of that score, whose
 noise it would dominate.  Adam with a linear learning-rate decay; CPU is enough.
+
+Weighted rows (`TrainingData.weight`, e.g. a weighted FairShip production transported):
+the maps, the whitening, the mu+ fraction and the validation NLL are weighted, and each
+subset's batch is drawn with probability proportional to the weights (importance
+resampling); unweighted data (no weights, or all equal) train exactly as before.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 
 from shipfastsim.plugins.nf_after_shield.data import TrainingData, split_indices
 from shipfastsim.plugins.nf_after_shield.model import FlowConfig, MuonFlow, physical_to_features, save_flow
+from shipfastsim.sample_weights import row_sampler, training_weights
 
 __all__ = ["TrainConfig", "TrainResult", "prepare", "structured_loss", "train_flow", "mirrored_in_y"]
 
@@ -83,8 +89,10 @@ def mirrored_in_y(data: TrainingData, rows: np.ndarray) -> tuple[TrainingData, n
     mirror = data.state[rows].copy()
     mirror[:, [1, 3]] *= -1.0
     groups = data.groups()
+    weight = None if data.weight is None else np.concatenate([data.weight, data.weight[rows]])
     out = replace(data, state=np.concatenate([data.state, mirror]),
-                  label=np.concatenate([data.label, data.label[rows]]), event_id=np.concatenate([groups, groups[rows]]))
+                  label=np.concatenate([data.label, data.label[rows]]), event_id=np.concatenate([groups, groups[rows]]),
+                  weight=weight)
     return out, np.concatenate([rows, len(data.label) + np.arange(len(rows))])
 
 
@@ -98,6 +106,13 @@ def structured_loss(flow, parts: list[tuple[torch.Tensor, torch.Tensor]], lambda
     sigma = torch.cat([torch.full((n,), flow.config.sigmas[k]) for k, n in enumerate(sizes)])
     nll = flow.nll_g(torch.cat([g for g, _ in parts]), torch.cat([q for _, q in parts]), sigma)
     return sum(weights[k] * chunk.mean() for k, chunk in enumerate(nll.split(sizes)) if len(chunk))
+
+
+def _mean(values: torch.Tensor, weights: torch.Tensor | None) -> float:
+    """Mean of ``values``, weighted by ``weights`` when given."""
+    if weights is None:
+        return float(values.mean())
+    return float((values.double() * weights).sum() / weights.sum())
 
 
 def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: bool = False,
@@ -114,14 +129,23 @@ def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: 
         split["train"] = np.concatenate([split["train"], split["holdout"]])
     if config.mirror_y:
         data, split["train"] = mirrored_in_y(data, split["train"])
-    fraction_plus = float((data.state[split["train"], 5] > 0).mean())
+    # Row weights (mean 1 over the train split); None for unweighted data, which trains as before.
+    weights = None if data.weight is None else training_weights(data.weight[split["train"]])
+    plus = data.state[split["train"], 5] > 0
+    fraction_plus = float(plus.mean() if weights is None else np.average(plus, weights=weights))
     flow = MuonFlow(FlowConfig(**asdict(config.flow) | {"z_plane": data.z_plane, "fraction_mu_plus": fraction_plus}))
     s = data.state[split["train"]]
-    flow.fit_maps(physical_to_features(s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]))
+    flow.fit_maps(physical_to_features(s[:, 0], s[:, 1], s[:, 2], s[:, 3], s[:, 4]), weights)
     g, q, label = prepare(flow, data, split["train"])
-    flow.fit_whitening(g.double().numpy(), q[:, 0].double().numpy())
+    flow.fit_whitening(g.double().numpy(), q[:, 0].double().numpy(), weights)
     members = [np.flatnonzero(label >= k) for k in range(3)]
+    # Weighted data: each subset's batch rows drawn with probability proportional to w (importance
+    # resampling, `row_sampler`), so each mean NLL estimates the weighted one.
+    samplers = None if weights is None else [
+        row_sampler(len(rows), weights[rows], torch.Generator().manual_seed(config.seed + k))
+        for k, rows in enumerate(members)]
     gv, qv, lv = prepare(flow, data, split["validation"])
+    wv = None if weights is None else torch.as_tensor(data.weight[split["validation"]], dtype=torch.float64)
     if peer:
         from shipfastsim.plugins.nf_after_shield.peer import ZukoPeer
 
@@ -136,7 +160,12 @@ def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: 
         parts = []
         for k, rows in enumerate(members):
             size = config.batch_size if k == 0 else config.subset_batch
-            pick = torch.as_tensor(rows[rng.integers(0, len(rows), size)]) if len(rows) else torch.zeros(0).long()
+            if not len(rows):
+                pick = torch.zeros(0).long()
+            elif samplers is None:
+                pick = torch.as_tensor(rows[rng.integers(0, len(rows), size)])
+            else:
+                pick = torch.as_tensor(rows[samplers[k](size).numpy()])
             parts.append((g[pick], q[pick]))
         loss = structured_loss(flow, parts, config.lambdas)
         optimiser.zero_grad()
@@ -147,8 +176,8 @@ def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: 
         last = step == config.steps or (time.perf_counter() - start) / 60 > config.max_minutes
         if step % config.eval_every == 0 or last:
             with torch.no_grad():
-                terms = [float(flow.nll_g(gk, qk, flow.config.sigmas[k]).mean()) if len(gk) else 0.0
-                         for k, (gk, qk) in enumerate(val_parts)]
+                terms = [_mean(flow.nll_g(gk, qk, flow.config.sigmas[k]), None if wv is None else wv[lv >= k])
+                         if len(gk) else 0.0 for k, (gk, qk) in enumerate(val_parts)]
                 value = terms[0] + sum(lam * t for lam, t, (gk, _) in zip(config.lambdas, terms[1:], val_parts[1:],
                                                                            strict=True)
                                        if len(gk) >= config.min_selection_rows)

@@ -6,6 +6,8 @@ array into that form.  `compare` computes them all, each beside its
 *reference-vs-reference* value (two random halves of the reference) for scale, and
 returns a `ValidationMetrics` dataclass:
 
+* the effective sample size of each side, (sum w)^2 / sum w^2, beside its row count: the
+  statistical weight of a weighted sample (FairShip productions, per-spill outputs);
 * per feature: 1-Wasserstein distance divided by the reference's standard deviation
   (unitless), the Kolmogorov-Smirnov statistic and the boosted-trees AUC of that
   feature alone;
@@ -31,6 +33,7 @@ import scipy.linalg
 import scipy.stats
 
 from shipfastsim.batch import MuonBatch
+from shipfastsim.sample_weights import effective_sample_size
 from shipfastsim.validation.features import MUON_FEATURES, PHYSICS_FEATURES
 from shipfastsim.validation.two_sample import (
     GBT_ITERATIONS,
@@ -191,6 +194,9 @@ class ValidationMetrics:
     pair_gbt_auc: dict[str, float] = field(default_factory=dict)
     pair_gbt_auc_ref: dict[str, float] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
+    #: Kish's effective sample sizes (sum w)^2 / sum w^2 (the row counts when unweighted).
+    n_reference_effective: float = float("nan")
+    n_candidate_effective: float = float("nan")
 
     @property
     def max_w1_over_sigma(self) -> float:
@@ -201,7 +207,10 @@ class ValidationMetrics:
 
     def table(self) -> str:
         """The metrics as a Markdown table."""
-        rows = ["| metric | candidate vs reference | reference vs reference |", "|---|---|---|"]
+        rows = ["| metric | candidate vs reference | reference vs reference |", "|---|---|---|",
+                f"| muons: rows (effective size, (sum w)^2 / sum w^2) | candidate {self.n_candidate} "
+                f"({self.n_candidate_effective:.4g}) | reference {self.n_reference} "
+                f"({self.n_reference_effective:.4g}) |"]
         if self.physics_features:
             rows.append(f"| GBT AUC physics ({', '.join(self.physics_features)}) | {self.gbt_auc_physics:.4f} "
                         f"| {self.gbt_auc_physics_ref:.4f} |")
@@ -289,4 +298,6 @@ def compare(reference, candidate, features: Sequence[str] | None = None,
         auc_null_sigma=auc_null_sigma(len(xr), len(xc)), auc_null_sigma_ref=auc_null_sigma(len(a), len(b)),
         fpd=fpd_value, fpd_err=fpd_err, fpd_ref=fpd_ref, fpd_ref_err=fpd_ref_err,
         kpd=kpd_value, kpd_err=kpd_err, kpd_ref=kpd_ref, kpd_ref_err=kpd_ref_err,
-        pair_gbt_auc=pairs, pair_gbt_auc_ref=pairs_ref)
+        pair_gbt_auc=pairs, pair_gbt_auc_ref=pairs_ref,
+        n_reference_effective=effective_sample_size(wr, len(xr)),
+        n_candidate_effective=effective_sample_size(wc, len(xc)))

@@ -123,11 +123,20 @@ def plot_p_pt(xr: np.ndarray, xc: np.ndarray, names: Sequence[str], path: Path, 
     return path
 
 
+def _correlation(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Pearson correlation matrix of the columns of ``x``, weighted by ``weights`` when given."""
+    covariance = np.atleast_2d(np.cov(x, rowvar=False, aweights=weights))
+    scale = np.sqrt(np.diag(covariance))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return covariance / np.outer(scale, scale)
+
+
 def plot_correlations(xr: np.ndarray, xc: np.ndarray, names: Sequence[str], path: Path,
-                      labels: tuple[str, str] = ("reference", "candidate")) -> Path:
-    """Pearson correlation matrices of both samples and candidate minus reference."""
+                      labels: tuple[str, str] = ("reference", "candidate"), wr=None, wc=None) -> Path:
+    """Pearson correlation matrices of both samples (weighted by ``wr``, ``wc`` when given)
+    and candidate minus reference."""
     plt = _plt()
-    cr, cc = np.corrcoef(xr, rowvar=False), np.corrcoef(xc, rowvar=False)
+    cr, cc = _correlation(xr, wr), _correlation(xc, wc)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, matrix, title, limit in zip(axes, (cr, cc, cc - cr), (*labels, "difference"), (1, 1, 0.2), strict=True):
         image = ax.imshow(np.nan_to_num(matrix), cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -156,13 +165,14 @@ def write_report(reference, candidate, output: str | Path, features: Sequence[st
                                  pairwise=pairwise)
     plot_features(xr, xc, names, output / "features.png", wr, wc, labels)
     has_p_pt = plot_p_pt(xr, xc, names, output / "p_pt.png", wr, wc, labels) is not None
-    plot_correlations(xr, xc, names, output / "correlations.png", labels)
+    plot_correlations(xr, xc, names, output / "correlations.png", labels, wr, wc)
     (output / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=1) + "\n")
     table = metrics.table()
     (output / "metrics.md").write_text(table + "\n")
     figures = ["features.png", *(["p_pt.png"] if has_p_pt else []), "correlations.png"]
     text = [f"# Validation report: {labels[1]} vs {labels[0]}", "",
-            f"{metrics.n_candidate} candidate rows vs {metrics.n_reference} reference rows; features: "
+            f"{metrics.n_candidate} candidate rows vs {metrics.n_reference} reference rows (effective sizes "
+            f"{metrics.n_candidate_effective:.4g} and {metrics.n_reference_effective:.4g}); features: "
             f"{', '.join(names)}. Reference-vs-reference values compare two random halves of the reference. "
             "GBT: boosted-trees two-sample AUC (200 trees, trained on half of each sample, scored on the other "
             "half; 0.5 = indistinguishable); the physics subset is the fidelity gate.", "",

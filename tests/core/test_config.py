@@ -101,7 +101,8 @@ def test_valid_config_fills_defaults_and_resolves_paths(tmp_path, write_config, 
     assert config.n_chunks == 4 and config.output.compression == "zstd"
     generator = config.stages[0]
     assert generator.params == {"files": [str(target_sample)], "order": "sequential", "wrap": False,
-                                "target_z0": 0.0, "muons_per_pot": None, "muons_per_pot_source": ""}
+                                "target_z0": 0.0, "muons_per_pot": None, "muons_per_pot_source": "",
+                                "weights_spill_pot": None}
     text = Path(write_config()).read_text().replace(str(target_sample), os.path.relpath(target_sample, tmp_path))
     assert load_config(write_config(raw=text)).stages[0].params["files"] == [str(target_sample)]
 

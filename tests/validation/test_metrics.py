@@ -119,3 +119,26 @@ def test_report_writes_figures_and_metrics(tmp_path, rng):
     for name in ("features.png", "p_pt.png", "correlations.png", "metrics.json", "metrics.md", "report.md"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "metrics.json").read_text())["auc"] == metrics.auc
+
+
+def test_compare_reports_the_effective_sample_sizes(rng):
+    """Kish's (sum w)^2 / sum w^2 beside the row counts: 200 rows of w = 1 and 200 of w = 3 give
+    800^2 / 2000 = 320 (by hand); an unweighted side its row count."""
+    reference, candidate = rng.normal(size=(400, 2)), rng.normal(size=(300, 2))
+    weights = np.where(np.arange(400) % 2 == 0, 1.0, 3.0)
+    metrics = compare(reference, candidate, reference_weights=weights, classifier_epochs=1, gbt_iterations=5,
+                      physics_features=())
+    assert metrics.n_reference_effective == pytest.approx(320.0, rel=1e-12)
+    assert metrics.n_candidate_effective == 300.0
+    assert "| candidate 300 (300) | reference 400 (320) |" in metrics.table()
+
+
+def test_weighted_correlation_equals_duplicated_rows(rng):
+    """Integer weights against the rows repeated: the same correlation matrix (the report's plot)."""
+    from shipfastsim.validation.report import _correlation
+
+    x = rng.normal(size=(500, 3)) @ rng.normal(size=(3, 3))
+    weights = rng.integers(1, 4, 500).astype(float)
+    repeated = np.repeat(x, weights.astype(int), axis=0)
+    np.testing.assert_allclose(_correlation(x, weights), np.corrcoef(repeated, rowvar=False), rtol=2e-3)
+    np.testing.assert_allclose(_correlation(x, None), np.corrcoef(x, rowvar=False), rtol=1e-12)

@@ -103,3 +103,18 @@ def test_train_command_writes_a_usable_filter(tmp_path):
     context = ChunkContext(0, 0, torch.Generator().manual_seed(0), torch.device("cpu"))
     decision = get_registry().hook.shipfastsim_filter_muons(stage=stage, batch=as_batch(holdout), context=context)
     assert decision.keep[torch.as_tensor(holdout.labels["P1"])].float().mean() > 0.9
+
+
+def test_weighted_sample_trains_to_the_population_probability(tmp_path):
+    """Negatives kept with probability 1/4 and weight 4 (the dangerous muons all kept, weight 1):
+    trained with the row weights, the calibrated probabilities sum to the population's true
+    ones on a holdout of the unthinned sample; a trainer ignoring the weights would see four
+    times too many dangerous muons per negative and predict about 4x too much."""
+    population = synthetic_sample(60_000, seed=8)
+    thinned = stratified_subsample(population, np.where(population.labels["P1"], 1.0, 0.25), seed=3)
+    config = TrainConfig(hidden=24, layers=2, epochs=8, patience=8, batch_size=1024, lr=1e-2, recall=0.9,
+                         confidence=0.9, negative_fraction=1.0)
+    result = train_filter(thinned, tmp_path, config, progress=False)
+    holdout = population.select(split_of(population, "holdout"))
+    predicted, truth = score(result.net, holdout.state), true_probability(holdout.state)
+    assert predicted.sum() == pytest.approx(truth.sum(), rel=0.15)

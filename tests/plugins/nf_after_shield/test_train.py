@@ -113,3 +113,52 @@ def test_training_options_reach_the_training_rows(small_data, options):
     assert torch.isfinite(y).all()
     below = float((y < 0).float().mean())
     assert (0.4 < below < 0.6) if options.get("mirror_y") else below < 0.05, below
+
+
+def _short() -> TrainConfig:
+    return TrainConfig(steps=20, batch_size=128, subset_batch=32, eval_every=10, flow=FlowConfig(layers=2, hidden=8))
+
+
+def test_equal_row_weights_train_exactly_as_unweighted(small_data):
+    from dataclasses import replace
+
+    plain = train_flow(small_data, _short())
+    equal = train_flow(replace(small_data, weight=np.full(len(small_data.label), 2.5)), _short())
+    for key, value in plain.flow.state_dict().items():
+        torch.testing.assert_close(equal.flow.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_row_weights_reach_the_charge_fraction_maps_and_whitening(small_data):
+    """mu+ rows of weight 3, mu- of weight 1: the flow's mu+ fraction is 3 n+ / (3 n+ + n-) of the
+    train split (by hand), and its whitening mean the weighted mean of the Gaussianised rows."""
+    from dataclasses import replace
+
+    weight = np.where(small_data.state[:, 5] > 0, 3.0, 1.0)
+    result = train_flow(replace(small_data, weight=weight), _short())
+    train = split_indices(small_data.groups())["train"]
+    n_plus = int((small_data.state[train, 5] > 0).sum())
+    assert result.flow.config.fraction_mu_plus == pytest.approx(3 * n_plus / (3 * n_plus + len(train) - n_plus),
+                                                                rel=1e-12)
+    g, q, _ = prepare(result.flow, small_data, train)
+    for index, sign in enumerate((-1.0, 1.0)):
+        rows = (q[:, 0] == sign).numpy()
+        # one charge has one weight: its weighted mean is the plain mean (the maps, though, are weighted)
+        np.testing.assert_allclose(result.flow.white_mean[index].numpy(), g[rows].double().numpy().mean(0),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_weighted_whitening_equals_duplicated_rows():
+    """Integer weights 1 or 2 against the rows duplicated: same mean (exactly) and covariance
+    (to the 1 / n difference between reliability and frequency weights)."""
+    from shipfastsim.plugins.nf_after_shield.model import MuonFlow
+
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=(4000, 5)) @ rng.normal(size=(5, 5))
+    charge = np.where(rng.random(4000) < 0.5, 1.0, -1.0)
+    weight = np.where(rng.random(4000) < 0.3, 2.0, 1.0)
+    weighted, duplicated = MuonFlow(FlowConfig()), MuonFlow(FlowConfig())
+    weighted.fit_whitening(g, charge, weight)
+    again = np.repeat(np.arange(4000), weight.astype(int))
+    duplicated.fit_whitening(g[again], charge[again])
+    torch.testing.assert_close(weighted.white_mean, duplicated.white_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(weighted.white_chol, duplicated.white_chol, rtol=2e-3, atol=0)
