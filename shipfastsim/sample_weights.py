@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shipfastsim.errors import UsageError
 from shipfastsim.components import SampleNormalisation
+from shipfastsim.errors import UsageError
 
 __all__ = ["SampleWeightError", "check_sample_weights", "training_weights", "effective_sample_size",
            "normalisation_from_weights", "row_sampler"]
