@@ -144,7 +144,7 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
             "propagator": "fast-shield", "geometry": Path(shield["geometry"]).name,
             "tables": Path(shield["tables"]).name,
             "provenance": sample_record(shield["geometry"], truth_record("fast-shield", shield["tables"]),
-                                        target_record("gan-target", generator_stage.params["weights"]), [seed])}
+                                        target_record(generator, generator_stage.params.get("weights")), [seed])}
     return LabelledMuons(np.concatenate(states), np.concatenate(groups).astype(np.int64),
                          {name: np.concatenate(v) for name, v in labels.items()},
                          np.ones(sum(len(s) for s in states)), meta)
