@@ -2,8 +2,8 @@
 table, under one or several field models side by side.
 
 Usage: python benchmarks/bench_reference.py [N] [THREADS] [--models MODEL[:POLARITY] ...] [--transport T]
-[--json PATH] (defaults 10000 muons, 2 threads, the geometry's own field model, the reference transport;
-``--transport geant4`` runs geant4-shield instead, one thread).  MODEL is constant,
+[--json PATH] [--geometry YAML] (defaults 10000 muons, 2 threads, the geometry's own field model, the
+reference transport, TRY_2025; ``--transport geant4`` runs geant4-shield instead, one thread).  MODEL is constant,
 flux-conserving or map=FILE.root; POLARITY signed-B or direction-list.  The muons are
 the shipped target sample, phi-augmented (`compare.target_sample`, seed 1); every model
 gets the same muons and the same seed.  Prints the wall time, muons/s, steps, and per
@@ -18,6 +18,7 @@ import json
 import math
 import time
 from collections import Counter
+from pathlib import Path
 
 import torch
 import yaml
@@ -31,14 +32,15 @@ from shipfastsim.plugins.reference.transport import ReferenceTransport
 GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 
 
-def geometry_with(model: str | None):
-    """TRY_2025 with the field model ``MODEL[:POLARITY]`` (None: as shipped)."""
-    data = yaml.safe_load(GEOMETRY.read_text())
+def geometry_with(model: str | None, path: Path = GEOMETRY):
+    """The geometry at ``path`` (TRY_2025 by default) with the field model ``MODEL[:POLARITY]``
+    (None: as shipped)."""
+    data = yaml.safe_load(path.read_text())
     if model:
         name, _, polarity = model.partition(":")
         field = {"model": "map", "map": name[4:]} if name.startswith("map=") else {"model": name}
         data["shield"]["field"] = field | ({"polarity": polarity} if polarity else {})
-    return geometry_from_dict(data, source=str(GEOMETRY))
+    return geometry_from_dict(data, source=str(path))
 
 
 def main() -> None:
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10_000, help="muons per call (memory grows with it)")
     parser.add_argument("--json", default=None, help="write the tables here")
     parser.add_argument("--transport", choices=("reference", "geant4"), default="reference")
+    parser.add_argument("--geometry", type=Path, default=GEOMETRY, help="geometry YAML (default TRY_2025)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batch = target_sample(args.n, seed=1)
@@ -60,9 +63,9 @@ def main() -> None:
         if args.transport == "geant4":
             from shipfastsim.plugins.geant4_shield.transport import Geant4Transport
 
-            transport = Geant4Transport(geometry_with(model))
+            transport = Geant4Transport(geometry_with(model, args.geometry))
         else:
-            transport = ReferenceTransport(geometry_with(model))
+            transport = ReferenceTransport(geometry_with(model, args.geometry))
         t1 = time.perf_counter()
         counts, steps = Counter(), 0
         for first in range(0, args.n, args.chunk):

@@ -53,6 +53,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    from shipfastsim.provenance import describe, read_provenance
     from shipfastsim.registry import get_registry
 
     for component in get_registry().all():
@@ -63,6 +64,8 @@ def _plugins(args: argparse.Namespace) -> int:
             default = "required" if parameter.required else f"default {parameter.default!r}"
             choices = f" one of {list(parameter.choices)}" if parameter.choices else ""
             print(f"    - {parameter.name} ({parameter.type}{choices}, {default}): {parameter.doc}")
+            if str(parameter.default).endswith(".safetensors"):  # a bundled model: what it learnt from
+                print(f"        learnt from: {describe(read_provenance(parameter.default))}")
     return 0
 
 

@@ -168,6 +168,10 @@ def validate_document(document: Any, base: Path, registry: ComponentRegistry | N
         **{k: v for k, v in out.items() if k != "path"},
     )
     stages = build_stages(document, registry, base, device)
+    from shipfastsim.provenance import check_stages  # models trained for another geometry are refused
+
+    if problem := check_stages(stages, registry, document):
+        raise ConfigError(*problem)
     return RunConfig(
         events=run["events"],
         chunk_size=run.get("chunk_size", 100_000),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shipfastsim.config import OutputConfig, RunConfig
+from shipfastsim.provenance import accepted_mismatches
 
 __all__ = ["build_summary", "write_summary", "summary_path", "format_summary", "file_metadata", "fairship_reading"]
 
@@ -91,6 +92,7 @@ def build_summary(config: RunConfig, stats: dict[str, Any], files: list[tuple[Pa
         "files": [{"path": str(path), "entries": entries} for path, entries in files],
         "normalisation": normalisation,
         "fairship": [fairship_reading(config, path, entries) for path, entries in files],
+        "geometry_mismatches_allowed": accepted_mismatches(config),
     }
 
 
@@ -133,6 +135,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                          f"{summary['weight_out']:.6g} muons per spill")
         else:
             lines.append(f"WARNING: {normalisation['warning']}")
+    lines.extend(f"WARNING (allow_geometry_mismatch): {m}" for m in summary.get("geometry_mismatches_allowed", []))
     for reading in summary.get("fairship", [])[:1]:
         lines.append(f"FairShip: {reading['command']}")
         lines.extend(f"  ({note})" for note in reading["notes"])

@@ -27,7 +27,13 @@ from tqdm import tqdm
 from shipfastsim.plugins.flow_target.model import FlowConfig, FlowGenerator, radial_dequantise, save_flow
 from shipfastsim.plugins.gan_target.data import SPLITS
 from shipfastsim.plugins.gan_target.model import N_CLASSES
-from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample, sample_metadata
+from shipfastsim.plugins.gan_target.sample import (
+    ModelSelection,
+    configure,
+    prepare_sample,
+    sample_metadata,
+    sample_provenance,
+)
 from shipfastsim.plugins.gan_target.train import TrainResult as FlowTrainResult  # same fields
 
 __all__ = ["FlowTrainConfig", "FlowTrainResult", "train_flow", "WEIGHTS_NAME"]
@@ -83,7 +89,8 @@ def train_flow(files: Sequence[str | Path], output: str | Path, config: FlowTrai
     selection = ModelSelection(sample, output / WEIGHTS_NAME, save_flow,
                                {"training": asdict(config) | {"device": device}, "files": [Path(f).name for f in files],
                                 "skipped_rows": sample.skipped_rows, "split": SPLITS}
-                               | sample_metadata(sample, files, spill_pot),
+                               | sample_metadata(sample, files, spill_pot)
+                               | {"provenance": sample_provenance(files, sample, config.seed)},
                                config.seed + 1, config.val_generated, config.select_on_trees, config.patience,
                                config.max_minutes)
     step = 0

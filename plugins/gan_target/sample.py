@@ -36,8 +36,8 @@ from shipfastsim.sample_weights import effective_sample_size, normalisation_from
 from shipfastsim.validation.metrics import MUON_FEATURES, feature_arrays, wasserstein1
 from shipfastsim.validation.two_sample import PHYSICS_FEATURES, gbt_auc
 
-__all__ = ["TargetSample", "prepare_sample", "sample_metadata", "configure", "generate_features", "muon_features",
-           "validation_score", "ModelSelection"]
+__all__ = ["TargetSample", "prepare_sample", "sample_metadata", "sample_provenance", "configure", "generate_features",
+           "muon_features", "validation_score", "ModelSelection"]
 
 
 @dataclass
@@ -127,6 +127,16 @@ def sample_metadata(sample: TargetSample, files: Sequence[str | Path], spill_pot
             "sample_weights": {"weighted": sample.weights is not None, "total_weight": sample.total_weight,
                                "train_muons": n_train,
                                "train_effective_size": effective_sample_size(sample.weights, n_train)}}
+
+
+def sample_provenance(files: Sequence[str | Path], sample: TargetSample, seed: int) -> dict:
+    """What a target generator learns from: the files (with digests), their valid rows (all
+    splits; ``sample`` holds the training split) and the training seed."""
+    from shipfastsim.provenance import file_digest, make_provenance
+
+    rows = len(load_muons(files)[0])
+    return make_provenance(geometry=None, truth=None, target_generator=None, sample_size=rows,
+                           seed=seed, training_data=[{"file": Path(f).name, "digest": file_digest(f)} for f in files])
 
 
 def configure(module: MappedFeatureModule, sample: TargetSample, standardise_directions: bool) -> None:

@@ -55,7 +55,13 @@ from shipfastsim.plugins.gan_target.model import (
     MuonGenerator,
     save_generator,
 )
-from shipfastsim.plugins.gan_target.sample import ModelSelection, configure, prepare_sample, sample_metadata
+from shipfastsim.plugins.gan_target.sample import (
+    ModelSelection,
+    configure,
+    prepare_sample,
+    sample_metadata,
+    sample_provenance,
+)
 from shipfastsim.sample_weights import row_sampler
 
 __all__ = ["TrainConfig", "TrainResult", "train", "WEIGHTS_NAME"]
@@ -131,7 +137,8 @@ def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig |
     selection = ModelSelection(sample, output / WEIGHTS_NAME, save_generator,
                                {"training": asdict(config) | {"device": device}, "files": [Path(f).name for f in files],
                                 "skipped_rows": sample.skipped_rows, "split": SPLITS}
-                               | sample_metadata(sample, files, spill_pot),
+                               | sample_metadata(sample, files, spill_pot)
+                               | {"provenance": sample_provenance(files, sample, config.seed)},
                                config.seed + 1, config.val_generated, config.select_on_trees, config.patience,
                                config.max_minutes)
     bar = tqdm(range(1, config.max_steps + 1), desc="gan-target", disable=not progress, dynamic_ncols=True)

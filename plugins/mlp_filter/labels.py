@@ -115,6 +115,7 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
     from shipfastsim.config import make_stage
     from shipfastsim.plugins.fast_shield import COMPONENT as SHIELD
     from shipfastsim.plugins.fast_shield import make_transport
+    from shipfastsim.provenance import sample_record, target_record, truth_record
     from shipfastsim.registry import get_registry
     from shipfastsim.runner import apply_stage, stage_seed
 
@@ -141,7 +142,9 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
     meta = {"generator": generator, "generated": n_generated, "first_muon": first_muon, "copies": copies,
             "seed": seed, "chunk": chunk,
             "propagator": "fast-shield", "geometry": Path(shield["geometry"]).name,
-            "tables": Path(shield["tables"]).name}
+            "tables": Path(shield["tables"]).name,
+            "provenance": sample_record(shield["geometry"], truth_record("fast-shield", shield["tables"]),
+                                        target_record(generator, generator_stage.params.get("weights")), [seed])}
     return LabelledMuons(np.concatenate(states), np.concatenate(groups).astype(np.int64),
                          {name: np.concatenate(v) for name, v in labels.items()},
                          np.ones(sum(len(s) for s in states)), meta)
@@ -166,8 +169,11 @@ def stratified_subsample(sample: LabelledMuons, probability: np.ndarray, seed: i
 
 def concat_labelled(samples: list[LabelledMuons]) -> LabelledMuons:
     """Samples made in parts (`label_target_muons` with ``first_muon``) as one."""
+    from shipfastsim.provenance import merge_samples
+
     meta = dict(samples[0].meta) | {"generated": sum(s.meta.get("generated", 0) for s in samples),
-                                    "parts": [s.meta for s in samples]}
+                                    "parts": [s.meta for s in samples],
+                                    "provenance": merge_samples([s.meta.get("provenance") for s in samples])}
     return LabelledMuons(np.concatenate([s.state for s in samples]), np.concatenate([s.group for s in samples]),
                          {k: np.concatenate([s.labels[k] for s in samples]) for k in samples[0].labels},
                          np.concatenate([s.weight for s in samples]), meta)

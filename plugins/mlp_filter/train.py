@@ -144,6 +144,14 @@ def _weighted_loss(logit: np.ndarray, label: np.ndarray, pos_weight: float, row_
     return float(torch.nn.functional.binary_cross_entropy_with_logits(z, y, weight, reduction="sum") / len(y))
 
 
+def _provenance(sample: LabelledMuons, seed: int) -> dict | None:
+    """What the filter learnt from: the sample's record (None for samples made before it)."""
+    from shipfastsim.provenance import make_provenance
+
+    record = sample.meta.get("provenance")
+    return None if record is None else make_provenance(sample_size=len(sample), seed=seed, **record)
+
+
 def train_filter(sample: LabelledMuons, output: str | Path, config: TrainConfig | None = None,
                  progress: bool = True) -> TrainResult:
     """Train on the train split of ``sample``; write weights and sidecar to ``output``."""
@@ -224,6 +232,7 @@ def train_filter(sample: LabelledMuons, output: str | Path, config: TrainConfig 
         # Calibrated validation scores of the dangerous muons: the run sets its threshold from them.
         "validation_positive_scores": positive_scores,
         "figures": figures, "history": history,
+        "provenance": _provenance(sample, config.seed),
     }
     weights_path = save_filter(net, Path(output) / WEIGHTS_NAME, metadata)
     return TrainResult(weights_path, net, figures["validation"], figures["holdout"], history)

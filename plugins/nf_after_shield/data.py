@@ -21,6 +21,7 @@ phi-rotated copies of one muon never sit on both sides of it.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ class TrainingData:
     event_id: np.ndarray | None = None
     recipe: str = ""
     weight: np.ndarray | None = None  # per row (a weighted production's w); None: every row weighs the same
+    provenance: str = ""  # JSON `shipfastsim.provenance.sample_record` ("" for samples made before it)
 
     def groups(self) -> np.ndarray:
         """Target-muon index of each row (each row its own when not recorded)."""
@@ -63,7 +65,8 @@ class TrainingData:
         path.parent.mkdir(parents=True, exist_ok=True)
         weight = {} if self.weight is None else {"weight": self.weight}
         np.savez_compressed(path, state=self.state, label=self.label, n_target=self.n_target, seconds=self.seconds,
-                            z_plane=self.z_plane, event_id=self.groups(), recipe=self.recipe, **weight)
+                            z_plane=self.z_plane, event_id=self.groups(), recipe=self.recipe,
+                            provenance=self.provenance, **weight)
         return path
 
 
@@ -72,8 +75,9 @@ def load_training_data(path: str | Path) -> TrainingData:
         event_id = f["event_id"] if "event_id" in f.files else None
         recipe = str(f["recipe"]) if "recipe" in f.files else ""
         weight = f["weight"] if "weight" in f.files else None
+        provenance = str(f["provenance"]) if "provenance" in f.files else ""
         return TrainingData(f["state"], f["label"], int(f["n_target"]), float(f["seconds"]), float(f["z_plane"]),
-                            event_id, recipe, weight)
+                            event_id, recipe, weight, provenance)
 
 
 _WORKER: dict = {}
@@ -142,14 +146,19 @@ def make_training_data(n_target: int, seed: int = 12, chunk: int = 20_000, worke
                       f"{sum(int((p[1] >= 1).sum()) for p in parts)} P1, {time.perf_counter() - start:.0f} s",
                       flush=True)
     from shipfastsim.geometry import load_geometry
-    from shipfastsim.plugins.fast_shield import DEFAULT_GEOMETRY
+    from shipfastsim.plugins.fast_shield import DEFAULT_GEOMETRY, DEFAULT_TABLES
+    from shipfastsim.plugins.flow_target import BUNDLED_WEIGHTS as FLOW_WEIGHTS
+    from shipfastsim.provenance import sample_record, target_record, truth_record
 
+    # what _start_worker transports with: fast-shield's defaults and the bundled flow-target
+    provenance = sample_record(DEFAULT_GEOMETRY, truth_record("fast-shield", DEFAULT_TABLES),
+                               target_record("flow-target", FLOW_WEIGHTS), [seed])
     recipe = (f"flow-target (bundled) x {COPIES} phi-rotation -> fast-shield (committed tables, ship_try2025.yaml, "
               f"compile {compile_step}) to shield_end and decay_vessel; labels by DecayVessel.labels; seed {seed}")
     return TrainingData(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                         n_target * COPIES, time.perf_counter() - start,
                         load_geometry(DEFAULT_GEOMETRY).plane("shield_end").z,
-                        np.concatenate([p[2] for p in parts]), recipe)
+                        np.concatenate([p[2] for p in parts]), recipe, provenance=json.dumps(provenance))
 
 
 def split_indices(groups: np.ndarray | int, seed: int = 5,

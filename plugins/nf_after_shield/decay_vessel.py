@@ -186,10 +186,10 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     from shipfastsim.geometry.decay_vessel import DecayVessel
     from shipfastsim.plugins.nf_after_shield.data import TrainingData, load_training_data, split_indices
     from shipfastsim.plugins.nf_after_shield.model import FlowConfig, save_flow
-    from shipfastsim.plugins.nf_after_shield.train import TrainConfig, train_flow
+    from shipfastsim.plugins.nf_after_shield.train import TrainConfig, train_flow, training_provenance
 
     vessel = DecayVessel.from_geometry(load_geometry(DEFAULT_GEOMETRY))
-    states, labels, groups, holdout, recipes = [], [], [], [], []
+    states, labels, groups, holdout, recipes, provenances = [], [], [], [], [], []
     shield_end = target = p1 = 0
     for k, path in enumerate(files):
         d = load_training_data(path)
@@ -203,6 +203,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
         holdout.append((d.state[rows], d.label[rows], len(split["holdout"])))
         shield_end, target, p1 = shield_end + len(d.label), target + d.n_target, p1 + int((d.label >= 1).sum())
         recipes.append(d.recipe)
+        provenances.append(d.provenance)
         z_plane = d.z_plane
     data = TrainingData(to_entrance_box(np.concatenate(states), vessel, z_plane), np.concatenate(labels), target,
                         0.0, z_plane, np.concatenate(groups))
@@ -232,6 +233,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
                  "p2_share_by_charge": {name: float((data.label[data.state[:, 5] == sign] >= 2).mean())
                                         for name, sign in (("mu-", -1.0), ("mu+", 1.0))},
                  "coordinates": "u_x, u_y = atanh(vessel-entrance x, y / entrance half-widths), px/pz, py/pz, log pz"},
+        "provenance": training_provenance(provenances, int(len(data.label)), config.seed),
     }
     return save_flow(result.flow, output / BUNDLED_WEIGHTS.name, metadata)
 

@@ -20,6 +20,7 @@ resampling); unweighted data (no weights, or all equal) train exactly as before.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -194,6 +195,14 @@ def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: 
     return TrainResult(flow.eval().requires_grad_(False), best_step, best, history, time.perf_counter() - start)
 
 
+def training_provenance(samples: list[str], rows: int, seed: int) -> dict | None:
+    """The model's provenance from its samples' stored records (JSON; None if any is unknown)."""
+    from shipfastsim.provenance import make_provenance, merge_samples
+
+    sample = merge_samples([json.loads(s) if s else None for s in samples])
+    return None if sample is None else make_provenance(sample_size=rows, seed=seed, **sample)
+
+
 def write_model(result: TrainResult, data: TrainingData, config: TrainConfig, output: Path, extra: dict) -> Path:
     """Save weights and JSON (training config, data recipe, subset counts) to ``output``."""
     counts = np.bincount(data.label, minlength=3)
@@ -206,5 +215,6 @@ def write_model(result: TrainResult, data: TrainingData, config: TrainConfig, ou
                  "rows_P0_P1_P2": subset_rows, "seed": config.seed,
                  "shield_end_per_target_muon": len(data.label) / data.n_target,
                  "transport_seconds": data.seconds},
+        "provenance": training_provenance([data.provenance], len(data.label), config.seed),
     } | extra
     return save_flow(result.flow, Path(output) / "nf_after_shield.safetensors", metadata)

@@ -23,6 +23,24 @@ def test_labels_are_nested_reproducible_and_extend_in_parts():
     assert all(np.array_equal(second.labels[k], whole.labels[k][tail]) for k in whole.labels)
 
 
+def test_the_sample_records_what_it_was_made_from():
+    """The provenance the trained filter will carry: geometry, truth and target generator."""
+    from shipfastsim.plugins.fast_shield import DEFAULT_TABLES
+    from shipfastsim.plugins.gan_target import BUNDLED_WEIGHTS
+    from shipfastsim.plugins.mlp_filter.labels import concat_labelled
+    from shipfastsim.provenance import file_digest, geometry_digest
+
+    first = label_target_muons(CHUNK, copies=COPIES, seed=7, chunk=CHUNK)
+    record = first.meta["provenance"]
+    assert record["geometry"]["name"] == "TRY_2025"
+    assert record["geometry"]["digest"] == geometry_digest(GEOMETRY_DIR / "ship_try2025.yaml")
+    assert record["truth"] == {"propagator": "fast-shield", "tables": DEFAULT_TABLES.name,
+                               "tables_digest": file_digest(DEFAULT_TABLES)}
+    assert record["target_generator"]["model_digest"] == file_digest(BUNDLED_WEIGHTS)
+    second = label_target_muons(CHUNK, copies=COPIES, seed=8, chunk=CHUNK)
+    assert concat_labelled([first, second]).meta["provenance"]["sample_seeds"] == [7, 8]
+
+
 def test_p1_and_p2_follow_the_vessel_dimensions_of_the_geometry_file():
     """`label_states` against the rule written out by hand with the numbers of the YAML, on the
     same transported states.  The muons start in the air 112 cm before the vessel, spread

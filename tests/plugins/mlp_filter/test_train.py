@@ -83,13 +83,20 @@ def test_labelled_file_round_trip_and_unbiased_subsample(tmp_path):
 def test_train_command_writes_a_usable_filter(tmp_path):
     """``shipfastsim train mlp-filter --input FILE``: weights, sidecar and holdout copy that a
     filter stage loads."""
-    data = save_labelled(synthetic_sample(50_000, seed=8), tmp_path / "labelled.npz")
+    sample = synthetic_sample(50_000, seed=8)
+    made_from = {"geometry": {"name": "G", "digest": "sha256:0"}, "truth": {"propagator": "reference-shield"},
+                 "target_generator": None, "sample_seeds": [8]}
+    sample.meta["provenance"] = made_from
+    data = save_labelled(sample, tmp_path / "labelled.npz")
     status = main(["train", "mlp-filter", "--input", str(data), "--output", str(tmp_path / "out"), "--max-steps", "2",
                    "--hidden", "8", "--layers", "1", "--quiet"])
     assert status == 0
     weights = tmp_path / "out" / "mlp_filter.safetensors"
     sidecar = json.loads(weights.with_suffix(".json").read_text())
     assert sidecar["training"]["epochs"] == 2 and sidecar["architecture"] == {"hidden": 8, "layers": 1}
+    provenance = sidecar["provenance"]  # the sample's record, with what the training learnt from it
+    assert {k: provenance[k] for k in made_from} == made_from
+    assert provenance["seed"] == sidecar["training"]["seed"] and provenance["sample_size"] == 50_000
     holdout = load_labelled(tmp_path / "out" / HOLDOUT_NAME)
     assert holdout.meta["split"] == "holdout" and holdout.labels["P1"].any()
     stage = make_stage("filter", "mlp-filter", {"weights": str(weights), "mode": "cut"})

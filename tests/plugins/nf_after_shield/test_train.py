@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -52,12 +53,17 @@ def test_zuko_peer_trains_on_the_same_data_and_loss(small_data):
 
 
 def test_train_command_writes_weights_json_and_validation(small_data, tmp_path):
-    small_data.save(tmp_path / "data.npz")
+    made_from = {"geometry": {"name": "G", "digest": "sha256:0"}, "truth": {"propagator": "reference-shield"},
+                 "target_generator": None, "sample_seeds": [3]}
+    dataclasses.replace(small_data, provenance=json.dumps(made_from)).save(tmp_path / "data.npz")
     code = main(["train", "nf-after-shield", "--input", str(tmp_path / "data.npz"), "--output", str(tmp_path / "m"),
                  "--max-steps", "20", "--eval-every", "10", "--batch-size", "128", "--quiet"])
     assert code == 0
     document = json.loads((tmp_path / "m" / "nf_after_shield.json").read_text())
     assert document["data"]["rows_at_shield_end"] == len(small_data.label)
+    provenance = document["provenance"]  # the sample's record, with the rows and seed of the training
+    assert {k: provenance[k] for k in made_from} == made_from
+    assert provenance["sample_size"] == len(small_data.label) and provenance["seed"] == document["training"]["seed"]
     assert "P0" in {r["subset"] for r in document["validation"]["fidelity"]}
     assert {r["subset"] for r in document["validation"]["enrichment"]} == {"P0", "P1", "P2"}
     flow = load_flow(tmp_path / "m" / "nf_after_shield.safetensors")
