@@ -47,7 +47,8 @@ def test_try2026_has_fairships_eight_rows_and_direction_list(geometry):
 
 
 def test_try2026_magnet_positions_and_planes(geometry):
-    assert [(m.z_start, m.z_end) for m in geometry.magnets] == pytest.approx(Z_RANGES, abs=1e-9)
+    edges = [z for m in geometry.magnets for z in (m.z_start, m.z_end)]
+    assert edges == pytest.approx([z for pair in Z_RANGES for z in pair], abs=1e-9)
     assert geometry.plane("shield_end").z == pytest.approx(3193.0, abs=1e-9)
     assert geometry.plane("decay_vessel").z == pytest.approx(3312.0, abs=1e-9)
 
