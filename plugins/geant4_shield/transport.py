@@ -153,8 +153,10 @@ class Geant4Transport:
         self.check_overlaps = check_overlaps
         self.session = Geant4Session.get()
         self.session.set_lateral_displacement(lateral_displacement)
-        if not isinstance(self.session.actions, _Actions):
+        if self.session.actions is None:
             self.session.set_actions(_Actions(self.session.g4))
+        elif not isinstance(self.session.actions, _Actions):  # Geant4 keeps a stepping action once set
+            raise RuntimeError("this process built step tables with Geant4; transport muons in another process")
         self.actions: _Actions = self.session.actions
         self.key = (geometry.source, repr(geometry), bool(check_overlaps))
         self._use_geometry()
