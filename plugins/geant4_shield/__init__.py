@@ -98,8 +98,7 @@ def propagate_batch(transport, batch: MuonBatch, plane: str, seed: int, counters
     if counters is not None:
         from shipfastsim.plugins.geant4_shield.transport import STOP_REASONS
 
-        for key, value in transport_counts(cpu.p, cpu.charge, result).items():
-            counters[COUNTER_PREFIX + key[key.index("/"):]] += value
+        counters.update(transport_counts(cpu.p, cpu.charge, result, prefix=COUNTER_PREFIX))
         for code, name in STOP_REASONS.items():
             if code:
                 counters[f"{COUNTER_PREFIX}/{name}"] += int((result.stop_reason == code).sum())

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
 from shipfastsim.geometry.magnet import PART_NAMES, face_values, part_fields
 
-__all__ = ["NIST_NAMES", "MagnetPart", "magnet_parts", "plane_problems", "build_detector", "material_label"]
+__all__ = ["NIST_NAMES", "MagnetPart", "magnet_parts", "plane_problems", "build_detector", "material_label",
+           "plane_detector"]
 
 #: NIST material behind each project material name.
 NIST_NAMES = {"iron": "G4_Fe", "tungsten": "G4_W", "copper": "G4_Cu", "air": "G4_AIR", "concrete": "G4_CONCRETE"}
@@ -264,7 +265,7 @@ def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane
             if plane_hit is not None:
                 manager = g4.G4SDManager.GetSDMpointer()
                 for k, plane in enumerate(geometry.planes):
-                    detector = _PlaneDetector(g4, f"plane_{plane.name}", k, plane_hit)
+                    detector = plane_detector(g4, f"plane_{plane.name}", k, plane_hit)
                     manager.AddNewDetector(detector)
                     self.keep.append(detector)
                     for logical, index in self.plane_volumes:
@@ -292,7 +293,7 @@ def build_detector(geometry: ShieldGeometry, check_overlaps: bool = False, plane
     return ShieldDetector()
 
 
-def _PlaneDetector(g4, name: str, index: int, plane_hit):
+def plane_detector(g4, name: str, index: int, plane_hit):
     """A sensitive detector passing each step in a recording slab to ``plane_hit(index, step)``."""
 
     class PlaneDetector(g4.G4VSensitiveDetector):

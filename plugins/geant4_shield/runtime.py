@@ -197,11 +197,13 @@ class Geant4Session:
         self.detector_key = key
 
     def set_actions(self, actions) -> None:
-        """Install the user actions (an object with ``primary``, ``stacking``, ``tracking``)."""
+        """Install the user actions (an object with ``primary``, ``stacking`` and ``tracking``,
+        which may be None)."""
         if self.actions is actions:
             return
         for action in (actions.primary, actions.stacking, actions.tracking):
-            self.run_manager.SetUserAction(action)
+            if action is not None:
+                self.run_manager.SetUserAction(action)
         self.actions = actions
 
     def set_cut(self, cut_cm: float) -> None:

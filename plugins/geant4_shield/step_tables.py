@@ -31,15 +31,15 @@ import numpy as np
 
 from shipfastsim.geometry import get_material
 from shipfastsim.plugins.fast_shield.tables import (
-    GRID_ANGLE,
-    GRID_DISP,
-    GRID_LOSS,
     LOSS_CLASS_EDGES,
+    U_ANGLE,
+    U_DISP,
+    U_LOSS,
     StepTables,
     TableSettings,
     reduce_bin,
 )
-from shipfastsim.plugins.geant4_shield.detector import MM_PER_CM, NIST_NAMES, material_label
+from shipfastsim.plugins.geant4_shield.detector import MM_PER_CM, NIST_NAMES, material_label, plane_detector
 from shipfastsim.plugins.geant4_shield.runtime import Geant4Session
 
 __all__ = ["build_geant4_tables", "sample_depths"]
@@ -83,11 +83,9 @@ def _slab_detector(g4, material: tuple[str, float], depths: np.ndarray, hit, hal
             return world
 
         def ConstructSDandField(self):
-            from shipfastsim.plugins.geant4_shield.detector import _PlaneDetector
-
             manager = g4.G4SDManager.GetSDMpointer()
             for k, logical in enumerate(self.layers[1:]):
-                detector = _PlaneDetector(g4, f"table_layer{k}_{name}_{scale:g}", k, hit)
+                detector = plane_detector(g4, f"table_layer{k}_{name}_{scale:g}", k, hit)
                 manager.AddNewDetector(detector)
                 logical.SetSensitiveDetector(detector)
                 self.keep.append(detector)
@@ -173,10 +171,8 @@ class _TableActions:
                 return g4.G4ClassificationOfNewTrack.fUrgent if track.GetParentID() == 0 else \
                     g4.G4ClassificationOfNewTrack.fKill
 
-        class Tracking(g4.G4UserTrackingAction):
-            pass
-
-        self.primary, self.stepping, self.stacking, self.tracking = Primary(), Stepping(), Stacking(), Tracking()
+        self.primary, self.stepping, self.stacking = Primary(), Stepping(), Stacking()
+        self.tracking = None  # no tracking action
 
 
 def _table_actions(session) -> _TableActions:
@@ -252,9 +248,9 @@ def build_geant4_tables(settings: TableSettings, workers: int = 1, progress=None
     if s.physics != "geant4" or s.geant4_cut is None:
         raise ValueError("build_geant4_tables needs settings with physics='geant4' and geant4_cut set")
     shape = (len(s.materials), len(s.p_nodes), len(s.l_nodes))
-    loss = np.zeros(shape + (GRID_LOSS[0] + GRID_LOSS[2] + 1,), np.float32)
-    angle = np.zeros(shape + (len(LOSS_CLASS_EDGES) + 1, GRID_ANGLE[0] + GRID_ANGLE[2] + 1), np.float32)
-    disp = np.zeros(shape + (GRID_DISP[0] + GRID_DISP[2] + 1,), np.float32)
+    loss = np.zeros(shape + (len(U_LOSS),), np.float32)
+    angle = np.zeros(shape + (len(LOSS_CLASS_EDGES) + 1, len(U_ANGLE)), np.float32)
+    disp = np.zeros(shape + (len(U_DISP),), np.float32)
     # The densest materials first: their jobs are the longest.
     order = sorted(range(len(s.materials)), key=lambda m: -get_material(s.materials[m][0]).density)
     jobs = [(s, m, i, s.geant4_cut) for m in order for i in range(len(s.p_nodes))]

@@ -32,8 +32,9 @@ def bin_labels(edges: Sequence[float]) -> list[str]:
 
 
 def transport_counts(p0: torch.Tensor, charge: torch.Tensor, result: TransportResult,
-                     edges: Sequence[float] = DEFAULT_P_BINS) -> Counter[str]:
-    """Counts per (charge, momentum bin, plane / aperture) as counter keys."""
+                     edges: Sequence[float] = DEFAULT_P_BINS, prefix: str = COUNTER_PREFIX) -> Counter[str]:
+    """Counts per (charge, momentum bin, plane / aperture) as counter keys under ``prefix``
+    (the propagator's name)."""
     labels = bin_labels(edges)
     index = torch.bucketize(p0, torch.tensor(edges[1:-1], dtype=p0.dtype), right=True)
     counts: Counter[str] = Counter()
@@ -44,7 +45,7 @@ def transport_counts(p0: torch.Tensor, charge: torch.Tensor, result: TransportRe
             hist = torch.bincount(index[(charge == sign) & mask], minlength=len(labels))
             for label, value in zip(labels, hist.tolist(), strict=True):
                 if value:
-                    counts[f"{COUNTER_PREFIX}/{cname}/{label}/{what}"] += value
+                    counts[f"{prefix}/{cname}/{label}/{what}"] += value
     return counts
 
 
