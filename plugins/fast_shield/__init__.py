@@ -55,10 +55,6 @@ def _component() -> ComponentSpec:
             Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)",
                       minimum=0.5),
             Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
-            Parameter("precision", "choice", "float32", "arithmetic of the transport",
-                      choices=("float32", "float64")),
-            Parameter("compile", "bool", False, "torch.compile the step (about a minute to compile; on the CPU "
-                      "measured slower than eager, 0.7x)"),
         ),
         check=_check,
     )
@@ -99,8 +95,6 @@ def __getattr__(name: str):
 
 def make_transport(params: dict, device: torch.device | str = "cpu"):
     """A `FastTransport` for validated ``fast-shield`` parameters."""
-    import torch
-
     from shipfastsim.geometry import load_geometry
     from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
@@ -108,14 +102,12 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
     long_step = params.get("long_step", 160.0)
     settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
                        long_step=long_step if long_step > 0 else None,
-                       min_momentum=params.get("min_momentum", 0.5),
-                       dtype=getattr(torch, params.get("precision", "float32")))
+                       min_momentum=params.get("min_momentum", 0.5))
     tables = load_tables(params.get("tables", _default_tables()))
     problem = _range_problem(params, tables)
     if problem:
         raise ValueError(": ".join(problem))
-    return FastTransport(load_geometry(params.get("geometry", DEFAULT_GEOMETRY)), tables, settings, device,
-                         compile=bool(params.get("compile", False)))
+    return FastTransport(load_geometry(params.get("geometry", DEFAULT_GEOMETRY)), tables, settings, device)
 
 
 def propagate_batch(transport, batch: MuonBatch, plane: str, generator: torch.Generator) -> MuonBatch:

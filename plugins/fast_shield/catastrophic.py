@@ -60,6 +60,31 @@ class CatastrophicLosses:
                                + knock_on_rate(energy, mat, v_catastrophic * energy)) * (mat.density * scale)
                               for per, (mat, scale) in zip(physics.tables, materials, strict=True)])
         self.rate_per_cm = per_cm.reshape(-1).to(device, dtype)
+        self._physics = physics
+
+    def kernel_arrays(self):
+        """The same rates and spectra for the compiled kernel (`kernel_sampler.SamplerArrays`):
+        (ln E0, 1/d ln E, n_E), rates per cm (material, energy node, brems / pair /
+        photonuclear / knock-on / total), and per radiative process the cumulative
+        distribution and ln v nodes (material, process, energy node, v node); float64 numpy."""
+        import numpy as np
+
+        physics = self._physics
+        log_e = physics.log_e.to(torch.float64)
+        energy = log_e.exp()
+        rates, cdf, log_v = [], [], []
+        for per, (mat, scale) in zip(physics.tables, self.materials, strict=True):
+            if any(not torch.allclose(per[name].log_e.to(torch.float64), log_e, rtol=1e-12, atol=1e-12)
+                   for name in self.processes):
+                raise ValueError("catastrophic losses: the process tables do not share the rate grid")
+            each = [per[name].rate for name in self.processes] + [knock_on_rate(energy, mat, self.v_catastrophic
+                                                                                * energy)]
+            each = torch.stack([r.to(torch.float64) for r in each], 1) * (mat.density * scale)
+            rates.append(torch.cat([each, each.sum(1, keepdim=True)], 1))
+            cdf.append(torch.stack([per[name].cdf for name in self.processes]))
+            log_v.append(torch.stack([per[name].log_v for name in self.processes]))
+        grid = np.array([float(log_e[0]), 1.0 / float(log_e[1] - log_e[0]), float(log_e.numel())])
+        return (grid, *(torch.stack(t).to(torch.float64).contiguous().numpy() for t in (rates, cdf, log_v)))
 
     def rate(self, material: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
         """Interactions per cm [1/cm] above the cut at energy E [GeV] in each geometry material."""

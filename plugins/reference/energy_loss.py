@@ -15,6 +15,7 @@ import torch
 from shipfastsim.geometry.materials import Material
 from shipfastsim.plugins.reference.cross_sections import ALPHA, ELECTRON_MASS, MUON_MASS_GEV
 from shipfastsim.plugins.reference.tables import ProcessTable
+from shipfastsim.transport.jit import jitable
 
 __all__ = [
     "K_BETHE",
@@ -33,6 +34,7 @@ K_BETHE = 0.307075e-3
 _ME, _M = ELECTRON_MASS, MUON_MASS_GEV
 
 
+@jitable
 def max_energy_transfer(gamma: torch.Tensor) -> torch.Tensor:
     """Largest kinetic energy [GeV] a muon of Lorentz factor gamma gives an electron."""
     bg2 = gamma**2 - 1.0

@@ -46,7 +46,8 @@ __all__ = ["LATERAL_MARGIN", "StepSettings", "TransportResult", "StepSampler", "
 #: float32 rounding).
 LATERAL_MARGIN = 1.0
 #: ``TransportResult.stop_reason`` codes.
-STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backward", 4: "world_end"}
+STOP_REASONS = {0: "passed_last_plane", 1: "stopped", 2: "left_world", 3: "backward", 4: "world_end",
+                5: "step_limit"}
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,15 @@ class TransportResult:
     """Per recording plane and input muon: whether it reached the plane, its state
     there (x, y, z, px, py, pz) [cm, GeV/c] (NaN if not), whether it was inside the
     plane's aperture (planes with one); why each muon's transport ended
-    (`STOP_REASONS`) and the number of steps the chunk took."""
+    (`STOP_REASONS`), the number of steps the chunk took and (compiled kernel) the
+    steps each muon took."""
 
     reached: dict[str, torch.Tensor] = field(default_factory=dict)
     state: dict[str, torch.Tensor] = field(default_factory=dict)
     in_aperture: dict[str, torch.Tensor] = field(default_factory=dict)
     stop_reason: torch.Tensor | None = None
     steps: int = 0
+    steps_per_muon: torch.Tensor | None = None
 
 
 class StepSampler(Protocol):

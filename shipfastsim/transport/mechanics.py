@@ -1,7 +1,11 @@
 """The mechanics every transport shares: helix, scattering kick, Highland width, rough dE/dx.
 
-All functions work on per-component tensors (one element per muon) in any float
-precision and on any device; units cm, GeV/c, tesla, rad.
+Each mechanism is written once, as scalar code for one muon (`helix_step`,
+`kick_step`, `scattering_sigma`, `rough_dedx`), which the compiled transport kernel
+(`shipfastsim.transport.kernel`) inlines for the CPU and CUDA; `helix` and `kick` apply
+the same scalar code to tensors (one element per muon; computed in float64 on the
+CPU, returned in the input's precision and device) for the reference's stepping.
+Units cm, GeV/c, tesla, rad.
 
 * `helix`: the exact helix of a step in a uniform field B: the direction rotates
   about b = B/|B| by -k L with k = C_LIGHT q |B| / p (du/ds = k u x b);
@@ -24,12 +28,16 @@ precision and on any device; units cm, GeV/c, tesla, rad.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from shipfastsim.transport.jit import jitable, numba
 from shipfastsim.units import C_LIGHT
 
-__all__ = ["HIGHLAND_P0", "SCATTERING_CORE_FACTOR", "ROUGH_DEDX", "helix", "kick", "scattering_sigma", "rough_dedx"]
+__all__ = ["HIGHLAND_P0", "SCATTERING_CORE_FACTOR", "ROUGH_DEDX", "helix", "kick", "helix_step", "kick_step",
+           "scattering_sigma", "rough_dedx"]
 
 #: Highland's 13.6 MeV [GeV].  The fast-shield step tables store angles in units of
 #: `scattering_sigma`: changing it or `SCATTERING_CORE_FACTOR` means bumping
@@ -43,77 +51,120 @@ SCATTERING_CORE_FACTOR = 1.09
 ROUGH_DEDX = (2.5e-3, 8e-6)
 
 
+@jitable
 def rough_dedx(energy):
     """Rough mean stopping power [GeV cm2/g] at total energy E [GeV] (step control only)."""
     return ROUGH_DEDX[0] + ROUGH_DEDX[1] * energy
 
 
+@jitable
 def scattering_sigma(p, energy, t_step):
     """Projected width [rad] of the Gaussian core of multiple scattering over ``t_step``
     radiation lengths for momentum p [GeV/c] and total energy E [GeV] (p beta = p^2 / E):
-    F x 13.6 MeV / (p beta) sqrt(t).  Tensors, numpy arrays or floats."""
-    if isinstance(p, torch.Tensor):
-        return (SCATTERING_CORE_FACTOR * HIGHLAND_P0) / (p * p / energy).clamp_min(1e-12) * torch.sqrt(t_step)
-    return SCATTERING_CORE_FACTOR * HIGHLAND_P0 * energy / (p * p) * np.sqrt(t_step)
+    F x 13.6 MeV / (p beta) sqrt(t).  Scalars (in the kernel), tensors or numpy arrays."""
+    return (SCATTERING_CORE_FACTOR * HIGHLAND_P0) * energy / (p * p) * t_step**0.5
 
 
-def helix(x, y, z, ux, uy, uz, p, q, bx, by, bz, length):
-    """Move positions [cm] and unit directions along the exact helix of ``length`` [cm]
-    in the uniform field (bx, by, bz) [T] (``bz`` may be None: no Bz) for momentum p
-    [GeV/c] and charge q [e].  Returns the new x, y, z, ux, uy, uz and |B|.
+@jitable
+def helix_step(x, y, z, ux, uy, uz, p, q, bx, by, bz, length):
+    """One muon along the exact helix of ``length`` [cm] in the uniform field
+    (bx, by, bz) [T] for momentum p [GeV/c] and charge q [e]: returns the new
+    x, y, z [cm], unit direction and |B| [T].
 
-    Branch-free (no masks, no ``where``, which is slow on the CPU): sin(phi)/phi and
-    (1 - cos phi)/phi = 2 sin^2(phi/2)/phi, exact at phi = 0 (no field) and free of the
-    cancellation of 1 - cos phi at small phi."""
-    b2 = bx * bx + by * by
-    if bz is not None:
-        b2 = b2 + bz * bz
-    b = torch.sqrt(b2)
-    inv = 1.0 / b.clamp_min(1e-30)  # B = 0 gives n = 0: a straight line
-    nx, ny = bx * inv, by * inv
-    phi = (C_LIGHT * length) * q * b / p
-    if bz is None:  # b_z = 0
-        u_par = ux * nx + uy * ny  # component along b
-        px_, py_, pz_ = ux - u_par * nx, uy - u_par * ny, uz  # perpendicular part
-        cx, cy, cz = ny * pz_, -nx * pz_, nx * py_ - ny * px_  # b x u_perp
-        par_z = None
-    else:
-        nz = bz * inv
-        u_par = ux * nx + uy * ny + uz * nz
-        px_, py_, pz_ = ux - u_par * nx, uy - u_par * ny, uz - u_par * nz
-        cx, cy, cz = ny * pz_ - nz * py_, nz * px_ - nx * pz_, nx * py_ - ny * px_
-        par_z = u_par * nz
-    cos, sin, sin_half = torch.cos(phi), torch.sin(phi), torch.sin(0.5 * phi)
-    zero = torch.eq(phi, 0.0).view(torch.uint8).to(phi.dtype)  # 1 where phi = 0
-    scale = length / (phi + zero)
-    s_l = (sin + zero) * scale  # sin(phi) / k, and L at phi = 0
-    c_l = 2.0 * sin_half * sin_half * scale  # (1 - cos phi) / k
-    par_x, par_y = u_par * nx, u_par * ny
-    x = x + par_x * length + px_ * s_l - cx * c_l
-    y = y + par_y * length + py_ * s_l - cy * c_l
-    z = z + pz_ * s_l - cz * c_l if par_z is None else z + par_z * length + pz_ * s_l - cz * c_l
-    ux, uy = par_x + px_ * cos - cx * sin, par_y + py_ * cos - cy * sin
-    uz = pz_ * cos - cz * sin if par_z is None else par_z + pz_ * cos - cz * sin
-    return x, y, z, ux, uy, uz, b
+    The direction rotates about n = B/|B| by phi = -C q |B| L / p: its part along n is
+    kept, its perpendicular part u_perp turns as u_perp cos(phi) - (n x u_perp) sin(phi),
+    and the position moves by the integral of that: u_par n L + u_perp sin(phi)/k
+    - (n x u_perp) (1 - cos phi)/k, with (1 - cos phi) written 2 sin^2(phi/2), free of
+    cancellation at small phi.  No field (or no charge) is a straight line."""
+    b = math.sqrt(bx * bx + by * by + bz * bz)
+    phi = C_LIGHT * length * q * b / p
+    if phi == 0.0:
+        return x + ux * length, y + uy * length, z + uz * length, ux, uy, uz, b
+    nx, ny, nz = bx / b, by / b, bz / b
+    u_par = ux * nx + uy * ny + uz * nz
+    px_, py_, pz_ = ux - u_par * nx, uy - u_par * ny, uz - u_par * nz  # perpendicular part
+    cx, cy, cz = ny * pz_ - nz * py_, nz * px_ - nx * pz_, nx * py_ - ny * px_  # n x u_perp
+    cos, sin, sin_half = math.cos(phi), math.sin(phi), math.sin(0.5 * phi)
+    s_l = sin / phi * length  # sin(phi) / k
+    c_l = 2.0 * sin_half * sin_half / phi * length  # (1 - cos phi) / k
+    x = x + u_par * nx * length + px_ * s_l - cx * c_l
+    y = y + u_par * ny * length + py_ * s_l - cy * c_l
+    z = z + u_par * nz * length + pz_ * s_l - cz * c_l
+    return (x, y, z, u_par * nx + px_ * cos - cx * sin, u_par * ny + py_ * cos - cy * sin,
+            u_par * nz + pz_ * cos - cz * sin, b)
 
 
-def kick(x, y, z, ux, uy, uz, tx, ty, dx, dy):
-    """Deflect unit directions by projected angles (tx, ty) [rad] (exact for the space
-    angle) and shift positions by (dx, dy) [cm], both in the frame e1 ~ y x u,
-    e2 = u x e1.  Returns x, y, z, ux, uy, uz (directions renormalised).  A muon
-    exactly along y (never in practice: transports stop muons with uz <= 0) would
-    get e1 = 0, i.e. no deflection in that step."""
-    inv = torch.rsqrt((uz * uz + ux * ux).clamp_min(1e-24))
-    e1x, e1z = uz * inv, -ux * inv
+@jitable
+def kick_step(x, y, z, ux, uy, uz, tx, ty, dx, dy):
+    """Deflect one muon's unit direction by projected angles (tx, ty) [rad] (exact for
+    the space angle) and shift its position by (dx, dy) [cm], both in the frame
+    e1 ~ y x u, e2 = u x e1 (e1 ~ x, e2 ~ y for a muon along z).  Returns x, y, z, ux,
+    uy, uz (direction renormalised).  A muon exactly along y (never in practice:
+    transports stop muons with uz <= 0) gets no deflection."""
+    norm = math.sqrt(uz * uz + ux * ux)
+    if norm < 1e-12:
+        return x, y, z, ux, uy, uz
+    e1x, e1z = uz / norm, -ux / norm
     e2x, e2y, e2z = uy * e1z, uz * e1x - ux * e1z, -uy * e1x  # u x e1 (e1y = 0)
     x = x + e1x * dx + e2x * dy
     y = y + e2y * dy
     z = z + e1z * dx + e2z * dy
-    theta = torch.sqrt(tx * tx + ty * ty)
-    zero = torch.eq(theta, 0.0).view(torch.uint8).to(theta.dtype)
-    cos, sin_over = torch.cos(theta), (torch.sin(theta) + zero) / (theta + zero)  # sin(theta) / theta
+    theta = math.sqrt(tx * tx + ty * ty)
+    cos = math.cos(theta)
+    sin_over = math.sin(theta) / theta if theta > 0.0 else 1.0  # sin(theta) / theta
     ux = ux * cos + (e1x * tx + e2x * ty) * sin_over
     uy = uy * cos + e2y * ty * sin_over
     uz = uz * cos + (e1z * tx + e2z * ty) * sin_over
-    inv = torch.rsqrt(ux * ux + uy * uy + uz * uz)
+    inv = 1.0 / math.sqrt(ux * ux + uy * uy + uz * uz)
     return x, y, z, ux * inv, uy * inv, uz * inv
+
+
+def _arrays(*values) -> list[np.ndarray]:
+    return [np.ascontiguousarray(torch.as_tensor(v).detach().to("cpu", torch.float64).numpy()) for v in values]
+
+
+def _compiled(name: str):
+    """The array loop (compiled on first use) applying ``helix_step`` or ``kick_step`` to every element."""
+    if name not in _LOOPS:
+        njit = numba().njit
+
+        @njit(cache=False)
+        def helix_loop(x, y, z, ux, uy, uz, p, q, bx, by, bz, length, out):
+            for i in range(x.shape[0]):
+                r = helix_step(x[i], y[i], z[i], ux[i], uy[i], uz[i], p[i], q[i], bx[i], by[i], bz[i], length[i])
+                for k in range(7):
+                    out[k, i] = r[k]
+
+        @njit(cache=False)
+        def kick_loop(x, y, z, ux, uy, uz, tx, ty, dx, dy, out):
+            for i in range(x.shape[0]):
+                r = kick_step(x[i], y[i], z[i], ux[i], uy[i], uz[i], tx[i], ty[i], dx[i], dy[i])
+                for k in range(6):
+                    out[k, i] = r[k]
+
+        _LOOPS.update(helix=helix_loop, kick=kick_loop)
+    return _LOOPS[name]
+
+
+_LOOPS: dict = {}
+
+
+def _apply(name: str, rows: int, like: torch.Tensor, values) -> tuple[torch.Tensor, ...]:
+    n = like.shape[0]
+    arrays = _arrays(*(torch.as_tensor(v).expand(n) if torch.as_tensor(v).dim() == 0 else v for v in values))
+    out = np.empty((rows, n))
+    _compiled(name)(*arrays, out)
+    result = torch.from_numpy(out).to(like.device, like.dtype)
+    return tuple(result.unbind(0))
+
+
+def helix(x, y, z, ux, uy, uz, p, q, bx, by, bz, length):
+    """`helix_step` for tensors of muons (``bz`` may be None: no Bz): returns the new
+    x, y, z [cm], ux, uy, uz and |B| [T] as tensors like ``x``."""
+    return _apply("helix", 7, x, (x, y, z, ux, uy, uz, p, q, bx, by, torch.zeros_like(bx) if bz is None else bz,
+                                  length))
+
+
+def kick(x, y, z, ux, uy, uz, tx, ty, dx, dy):
+    """`kick_step` for tensors of muons: returns x, y, z [cm], ux, uy, uz like ``x``."""
+    return _apply("kick", 6, x, (x, y, z, ux, uy, uz, tx, ty, dx, dy))
