@@ -4,15 +4,15 @@ Usage: python benchmarks/bench_fast_shield.py [--geant4 N] [--reference N] [--fa
        [--gpu-sizes N ...]
 
 The transports take the same phi-augmented target muons (`compare.target_sample`)
-through the full TRY_2025 shield to ``shield_end`` on the CPU: Geant4 on the first
-N_geant4 of them (one thread: Geant4 runs one event at a time per process), the
-reference on the first N_ref, fast-shield on those same muons and on a chunk of
-N_fast.  Each row gives wall-clock muons/s and muons per CPU-second (the process's CPU
-time, all its threads: the figure per core); the ratios to Geant4 are per core.  Both
-are vectorised over the chunk and pay a fixed cost per step and tensor operation, so
-compare equal chunks: the reference makes 642-839 muons/s on 3000-muon chunks and
-2,445 on 10^5 (one thread).  Prints muons/s and the ratio.  When torch sees a GPU, fast-shield also runs
-there on chunks of each ``--gpu-sizes`` (after a warm-up), timed with synchronisation.
+through the full TRY_2025 shield to ``shield_end`` on the CPU, in one run: Geant4 on
+the first N_geant4 of them (one thread: Geant4 runs one event at a time per process),
+the reference on the first N_ref, fast-shield (the compiled kernel, ``--threads``
+threads) on the first N_fast.  Each row gives wall-clock muons/s and muons per
+CPU-second (the process's CPU time, all its threads: the figure per core); the ratios
+to Geant4 are per core.  fast-shield's row adds its profile: steps per muon and CPU
+nanoseconds per step.  Where numba sees a CUDA device, fast-shield also runs there on
+each of ``--gpu-sizes`` muons (after a compiling warm-up; host-device transfers
+included); otherwise the script says that there is no GPU figure.
 """
 
 from __future__ import annotations
@@ -69,70 +69,69 @@ def run_geant4(batch, planes, seed):
     return torch.cat(reached)
 
 
+def _profile(result, cpu_seconds: float, n: int) -> str:
+    """Steps per muon and CPU nanoseconds per step of a fast-shield run."""
+    steps = int(result.steps_per_muon.sum())
+    return f"{steps / n:.1f} steps/muon, {cpu_seconds / steps * 1e9:.0f} ns per step"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--geant4", type=int, default=20_000, help="muons through Geant4 (0: skip)")
-    parser.add_argument("--reference", type=int, default=100_000, help="muons through the reference")
-    parser.add_argument("--fast", type=int, default=100_000, help="muons through fast-shield on the CPU")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reference", type=int, default=20_000, help="muons through the reference (0: skip)")
+    parser.add_argument("--fast", type=int, default=10**6, help="muons through fast-shield on the CPU")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of fast-shield and the reference")
     parser.add_argument("--gpu-sizes", type=int, nargs="*", default=[10**6, 4 * 10**6])
     parser.add_argument("--skip-cpu", action="store_true", help="GPU figures only")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
     args = parser.parse_args()
+    import numba
+
     torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
     planes = ["shield_end"]
     if not args.skip_cpu:
-        sample = target_sample(max(args.reference, args.fast), seed=1)
-        head = sample.select(torch.arange(args.reference))
-        plain, compiled = make_transport({}), make_transport({"compile": True})
-        run_fast(head.select(torch.arange(1000)), planes, seed=0, transport=plain)  # warm caches
-        if not args.no_compile:
-            _, t_compile = _timed(lambda: run_fast(head.select(torch.arange(1000)), planes, seed=0,
-                                                   transport=compiled))
-        ref, t_ref, c_ref = _cpu_timed(lambda: run_reference(head, planes, seed=2))
-        same, t_same, c_same = _cpu_timed(lambda: run_fast(head, planes, seed=3, transport=plain))
-        big, t_big, c_big = _cpu_timed(lambda: run_fast(sample, planes, seed=4, transport=plain))
-        r_ref, r_same, r_big = args.reference / t_ref, args.reference / t_same, len(sample) / t_big
-        print(f"CPU, {torch.get_num_threads()} threads, shield_end of TRY_2025 (load average "
-              f"{os.getloadavg()[0]:.1f} at the end):")
+        sample = target_sample(max(args.reference, args.geant4, args.fast), seed=1)
+        transport = make_transport({})
+        _, t_compile = _timed(lambda: run_fast(sample.select(torch.arange(100)), planes, seed=0,
+                                               transport=transport))
+        print(f"CPU, {args.threads} threads, shield_end of TRY_2025 (fast-shield compiled in {t_compile:.0f} s, "
+              "not counted):")
         g4_core = None
         if args.geant4:
-            g4, t_g4, c_g4 = _cpu_timed(lambda: run_geant4(head.select(torch.arange(args.geant4)), planes, seed=1))
+            g4, t_g4, c_g4 = _cpu_timed(lambda: run_geant4(sample.select(torch.arange(args.geant4)), planes,
+                                                           seed=1))
             g4_core = args.geant4 / c_g4
             print(f"  geant4      {args.geant4:>9d} muons {t_g4:8.2f} s {args.geant4 / t_g4:12.0f} muons/s "
-                  f"{g4_core:10.0f} per CPU-s ({g4.float().mean():.3f} reach)")
+                  f"{g4_core:10.0f} per CPU-s ({g4.float().mean():.4f} reach)")
 
         def per_core(n, cpu):
             rate = n / cpu
             return f"{rate:10.0f} per CPU-s" + (f" = {rate / g4_core:6.1f}x Geant4 per core" if g4_core else "")
 
-        print(f"  reference   {args.reference:>9d} muons {t_ref:8.2f} s {r_ref:12.0f} muons/s "
-              f"{per_core(args.reference, c_ref)} ({ref.steps} steps, {ref.reached['shield_end'].float().mean():.3f} "
-              "reach)")
-        print(f"  fast-shield {args.reference:>9d} muons {t_same:8.2f} s {r_same:12.0f} muons/s "
-              f"{per_core(args.reference, c_same)} ({same.steps} steps, "
-              f"{same.reached['shield_end'].float().mean():.3f} reach)")
-        print(f"  fast-shield {len(sample):>9d} muons {t_big:8.2f} s {r_big:12.0f} muons/s "
-              f"{per_core(len(sample), c_big)} ({big.steps} steps)")
-        print(f"  speed-up over the reference: same chunk {r_same / r_ref:.0f}x; chunk of {len(sample)} "
-              f"{r_big / r_ref:.0f}x (eager)")
-        if not args.no_compile:
-            comp, t_comp = _timed(lambda: run_fast(sample, planes, seed=4, transport=compiled))
-            r_comp = len(sample) / t_comp
-            print(f"  fast-shield {len(sample):>9d} muons {t_comp:8.2f} s {r_comp:12.0f} muons/s, torch.compile "
-                  f"(compiled once in {t_compile:.0f} s, not counted; {comp.steps} steps): "
-                  f"{r_comp / r_ref:.0f}x the reference")
-    if torch.cuda.is_available():
-        device = "cuda"
-        print(f"GPU: {torch.cuda.get_device_name()}")
+        if args.reference:
+            head = sample.select(torch.arange(args.reference))
+            ref, t_ref, c_ref = _cpu_timed(lambda: run_reference(head, planes, seed=2))
+            print(f"  reference   {args.reference:>9d} muons {t_ref:8.2f} s {args.reference / t_ref:12.0f} muons/s "
+                  f"{per_core(args.reference, c_ref)} ({ref.reached['shield_end'].float().mean():.4f} reach)")
+        fast, t_fast, c_fast = _cpu_timed(lambda: run_fast(sample.select(torch.arange(args.fast)), planes, seed=3,
+                                                           transport=transport))
+        print(f"  fast-shield {args.fast:>9d} muons {t_fast:8.2f} s {args.fast / t_fast:12.0f} muons/s "
+              f"{per_core(args.fast, c_fast)} ({fast.reached['shield_end'].float().mean():.4f} reach; "
+              f"{_profile(fast, c_fast, args.fast)})")
+        print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
+    from numba import cuda
+
+    if cuda.is_available():
+        print(f"GPU: {cuda.get_current_device().name}")
+        transport = make_transport({}, "cuda")
         for n in args.gpu_sizes:
             sample = target_sample(n, seed=5)
-            transport = make_transport({"compile": True}, device)
-            run_fast(sample.select(torch.arange(min(n, 10**5))), planes, seed=0, transport=transport)  # compile
-            sample = sample.to(device)
-            hits, t = _timed(lambda s=sample, tr=transport: run_fast(s, planes, seed=6, transport=tr), device)
-            print(f"  fast-shield {n:>9d} muons {t:8.3f} s {n / t:12.0f} muons/s ({hits.steps} steps, "
-                  f"{hits.reached['shield_end'].float().mean():.3f} reach)")
+            run_fast(sample.select(torch.arange(min(n, 10**4))), planes, seed=0, transport=transport)  # compile
+            hits, t = _timed(lambda s=sample, tr=transport: run_fast(s, planes, seed=6, transport=tr))
+            print(f"  fast-shield {n:>9d} muons {t:8.3f} s {n / t:12.0f} muons/s "
+                  f"({hits.reached['shield_end'].float().mean():.4f} reach, transfers included)")
+    else:
+        print("GPU: no CUDA device on this machine (no GPU figure)")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,10 @@ _WORKER: dict = {}
 
 
 def _init(label: str) -> None:
+    import numba
+
     torch.set_num_threads(1)
+    numba.set_num_threads(1)  # one process per core: the pool's workers are the parallelism
     _WORKER["run"] = _transport(label)
 
 

@@ -95,7 +95,7 @@ def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
                          np.asarray(tables.angle, dtype=np.float64).reshape(-1),
                          np.asarray(tables.disp, dtype=np.float64).reshape(-1), u, inv_du,
                          np.array([_grid(*GRID_LOSS), _grid(*GRID_ANGLE), _grid(*GRID_DISP)]),
-                         np.array(nodes, dtype=np.float64), rows, np.asarray(density, dtype=np.float64),
+                         np.array(nodes, dtype=np.float64), rows, np.ascontiguousarray(density, dtype=np.float64),
                          cat_energy, cat_rate, rad_cdf, rad_log_v)
 
 
@@ -173,7 +173,7 @@ def sample_step(tab, material, p, energy, length, sigma, key, counter):
     if tab.loss_geometric[base] > 0.0:
         eps = math.exp(tab.loss_log[base] + w * (tab.loss_log[base + 1] - tab.loss_log[base]))
     loss = eps * tab.density[material] * length
-    klass = (r_loss >= _CLASS_1) + (r_loss >= _CLASS_2) + (r_loss >= _CLASS_3)
+    klass = int(r_loss >= _CLASS_1) + int(r_loss >= _CLASS_2) + int(r_loss >= _CLASS_3)
     theta = _inverse_cdf(tab, 1, tab.angle, row * int(nodes[6]) + klass, uniform(key, counter + 3))[0] * sigma
     phi = 2.0 * math.pi * uniform(key, counter + 4)
     tx, ty = theta * math.cos(phi), theta * math.sin(phi)

@@ -145,7 +145,7 @@ def field_map_value(geo, x, y, z):
 
 @jitable
 def _sign(v):
-    return (v > 0.0) - (v < 0.0)
+    return 1.0 if v > 0.0 else (-1.0 if v < 0.0 else 0.0)
 
 
 @jitable

@@ -195,19 +195,9 @@ class Kernels:
     def run_cuda(self):
         """The CUDA launcher (``kernel[blocks, threads](...)``), compiled on first use."""
         if self._cuda is None:
-            from numba import cuda
+            from shipfastsim.transport.kernel_cuda import cuda_launcher
 
-            transport_muon = self.transport_muon
-
-            @cuda.jit
-            def run(muons, seed, geo, tab, mats, planes, world, s, out_state, out_reached, out_reason, out_steps,
-                    trace):
-                i = cuda.grid(1)
-                if i < muons.shape[0]:
-                    transport_muon(i, muons, seed, geo, tab, mats, planes, world, s, out_state, out_reached,
-                                   out_reason, out_steps, trace)
-
-            self._cuda = run
+            self._cuda = cuda_launcher(self.transport_muon)
         return self._cuda
 
 
