@@ -68,7 +68,10 @@ def _transport(label: str):
         from shipfastsim.plugins.geant4_shield.transport import Geant4Transport
 
         cut = 1.0 if label == "geant4-1cm" else 10.0
-        transport = Geant4Transport(geometry, cut_cm=cut, lateral_displacement=label != "geant4-nolat")
+        # geant4-rr<ratio>: the muons' step function dRoverRange (Geant4's default 0.2)
+        ratio = float(label.split("-rr", 1)[1]) if "-rr" in label else 0.2
+        transport = Geant4Transport(geometry, cut_cm=cut, lateral_displacement=label != "geant4-nolat",
+                                    muon_step_ratio=ratio)
         return lambda pos, mom, q, seed: transport.propagate(pos, mom, q, PLANES, seed)
     if label == "reference":
         from shipfastsim.plugins.reference.transport import ReferenceTransport
@@ -194,19 +197,21 @@ def main() -> None:
     parser.add_argument("--transports", nargs="+", default=["geant4", "fast", "reference"])
     parser.add_argument("--cache", default="output/compare_geant4", help="per-muon results of each transport")
     parser.add_argument("--json", default=None, help="write the comparison here")
+    parser.add_argument("--truth", default="geant4", help="the transport the others are compared with "
+                        "(geant4, geant4-rr0.002: finer muon steps, ...)")
     args = parser.parse_args()
     source, batch = target_muons(args.muons, args.copies)
     print(f"{len(batch)} muons ({args.muons} source muons x {args.copies} copies)")
     cache = Path(args.cache)
-    results = {label: run_transport(label, batch, args.workers, cache) for label in ["geant4", *args.transports]}
+    results = {label: run_transport(label, batch, args.workers, cache) for label in [args.truth, *args.transports]}
     report = {}
     for label, result in results.items():
         timing = {"cpu_seconds": float(result["cpu_seconds"]), "wall_seconds": float(result["wall_seconds"]),
                   "muons_per_cpu_second": len(batch) / float(result["cpu_seconds"])}
         print(f"{label}: shield end {result['reached'].mean():.5f}, P1 {int(result['aperture'].sum())}, "
               f"{timing['muons_per_cpu_second']:.0f} muons per CPU-second")
-        if label != "geant4":
-            report[label] = compare(source, batch, results["geant4"], result) | {"timing": timing}
+        if label != args.truth:
+            report[label] = compare(source, batch, results[args.truth], result) | {"timing": timing}
             print_comparison(label, report[label], timing)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

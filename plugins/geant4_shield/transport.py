@@ -23,7 +23,7 @@ import torch
 
 from shipfastsim.geometry import ShieldGeometry
 from shipfastsim.plugins.geant4_shield.detector import MM_PER_CM, build_detector
-from shipfastsim.plugins.geant4_shield.runtime import Geant4Session
+from shipfastsim.plugins.geant4_shield.runtime import GEANT4_MUON_STEP_RATIO, Geant4Session
 from shipfastsim.transport.core import STOP_REASONS, TransportResult
 
 __all__ = ["DEFAULT_CUT_CM", "Geant4Transport", "STOP_REASONS"]
@@ -145,14 +145,18 @@ class Geant4Transport:
         check_overlaps: run Geant4's overlap check on every placement when building.
         lateral_displacement: multiple scattering's lateral displacement for muons
             (`Geant4Session.set_lateral_displacement`; one setting per process).
+        muon_step_ratio: dRoverRange of the muons' energy-loss step limit
+            (`Geant4Session.set_muon_step_ratio`; one setting per process).
     """
 
     def __init__(self, geometry: ShieldGeometry, cut_cm: float = DEFAULT_CUT_CM, min_momentum: float = 0.5,
-                 check_overlaps: bool = False, lateral_displacement: bool = True):
+                 check_overlaps: bool = False, lateral_displacement: bool = True,
+                 muon_step_ratio: float = GEANT4_MUON_STEP_RATIO):
         self.geometry, self.cut_cm, self.min_momentum = geometry, float(cut_cm), float(min_momentum)
         self.check_overlaps = check_overlaps
         self.session = Geant4Session.get()
         self.session.set_lateral_displacement(lateral_displacement)
+        self.session.set_muon_step_ratio(muon_step_ratio)
         if self.session.actions is None:
             self.session.set_actions(_Actions(self.session.g4))
         elif not isinstance(self.session.actions, _Actions):  # Geant4 keeps a stepping action once set

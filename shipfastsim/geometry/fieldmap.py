@@ -1,4 +1,7 @@
-"""Field maps in FairShip's own format, interpolated in torch for both transports.
+"""Field maps in FairShip's own format, interpolated as FairShip does for every transport.
+
+The interpolation itself is `shipfastsim.geometry.kernel.field_map_value`, the
+scalar code that the transport kernel also runs.
 
 Format (ShipSoft/FairShip ``field/ShipBFieldMap.cxx``, ``readRootFile``): a ROOT file
 with a tree ``Range`` of one entry (``xMin, xMax, dx, yMin, yMax, dy, zMin, zMax,
@@ -58,35 +61,16 @@ class FieldMap:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor):
         """(Bx, By, Bz) [T] at global positions [cm], as ``ShipBFieldMap::Field``."""
-        local = [x - self.offset[0], y - self.offset[1], z - self.offset[2]]
-        one = torch.ones_like(x)
-        sign_x = sign_z = one
-        if self.symmetric:
-            sign_z = torch.where(local[1] < 0, -one, one)
-            sign_x = torch.where(local[0] < 0, -one, one) * sign_z
-            local[0], local[1] = local[0].abs(), local[1].abs()
-        inside = torch.ones_like(x, dtype=torch.bool)
-        index, frac = [], []
-        for axis, u in enumerate(local):
-            n = self.grid.shape[axis]
-            dist = (u - self.lower[axis]) / self.step[axis]
-            inside &= (dist >= 0) & (dist <= n - 1 + 1e-6)
-            i = dist.floor().clamp(0, n - 2)
-            index.append(i.long())
-            frac.append((dist - i).clamp(0.0, 1.0))  # the last cell takes its upper node (weight 1)
-        ny, nz = self.grid.shape[1], self.grid.shape[2]
-        flat = self.grid.reshape(-1, 3)
-        base = (index[0] * ny + index[1]) * nz + index[2]
-        out = torch.zeros(x.shape + (3,), dtype=self.grid.dtype, device=x.device)
-        for di in (0, 1):
-            wx = frac[0] if di else 1.0 - frac[0]
-            for dj in (0, 1):
-                wy = frac[1] if dj else 1.0 - frac[1]
-                for dk in (0, 1):
-                    wz = frac[2] if dk else 1.0 - frac[2]
-                    out += (wx * wy * wz)[:, None] * flat[base + (di * ny + dj) * nz + dk]
-        out = torch.where(inside[:, None], out, torch.zeros_like(out))
-        return out[:, 0] * sign_x, out[:, 1], out[:, 2] * sign_z
+        from shipfastsim.geometry.kernel import field_map_points
+
+        frame = np.array([*self.lower, *self.step, *self.offset], dtype=np.float64)
+        x = torch.as_tensor(x)
+        grid = self.grid.detach().to("cpu", torch.float64).numpy()
+        out = field_map_points(grid, frame, self.symmetric,
+                               *(torch.as_tensor(v).detach().to("cpu", torch.float64).reshape(-1).numpy()
+                                 for v in (x, y, z)))
+        b = torch.from_numpy(out).to(x.device, x.dtype if x.is_floating_point() else torch.float64)
+        return b[:, 0].reshape(x.shape), b[:, 1].reshape(x.shape), b[:, 2].reshape(x.shape)
 
 
 def read_field_map(path: str | Path, offset=(0.0, 0.0, 0.0), symmetric: bool = True) -> FieldMap:

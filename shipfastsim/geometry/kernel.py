@@ -23,7 +23,7 @@ import numpy as np
 from shipfastsim.transport.jit import jitable
 
 __all__ = ["GeometryArrays", "kernel_arrays", "segment_of", "follow_segment", "part_code", "field_map_value",
-           "query_point"]
+           "query_point", "query_points", "field_map_points"]
 
 
 class GeometryArrays(NamedTuple):
@@ -115,12 +115,13 @@ def _map_axis(u, lower, step, n):
 
 
 @jitable
-def field_map_value(geo, x, y, z):
-    """(Bx, By, Bz) [T] of the field map at (x, y, z) [cm] (`fieldmap.FieldMap.__call__`)."""
-    frame, grid = geo.map_frame, geo.map_grid
+def field_map_value(grid, frame, symmetric, x, y, z):
+    """(Bx, By, Bz) [T] at (x, y, z) [cm] of the map ``grid`` (Nx, Ny, Nz, 3) [T] whose
+    ``frame`` holds its lower corner, node spacing and offset [cm] (`fieldmap`: FairShip's
+    ``ShipBFieldMap::Field``)."""
     lx, ly, lz = x - frame[6], y - frame[7], z - frame[8]
     sign_x, sign_z = 1.0, 1.0
-    if geo.ints[3]:  # one quadrant: Bx odd in x and y, Bz odd in y, By even
+    if symmetric:  # one quadrant: Bx odd in x and y, Bz odd in y, By even
         if ly < 0.0:
             sign_z = -1.0
         sign_x = (-1.0 if lx < 0.0 else 1.0) * sign_z
@@ -182,5 +183,47 @@ def query_point(geo, x, y, z, seg):
                 sx = min(sx, abs(ax - mid))
             sy = 0.0 if dy <= ay <= dy + dyy else min(abs(ay - dy), abs(ay - (dy + dyy)))
     if geo.ints[2]:
-        bx, by, bz = field_map_value(geo, x, y, z)
+        bx, by, bz = field_map_value(geo.map_grid, geo.map_frame, geo.ints[3], x, y, z)
     return material, bx, by, bz, part, index, sx, sy
+
+
+_LOOPS: dict = {}
+
+
+def _loops():
+    """The array loops over `query_point` and `field_map_value` (compiled on first use)."""
+    if not _LOOPS:
+        from shipfastsim.transport.jit import numba
+
+        nb = numba()
+
+        @nb.njit(parallel=True, error_model="numpy")
+        def points(geo, x, y, z, out):
+            for i in nb.prange(x.shape[0]):
+                m, bx, by, bz, part, index, sx, sy = query_point(geo, x[i], y[i], z[i], segment_of(geo.edges, z[i]))
+                out[i, 0], out[i, 1], out[i, 2], out[i, 3] = m, bx, by, bz
+                out[i, 4], out[i, 5], out[i, 6], out[i, 7] = part, index, sx, sy
+
+        @nb.njit(parallel=True, error_model="numpy")
+        def field(grid, frame, symmetric, x, y, z, out):
+            for i in nb.prange(x.shape[0]):
+                out[i, 0], out[i, 1], out[i, 2] = field_map_value(grid, frame, symmetric, x[i], y[i], z[i])
+
+        _LOOPS.update(points=points, field=field)
+    return _LOOPS
+
+
+def query_points(geo: GeometryArrays, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """`query_point` at arrays of positions [cm] (float64): (N, 8) material, Bx, By, Bz
+    [T], part, magnet index, sx, sy [cm]."""
+    out = np.empty((len(x), 8))
+    _loops()["points"](geo, *(np.ascontiguousarray(v, dtype=np.float64) for v in (x, y, z)), out)
+    return out
+
+
+def field_map_points(grid: np.ndarray, frame: np.ndarray, symmetric: bool, x, y, z) -> np.ndarray:
+    """`field_map_value` at arrays of positions [cm]: (N, 3) Bx, By, Bz [T]."""
+    out = np.empty((len(x), 3))
+    _loops()["field"](np.ascontiguousarray(grid, dtype=np.float64), np.ascontiguousarray(frame, dtype=np.float64),
+                      bool(symmetric), *(np.ascontiguousarray(v, dtype=np.float64) for v in (x, y, z)), out)
+    return out

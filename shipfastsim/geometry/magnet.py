@@ -16,8 +16,9 @@ with ``w = ratio_yokes * dX`` *taken at each face* (the outer corner is
 ``gap = ceil(max(100/dY, gap))`` per face.  Every corner coordinate is a sum of the
 six quantities `SECTION_COLUMNS`, so interpolating those six linearly (and the
 product ``w`` as one quantity, never ratio and dX separately) is interpolating every
-corner linearly: `section_at` and `part_masks` below are the only implementation
-of the shape, used by `GeometryLookup`, both transports and the picture.
+corner linearly: `shipfastsim.geometry.kernel.part_code` is the only implementation
+of the shape (scalar code that the transport kernel runs, and `GeometryLookup`,
+the reference and the pictures through `SegmentGeometry.query`).
 
 Field per part (`part_fields`), for ``FieldModel.model``:
 
@@ -41,10 +42,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 __all__ = ["FIELD_MODELS", "POLARITY_RULES", "PART_NAMES", "SECTION_COLUMNS", "FieldModel", "face_values",
-           "section_at", "part_masks", "part_fields", "signed_field"]
+           "part_fields", "signed_field"]
 
 FIELD_MODELS = ("constant", "flux-conserving", "map")
 POLARITY_RULES = ("signed-B", "direction-list")
@@ -74,25 +73,6 @@ def face_values(magnet) -> tuple[tuple[float, ...], tuple[float, ...]]:
     inn = (m.midGapIn, m.dXIn, m.gap_in_eff, m.ratio_yokesIn * m.dXIn, m.dYIn, m.dY_yokeIn)
     out = (m.midGapOut, m.dXOut, m.gap_out_eff, m.ratio_yokesOut * m.dXOut, m.dYOut, m.dY_yokeOut)
     return inn, out
-
-
-def section_at(values_in, deltas, f: torch.Tensor) -> list[torch.Tensor]:
-    """`SECTION_COLUMNS` at depth fraction f (tensor, 0 at In, 1 at Out) from the In
-    values and the In -> Out changes (floats or per-element tensors)."""
-    return [a + d * f for a, d in zip(values_in, deltas, strict=True)]
-
-
-def part_masks(ax: torch.Tensor, ay: torch.Tensor, mid, dx, gap, ret_w, dy, dyy
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Masks (core, return yoke, top/bottom yoke) of points (|x|, |y|) [cm] in the
-    quadrilaterals of the module docstring; the yoke mask excludes the other two."""
-    x_ret = mid + dx + gap
-    core = (ax >= mid) & (ax <= mid + dx) & (ay <= dy + dyy * (1.0 - (ax - mid) / dx))
-    ret = (ax >= x_ret) & (ax <= x_ret + ret_w) & (ay <= dy + dyy * (ax - x_ret) / ret_w)
-    # Above y = dY: right of the core's slanted edge, left of the return yoke's.
-    t = (ay - dy) / torch.as_tensor(dyy).clamp_min(1e-9)
-    yoke = (ay >= dy) & (ay <= dy + dyy) & (ax >= mid + dx * (1.0 - t)) & (ax <= x_ret + ret_w * t)
-    return core, ret, yoke & ~core & ~ret
 
 
 def signed_field(magnet, model: FieldModel) -> float:

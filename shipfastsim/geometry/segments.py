@@ -3,11 +3,12 @@
 The z axis is cut at the geometry's z boundaries (target, blocks, cavern sections,
 magnet faces, recording planes) into segments; inside one segment at most one
 magnet and a fixed, ordered list of boxes (cavern sections, blocks, target) apply.
-A point's segment is one ``searchsorted``; the parameters of its magnet and boxes
-are one row gather from a per-segment table, after which `magnet.part_masks` gives
-the iron part and `magnet.part_fields` (or the field map) the field.  This is the
-only lookup: `GeometryLookup` runs it in float64 on the CPU, the transports in
-their own precision and device.
+A point's segment is a binary search; the parameters of its magnet and boxes are
+one row of a per-segment table, after which `kernel.part_code` gives the iron part
+and the part fields (`magnet.part_fields`, tabulated) or the field map the field.
+This is the only lookup: `query` runs the transport kernel's scalar lookup
+(`shipfastsim.geometry.kernel.query_point`) on arrays of points for `GeometryLookup`,
+the reference's stepping and the pictures.
 
 Material indices refer to ``GeometryLookup.materials``; lengths in cm, fields in T.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from shipfastsim.geometry.magnet import SECTION_COLUMNS, face_values, part_fields, part_masks, section_at
+from shipfastsim.geometry.magnet import SECTION_COLUMNS, face_values, part_fields
 
 __all__ = ["SegmentGeometry", "MAGNET_COLUMNS", "TARGET_INDEX"]
 
@@ -27,20 +28,6 @@ TARGET_INDEX = 1
 MAGNET_COLUMNS = ("has", "z0", "inv_len", "index", *(f"{c}{s}" for c in SECTION_COLUMNS for s in ("", "_d")),
                   "by_core", "by_return", "bx_yoke")
 _EMPTY_MAGNET = [0.0, 0.0, 1.0, -1.0] + [1.0, 0.0] * len(SECTION_COLUMNS) + [0.0, 0.0, 0.0]
-
-
-def _lateral_safety(ax, ay, mid, dx, gap, ret_w, dy, dyy, in_magnet):
-    """(sx, sy) of `SegmentGeometry.query` from |x|, |y| [cm] and the section."""
-    x_ret = mid + dx + gap
-    apart = torch.gt(mid, 0.0).view(torch.uint8).to(ax.dtype)
-    sx = torch.minimum(torch.minimum((ax - (mid + dx)).abs(), (ax - x_ret).abs()), (ax - (x_ret + ret_w)).abs())
-    sx = torch.minimum(sx, (ax - mid).abs() + (1.0 - apart) * 1e9)
-    band = ((ay >= dy) & (ay <= dy + dyy)).view(torch.uint8).to(ax.dtype)
-    sy = torch.minimum((ay - dy).abs(), (ay - (dy + dyy)).abs()) * (1.0 - band)
-    # Outside the magnet's outer envelope the cavern's and the blocks' walls, which
-    # these distances do not see, may be nearer: no safety there.
-    inside = ((ax <= x_ret + ret_w) & (ay <= dy + dyy)).view(torch.uint8).to(ax.dtype) * in_magnet
-    return sx * inside, sy * inside
 
 
 def _taper(geometry, z: float) -> tuple[float, float]:
@@ -115,6 +102,7 @@ class SegmentGeometry:
         #: Per segment: number of boxes (padded rows of `boxes` come last) and 1 inside a magnet.
         self.box_count = torch.tensor([len(b) for b in boxes_per_segment], device=self.device)
         self.has_magnet = self.magnets[0].clone()
+        self._kernel = None  # `kernel.GeometryArrays` of these tables, built on the first query
 
     def segment(self, z: torch.Tensor) -> torch.Tensor:
         """Segment index of each z [cm]."""
@@ -144,50 +132,23 @@ class SegmentGeometry:
         magnet's outer envelope (|x| beyond the return yoke, |y| beyond the yoke) and
         outside magnets.
 
-        Branch-free arithmetic: masks are turned into 0/1 numbers and blended (torch's
-        ``where`` costs several plain multiplications on the CPU)."""
-        seg = self.segment(z) if seg is None else seg
-        dt = x.dtype
-        material = torch.full_like(x, float(self.default_material))
-        # Only as many boxes as the points' segments hold (one inside the magnets).
-        used = int(self.box_count.index_select(0, seg).max()) if seg.numel() else 0
-        if used:
-            box = self.boxes[:5 * used].index_select(1, seg)
-            for k in range(used):
-                x_min, x_max, y_min, y_max, box_material = box[5 * k:5 * k + 5]
-                inside = ((x >= x_min) & (x <= x_max) & (y >= y_min) & (y <= y_max)).view(torch.uint8).to(dt)
-                material = material + inside * (box_material - material)
-        zero = torch.zeros_like(x)
-        n = len(SECTION_COLUMNS)
-        k = 4 + 2 * n
-        in_magnet = self.has_magnet.index_select(0, seg)
-        if not bool(in_magnet.any()):
-            core = ret = yoke = zero
-            bx = by = bz = zero
-            mag = None
-            safety = (zero, zero)
-        else:
-            mag = self.magnets.index_select(1, seg)
-            f = ((z - mag[1]) * mag[2]).clamp(0.0, 1.0)
-            section = section_at(mag[4:k:2], mag[5:k:2], f)
-            has = in_magnet > 0
-            ax, ay = x.abs(), y.abs()
-            core, ret, yoke = ((mask & has).view(torch.uint8).to(dt) for mask in part_masks(ax, ay, *section))
-            if with_safety:
-                safety = _lateral_safety(ax, ay, *section, in_magnet)
-            iron = core + ret + yoke  # the parts do not overlap
-            material = material + iron * (self.iron - material)
-            if self.field_map is None:
-                by = core * mag[k] + ret * mag[k + 1]
-                bx = yoke * mag[k + 2] * torch.sign(x) * torch.sign(y)
-                bz = zero
-        if self.field_map is not None:
-            bx, by, bz = self.field_map(x, y, z)
-        material = material.to(torch.int64)
+        The lookup is `shipfastsim.geometry.kernel.query_point`, the scalar code the
+        transport kernel runs, applied to every point (float64; the results come back on
+        the points' device, fields in their precision); ``seg`` is accepted for the
+        callers that know it and otherwise found again."""
+        from shipfastsim.geometry.kernel import kernel_arrays, query_points
+
+        if self._kernel is None:
+            self._kernel = kernel_arrays(self)
+        like = torch.as_tensor(x)
+        out = torch.from_numpy(query_points(self._kernel, *(torch.as_tensor(v).detach().to("cpu", torch.float64)
+                                                            .reshape(-1).numpy() for v in (x, y, z))))
+        dtype = like.dtype if like.is_floating_point() else torch.float64
+        material = out[:, 0].to(like.device, torch.int64)
+        bx, by, bz = (out[:, k].to(like.device, dtype) for k in (1, 2, 3))
         if with_safety:
-            return material, bx, by, bz, *safety
+            return material, bx, by, bz, out[:, 6].to(like.device, dtype), out[:, 7].to(like.device, dtype)
         if not with_region:
             return material, bx, by, bz
-        part = (core + 2.0 * ret + 3.0 * yoke).to(torch.int64)
-        index = torch.full_like(part, -1) if mag is None else torch.where(part > 0, mag[3].to(torch.int64), -1)
+        part, index = out[:, 4].to(like.device, torch.int64), out[:, 5].to(like.device, torch.int64)
         return material, bx, by, bz, index, part

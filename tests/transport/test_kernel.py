@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from shipfastsim.configs import GEOMETRY_DIR
-from shipfastsim.geometry import GeometryLookup, load_geometry
-from shipfastsim.geometry.kernel import kernel_arrays, query_point, segment_of
-from shipfastsim.transport.jit import muon_key, numba, uniform
+from shipfastsim.transport.jit import muon_key, uniform
 
 
 def test_streams_are_uniform_and_independent():
@@ -29,37 +26,6 @@ def test_streams_are_uniform_and_independent():
     assert abs(np.corrcoef(draws)[0, 1]) < 4 / np.sqrt(n)
     assert ((draws >= 0) & (draws < 1)).all()
     assert repeat == draws[1, 12345]
-
-
-@pytest.mark.parametrize("name", ["ship_try2025.yaml", "ship_try2026.yaml", "test_short_shield.yaml"])
-def test_point_lookup_is_the_segment_tables_lookup(name):
-    """At 20,000 points (world, around and inside the magnets) the kernel's lookup gives
-    the material, field, magnet part and safeties of `SegmentGeometry.query`."""
-    geometry = load_geometry(GEOMETRY_DIR / name)
-    segments = GeometryLookup(geometry).table
-    geo = kernel_arrays(segments)
-
-    @numba().njit
-    def lookup(x, y, z, out):
-        for i in range(x.shape[0]):
-            m, bx, by, bz, part, index, sx, sy = query_point(geo, x[i], y[i], z[i], segment_of(geo.edges, z[i]))
-            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = m, bx, by, bz
-            out[i, 4], out[i, 5], out[i, 6], out[i, 7] = part, index, sx, sy
-
-    rng = np.random.default_rng(1)
-    magnets = geometry.magnets
-    z = np.concatenate([rng.uniform(geometry.world.z_min, geometry.world.z_max, 10_000),
-                        rng.uniform(magnets[0].z_start, magnets[-1].z_end, 10_000)])
-    x, y = rng.uniform(-400, 400, 20_000), rng.uniform(-400, 400, 20_000)
-    x[15_000:] /= 4.0
-    out = np.empty((20_000, 8))
-    lookup(x, y, z, out)
-    X, Y, Z = (torch.from_numpy(v) for v in (x, y, z))
-    material, bx, by, bz, index, part = segments.query(X, Y, Z, with_region=True)
-    sx, sy = segments.query(X, Y, Z, with_safety=True)[4:]
-    for column, expected in zip(out.T, (material, bx, by, bz, part, index, sx, sy), strict=True):
-        np.testing.assert_array_equal(column, expected.numpy().astype(np.float64))
-    assert 0.05 < (out[:, 4] > 0).mean() < 0.8, "the sample reaches both iron and air"
 
 
 _SIMULATED_CUDA = textwrap.dedent("""
