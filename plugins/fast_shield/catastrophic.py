@@ -25,7 +25,7 @@ from dataclasses import fields, replace
 import torch
 
 from shipfastsim.geometry.materials import Material
-from shipfastsim.plugins.reference.energy_loss import interpolate, knock_on_rate, sample_knock_on, sample_radiative
+from shipfastsim.plugins.reference.energy_loss import knock_on_rate
 from shipfastsim.plugins.reference.physics import RADIATIVE_PROCESSES, StepPhysics
 
 __all__ = ["CatastrophicLosses"]
@@ -94,35 +94,6 @@ class CatastrophicLosses:
         base = material * self.n_e + i.to(torch.int64)
         lo, hi = self.rate_per_cm.index_select(0, base), self.rate_per_cm.index_select(0, base + 1)
         return lo + w * (hi - lo)
-
-    def sample(self, material: torch.Tensor, energy: torch.Tensor, length: torch.Tensor, r: torch.Tensor,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(indices of the muons that interact, their losses [GeV]) for steps of ``length``
-        [cm] at energy E [GeV]; ``r`` holds one uniform number per muon."""
-        hit = torch.nonzero(torch.lt(r, self.rate(material, energy) * length)).squeeze(1)
-        if hit.numel() == 0:
-            return hit, energy.new_zeros(0)
-        e, mat = energy.index_select(0, hit).to(torch.float64), material.index_select(0, hit)
-        choice = torch.rand(hit.numel(), generator=generator, dtype=torch.float64, device=e.device)
-        loss = torch.zeros_like(e)
-        for index in torch.unique(mat).tolist():
-            sel = torch.nonzero(mat == index).squeeze(1)
-            tables, e_sel = self.tables[index], e.index_select(0, sel)
-            rates = torch.stack([interpolate(tables[name].rate, tables[name].log_e, e_sel) for name in self.processes]
-                                + [knock_on_rate(e_sel, self.materials[index][0], self.v_catastrophic * e_sel)])
-            cumulative = rates.cumsum(0) / rates.sum(0).clamp_min(1e-300)
-            process = (choice.index_select(0, sel)[None, :] >= cumulative[:-1]).sum(0)
-            for k, name in enumerate((*self.processes, "knock-on")):
-                these = torch.nonzero(process == k).squeeze(1)
-                if these.numel() == 0:
-                    continue
-                e_k = e_sel.index_select(0, these)
-                if name == "knock-on":
-                    loss[sel[these]] = sample_knock_on(e_k, self.v_catastrophic * e_k, generator)
-                else:
-                    loss[sel[these]] = sample_radiative(tables[name], e_k, generator) * e_k
-        return hit, loss.to(energy.dtype)
-
 
 
 def _on(table, device: torch.device):

@@ -7,8 +7,8 @@ inverting the tabulated CDF (node index in closed form from the u grid's
 construction, linear interpolation, geometric in the loss table's tail), the loss
 class picking the angle table, uniform azimuths; then with probability
 rate(E) rho L one catastrophic interaction (radiative process by its share of the
-rate, v by the reference's inverse CDF in ln v; knock-on electrons by rejection from
-1/T^2), as the reference draws them.  `sampler_arrays` packs the tables once per
+rate), drawn by the reference's own scalar code (`reference.kernel_physics`:
+`radiative_transfer`, `knock_on`).  `sampler_arrays` packs the tables once per
 geometry (float64 numpy arrays, `SamplerArrays`); `sample_step` is `jitable` scalar
 code for the CPU and CUDA kernels.  Units: GeV, cm, rad.
 """
@@ -21,11 +21,11 @@ from typing import NamedTuple
 import numpy as np
 
 from shipfastsim.plugins.fast_shield.tables import GRID_ANGLE, GRID_DISP, GRID_LOSS, LOSS_CLASS_EDGES, StepTables
-from shipfastsim.plugins.reference.cross_sections import MUON_MASS_GEV
-from shipfastsim.plugins.reference.energy_loss import max_energy_transfer
+from shipfastsim.plugins.reference.kernel_physics import knock_on, radiative_transfer
 from shipfastsim.transport.jit import jitable, uniform
 
-__all__ = ["SamplerArrays", "sampler_arrays", "sample_step", "DRAWS_PER_STEP"]
+__all__ = ["SamplerArrays", "sampler_arrays", "grid_arrays", "inverse_cdf", "catastrophic_loss", "sample_step",
+           "DRAWS_PER_STEP"]
 
 _CLASS_1, _CLASS_2, _CLASS_3 = LOSS_CLASS_EDGES
 #: Uniform numbers a step consumes before any catastrophic interaction (nodes 2, loss,
@@ -58,6 +58,20 @@ def _grid(n_lin: int, split: float, n_tail: int, tail_min: float) -> list[float]
             n_lin + n_tail + 1]
 
 
+def grid_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, 1/du, grid parameters) of the loss, angle and displacement tables' u grids
+    (`SamplerArrays.u`, ``inv_du``, ``grid``)."""
+    from shipfastsim.plugins.fast_shield.tables import U_ANGLE, U_DISP, U_LOSS
+
+    grids = [np.asarray(u, dtype=np.float64) for u in (U_LOSS, U_ANGLE, U_DISP)]
+    width = max(len(u) for u in grids)
+    u, inv_du = np.ones((3, width)), np.zeros((3, width))
+    for k, g in enumerate(grids):
+        u[k, :len(g)] = g
+        inv_du[k, :len(g) - 1] = 1.0 / np.diff(g)
+    return u, inv_du, np.array([_grid(*GRID_LOSS), _grid(*GRID_ANGLE), _grid(*GRID_DISP)])
+
+
 def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
     """`SamplerArrays` for the geometry materials ``materials`` ((name, density scale)
     per `GeometryLookup.materials` index) of densities ``density`` [g/cm3]."""
@@ -65,7 +79,7 @@ def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
 
     from shipfastsim.geometry import get_material
     from shipfastsim.plugins.fast_shield.catastrophic import CatastrophicLosses
-    from shipfastsim.plugins.fast_shield.tables import U_ANGLE, U_DISP, U_LOSS
+    from shipfastsim.plugins.fast_shield.tables import U_LOSS
 
     s = tables.settings
     loss = np.asarray(tables.loss, dtype=np.float64).reshape(-1)
@@ -73,13 +87,7 @@ def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
     node = np.arange(loss.size) % n_loss
     upper = np.roll(loss, -1)
     geometric = ((node >= GRID_LOSS[0]) & (node < n_loss - 1) & (loss > 0) & (upper > 0)).astype(np.float64)
-    grids = [np.asarray(u, dtype=np.float64) for u in (U_LOSS, U_ANGLE, U_DISP)]
-    width = max(len(u) for u in grids)
-    u = np.ones((3, width))
-    inv_du = np.zeros((3, width))
-    for k, g in enumerate(grids):
-        u[k, :len(g)] = g
-        inv_du[k, :len(g) - 1] = 1.0 / np.diff(g)
+    u, inv_du, grid = grid_arrays()
     n_p, n_l = len(s.p_nodes), len(s.l_nodes)
     nodes = [math.log(s.p_nodes[0]), (n_p - 1) / math.log(s.p_nodes[-1] / s.p_nodes[0]), n_p,
              math.log(s.l_nodes[0]), (n_l - 1) / math.log(s.l_nodes[-1] / s.l_nodes[0]), n_l,
@@ -93,16 +101,16 @@ def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
         cat_energy, cat_rate, rad_cdf, rad_log_v = found.kernel_arrays()
     return SamplerArrays(loss, np.log(np.maximum(loss, np.finfo(np.float64).tiny)), geometric,
                          np.asarray(tables.angle, dtype=np.float64).reshape(-1),
-                         np.asarray(tables.disp, dtype=np.float64).reshape(-1), u, inv_du,
-                         np.array([_grid(*GRID_LOSS), _grid(*GRID_ANGLE), _grid(*GRID_DISP)]),
+                         np.asarray(tables.disp, dtype=np.float64).reshape(-1), u, inv_du, grid,
                          np.array(nodes, dtype=np.float64), rows, np.ascontiguousarray(density, dtype=np.float64),
                          cat_energy, cat_rate, rad_cdf, rad_log_v)
 
 
 @jitable
-def _inverse_cdf(tab, which, values, row, r):
+def inverse_cdf(tab, which, values, row, r):
     """Tabulated inverse CDF ``which`` (0 loss, 1 angle, 2 disp) of table row ``row`` at r
-    (`sampler._InverseCdf`): (value, flat index of the lower node, interpolation weight)."""
+    (the node index in closed form from the grid's construction, `tables.u_grid`,
+    several times cheaper than a binary search): (value, flat index of the lower node, interpolation weight)."""
     n_lin, split, lin_scale, log_scale, log_tail0, n = tab.grid[which]
     if r < split:
         k = math.floor(r * lin_scale)
@@ -123,39 +131,31 @@ def _node(value, log0, inv_dlog, n, r):
 
 
 @jitable
-def _radiative(tab, material, process, energy, r_bin, r_v):
-    """Relative transfer v of a radiative process above the cut (`energy_loss.sample_radiative`)."""
+def catastrophic_loss(tab, material, energy, length, r_hit, key, counter):
+    """The loss [GeV] above ``v_catastrophic`` E over ``length`` [cm] at energy E [GeV]:
+    one interaction with probability rate(E) rho L (``r_hit`` uniform; a second one in
+    the same step, a fraction lambda / 2 of them, is not drawn), its process by its share
+    of the rate, its transfer as the reference draws it; returns (loss, next counter)."""
+    v_cat = tab.nodes[7]
     log_e0, inv_dlog_e, n_e = tab.cat_energy
-    pos = (min(max(math.log(energy), log_e0), log_e0 + (n_e - 1.0) / inv_dlog_e) - log_e0) * inv_dlog_e
-    i = int(min(max(math.floor(pos), 0.0), n_e - 2.0))
-    if r_bin < pos - i:
-        i += 1
-    cdf, log_v = tab.rad_cdf[material, process, i], tab.rad_log_v[material, process, i]
-    lo, hi = 1, cdf.shape[0] - 1
-    while lo < hi:  # first node with cdf >= r_v, at least 1
-        mid = (lo + hi) // 2
-        if cdf[mid] < r_v:
-            lo = mid + 1
-        else:
-            hi = mid
-    frac = min(max((r_v - cdf[lo - 1]) / max(cdf[lo] - cdf[lo - 1], 1e-300), 0.0), 1.0)
-    return math.exp(log_v[lo - 1] + frac * (log_v[lo] - log_v[lo - 1]))
-
-
-@jitable
-def _knock_on(energy, cut, key, counter):
-    """Knock-on kinetic energy [GeV] above ``cut`` (`energy_loss.sample_knock_on`): 1/T^2
-    accepted with the spin-1/2 bracket over its maximum; returns (T, next counter)."""
-    gamma = energy / MUON_MASS_GEV
-    beta2 = 1.0 - 1.0 / (gamma * gamma)
-    w = max(max_energy_transfer(gamma), cut * (1.0 + 1e-9))
-    top = 1.0 + w * w / (2.0 * energy * energy)
-    while True:
-        t = 1.0 / (1.0 / cut - uniform(key, counter) * (1.0 / cut - 1.0 / w))
-        accept = uniform(key, counter + 1)
-        counter += 2
-        if accept * top < 1.0 - beta2 * t / w + t * t / (2.0 * energy * energy):
-            return t, counter
+    f = min(max((math.log(energy) - log_e0) * inv_dlog_e, 0.0), n_e - 1.0 - 1e-3)
+    k = int(math.floor(f))
+    rates = tab.cat_rate[material]
+    w = f - k
+    total = rates[k, 4] + w * (rates[k + 1, 4] - rates[k, 4])
+    if r_hit >= total * length:
+        return 0.0, counter
+    choice = uniform(key, counter) * total
+    counter += 1
+    process = 0
+    cumulative = rates[k, 0] + w * (rates[k + 1, 0] - rates[k, 0])
+    while process < 3 and choice >= cumulative:
+        process += 1
+        cumulative += rates[k, process] + w * (rates[k + 1, process] - rates[k, process])
+    if process == 3:
+        return knock_on(energy, v_cat * energy, key, counter)
+    v = radiative_transfer(tab, material, process, energy, uniform(key, counter), uniform(key, counter + 1))
+    return v * energy, counter + 2
 
 
 @jitable
@@ -169,38 +169,19 @@ def sample_step(tab, material, p, energy, length, sigma, key, counter):
     j = _node(length, nodes[3], nodes[4], nodes[5], uniform(key, counter + 1))
     row = (tab.rows[material] * int(nodes[2]) + i) * int(nodes[5]) + j
     r_loss = uniform(key, counter + 2)
-    eps, base, w = _inverse_cdf(tab, 0, tab.loss, row, r_loss)
+    eps, base, w = inverse_cdf(tab, 0, tab.loss, row, r_loss)
     if tab.loss_geometric[base] > 0.0:
         eps = math.exp(tab.loss_log[base] + w * (tab.loss_log[base + 1] - tab.loss_log[base]))
     loss = eps * tab.density[material] * length
     klass = int(r_loss >= _CLASS_1) + int(r_loss >= _CLASS_2) + int(r_loss >= _CLASS_3)
-    theta = _inverse_cdf(tab, 1, tab.angle, row * int(nodes[6]) + klass, uniform(key, counter + 3))[0] * sigma
+    theta = inverse_cdf(tab, 1, tab.angle, row * int(nodes[6]) + klass, uniform(key, counter + 3))[0] * sigma
     phi = 2.0 * math.pi * uniform(key, counter + 4)
     tx, ty = theta * math.cos(phi), theta * math.sin(phi)
-    resid = _inverse_cdf(tab, 2, tab.disp, row, uniform(key, counter + 5))[0] * (length * sigma / math.sqrt(12.0))
+    resid = inverse_cdf(tab, 2, tab.disp, row, uniform(key, counter + 5))[0] * (length * sigma / math.sqrt(12.0))
     psi = 2.0 * math.pi * uniform(key, counter + 6)
     dx, dy = 0.5 * length * tx + resid * math.cos(psi), 0.5 * length * ty + resid * math.sin(psi)
     counter += DRAWS_PER_STEP
-    v_cat = nodes[7]
-    if v_cat > 0.0:
-        log_e0, inv_dlog_e, n_e = tab.cat_energy
-        f = min(max((math.log(energy) - log_e0) * inv_dlog_e, 0.0), n_e - 1.0 - 1e-3)
-        k = int(math.floor(f))
-        rates = tab.cat_rate[material]
-        w = f - k
-        if uniform(key, counter - 1) < (rates[k, 4] + w * (rates[k + 1, 4] - rates[k, 4])) * length:
-            choice = uniform(key, counter) * (rates[k, 4] + w * (rates[k + 1, 4] - rates[k, 4]))
-            counter += 1
-            process = 0
-            cumulative = rates[k, 0] + w * (rates[k + 1, 0] - rates[k, 0])
-            while process < 3 and choice >= cumulative:
-                process += 1
-                cumulative += rates[k, process] + w * (rates[k + 1, process] - rates[k, process])
-            if process == 3:
-                t, counter = _knock_on(energy, v_cat * energy, key, counter)
-                loss += t
-            else:
-                loss += _radiative(tab, material, process, energy, uniform(key, counter),
-                                   uniform(key, counter + 1)) * energy
-                counter += 2
+    if nodes[7] > 0.0:
+        extra, counter = catastrophic_loss(tab, material, energy, length, uniform(key, counter - 1), key, counter)
+        loss += extra
     return loss, tx, ty, dx, dy, counter

@@ -29,7 +29,7 @@ __all__ = ["FAST_STEPS", "FastTransport", "C_LIGHT", "fast_kernels"]
 
 #: The fast transport's step control (see module docstring).
 FAST_STEPS = StepSettings(dense_step=20.0, long_step=160.0, air_step=40.0, loss_fraction=0.1, max_bend=0.1,
-                          min_momentum=0.5, control="previous", dtype=torch.float64)
+                          min_momentum=0.5, control="previous")
 
 
 @functools.cache

@@ -1,23 +1,30 @@
-"""The reference transport: the shared stepping core with the detailed step physics.
+"""The reference transport: the compiled transport kernel with the detailed step physics.
 
-`ReferenceTransport` is `shipfastsim.transport.Transport` (helix, kick, step control,
-plane recording: one implementation for every transport) whose step sampler is
-`StepPhysics` (restricted Bethe ionisation with sampled knock-ons, bremsstrahlung,
-pair production and photonuclear losses, Highland core plus single-scattering tail).
+`ReferenceTransport` is `shipfastsim.transport.KernelTransport` (helix, kick, step
+control, geometry lookup, plane recording: one implementation for every transport)
+whose step sampler is `kernel_physics.reference_step` (restricted Bethe ionisation
+with sampled knock-ons, bremsstrahlung, pair production and photonuclear losses, the
+scattering core plus single-scattering tail; the per-energy inputs from `StepPhysics`).
 Its step control is the careful one: at most 10 cm in dense zones, 2e-2 rad of
 bending and 5 % of the energy per step, controlled from the material and field at
-each step's start; float64 on the CPU.  Units: cm, GeV, tesla.
+each step's start; float64, on the CPU (all threads) or a CUDA device.  Units: cm,
+GeV, tesla.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+import torch
 
 from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
 from shipfastsim.plugins.reference.physics import StepPhysics
-from shipfastsim.transport import STOP_REASONS, StepSettings, Transport, TransportResult
+from shipfastsim.transport import STOP_REASONS, StepSettings, TransportResult
+from shipfastsim.transport.kernel_transport import KernelTransport
 
-__all__ = ["PhysicsCuts", "REFERENCE_STEPS", "ReferenceTransport", "TransportResult", "STOP_REASONS"]
+__all__ = ["PhysicsCuts", "REFERENCE_STEPS", "ReferenceTransport", "TransportResult", "STOP_REASONS",
+           "reference_kernels"]
 
 #: The reference's step control (see module docstring).
 REFERENCE_STEPS = StepSettings(dense_step=10.0, air_step=50.0, loss_fraction=0.05, max_bend=0.02,
@@ -35,12 +42,23 @@ class PhysicsCuts:
     scattering_tail_factor: float = 2.5
 
 
-class ReferenceTransport(Transport):
-    """The stepping core with `StepPhysics` as its sampler, on the CPU in float64."""
+@functools.cache
+def reference_kernels():
+    """The kernel launchers with the detailed step physics (compiled once per process)."""
+    from shipfastsim.plugins.reference.kernel_physics import reference_step
+    from shipfastsim.transport.kernel import make_kernel
+
+    return make_kernel(reference_step)
+
+
+class ReferenceTransport(KernelTransport):
+    """The compiled kernel with the detailed physics of ``cuts`` (see module docstring)."""
 
     def __init__(self, geometry: ShieldGeometry, steps: StepSettings = REFERENCE_STEPS,
-                 cuts: PhysicsCuts = PhysicsCuts()):
+                 cuts: PhysicsCuts = PhysicsCuts(), device: torch.device | str = "cpu"):
+        from shipfastsim.plugins.reference.kernel_physics import reference_arrays
+
         materials = [(get_material(n), s) for n, s in GeometryLookup(geometry).materials]
-        physics = StepPhysics(materials, cuts.v_cut, cuts.delta_cut, cuts.scattering_tail_factor)
-        super().__init__(geometry, physics, steps, "cpu")
+        self.physics = StepPhysics(materials, cuts.v_cut, cuts.delta_cut, cuts.scattering_tail_factor)
+        super().__init__(geometry, reference_kernels(), reference_arrays(self.physics), steps, device)
         self.cuts = cuts

@@ -1,10 +1,12 @@
-"""The stepping core shared by every shield transport (`core`) and its mechanics (`mechanics`).
+"""Shield transport: one compiled stepping kernel for every transport.
 
-``Transport(geometry, sampler, settings, device).propagate(pos, mom, charge, planes,
-generator)`` moves a chunk of muons through the recording planes; the reference and
-the fast transport differ only in their ``sampler`` (detailed physics or tables).
+``KernelTransport(geometry, kernels, sampler_arrays, settings, device).propagate(pos,
+mom, charge, planes, generator)`` moves muons through a geometry; the kernel
+(`kernel.make_kernel`) takes the step sampler (fast-shield's tables, the reference's
+detailed physics) and runs the rest: step control, geometry lookup, helix, kick,
+plane recording (`core` says how a step goes).
 """
 
-from shipfastsim.transport.core import STOP_REASONS, StepSampler, StepSettings, Transport, TransportResult
+from shipfastsim.transport.core import STOP_REASONS, StepSettings, TransportResult
 
-__all__ = ["STOP_REASONS", "StepSampler", "StepSettings", "Transport", "TransportResult"]
+__all__ = ["STOP_REASONS", "StepSettings", "TransportResult"]

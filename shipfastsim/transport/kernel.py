@@ -1,11 +1,11 @@
 """The compiled transport kernel: each muon's whole path in one thread, CPU or CUDA.
 
-`make_kernel(sample_step)` compiles the stepping loop of `core.Transport` (step
-control, midpoint lookup, sampled loss and scattering, helix, kick, plane recording,
-stopping) as scalar code for one muon, around the step sampler it is given
-(``sample_step(tables, material, p, E, L, sigma, key, counter) -> (loss, tx, ty, dx,
-dy, counter)``: the step tables of fast-shield, or any other physics written the same
-way).  The muon's state stays in registers from its first step to its last: no
+`make_kernel(sample_step)` compiles the stepping loop (step control, midpoint
+lookup, sampled loss and scattering, helix, kick, plane recording, stopping) as
+scalar code for one muon, around the step sampler it is given (``sample_step(tables,
+material, p, E, L, sigma, key, counter) -> (loss, tx, ty, dx, dy, counter)``: the
+step tables of fast-shield, the reference's detailed physics, or any other physics
+written the same way).  The muon's state stays in registers from its first step to its last: no
 passes over arrays per step, no compaction of the live set.  Two launchers run it:
 
 * ``cpu``: ``numba.njit(parallel=True)``, muons spread over all threads (``prange``
@@ -17,7 +17,7 @@ Each muon's random numbers come from its own counter-based stream (`jit.uniform`
 so the output depends on the seed and the muons only, bit for bit, whatever the
 thread count or device.  Units: cm, GeV/c, tesla.
 
-Step, per muon (the rules of `core.Transport`, whose docstring explains them): length
+Step, per muon (the rules in `core`'s docstring): length
 from the dense/air step (the long step inside magnets as far as the lateral safety
 allows), shortened by the loss fraction, the bending limit and the segment's end; the
 material and field of its midpoint (and at its start with ``control="start"``); the
@@ -76,7 +76,7 @@ def _safe_reach(geo, seg, shift_x, shift_y, ux, uy, half, p, b, sx, sy, long_ste
     """Longest next step [cm] (up to ``long_step``) whose straight part and bending
     sagitta stay inside the lateral safeties (sx, sy) of this step's midpoint, less the
     sideways move since it (``shift``), the edges' taper and `LATERAL_MARGIN`
-    (`core.Transport._safe_reach`)."""
+    (`core.StepSettings`)."""
     curv = 0.5 * C_LIGHT * b / max(p, 1e-3)
     reach = min(_reach(sx, shift_x, ux, geo.taper[seg, 0], half, curv),
                 _reach(sy, shift_y, uy, geo.taper[seg, 1], half, curv))

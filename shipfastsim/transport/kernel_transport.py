@@ -1,7 +1,7 @@
 """`KernelTransport`: chunks of muons through a geometry with the compiled kernel.
 
-The same interface as `core.Transport` (``propagate(pos, mom, charge, planes,
-generator) -> TransportResult``), with the stepping of `kernel.make_kernel`: tensors
+``propagate(pos, mom, charge, planes, generator) -> TransportResult``, the interface
+of every transport (Geant4's too), with the stepping of `kernel.make_kernel`: tensors
 in, tensors out; the arithmetic is float64 on the CPU (all numba threads) or on a CUDA
 device.  The chunk's seed is one 63-bit integer drawn from the generator passed in;
 every muon's stream derives from it and from the muon's index in the chunk.
@@ -33,7 +33,7 @@ class KernelTransport:
         geometry: the shield geometry.
         kernels: the launchers of one step sampler.
         sampler_arrays: what the sampler reads (a tuple of numpy arrays).
-        settings: step control (`StepSettings`; its dtype is ignored: float64).
+        settings: step control (`StepSettings`; the arithmetic is float64).
         device: ``cpu`` or a CUDA device.
     """
 

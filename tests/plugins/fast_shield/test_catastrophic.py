@@ -1,16 +1,20 @@
-"""`CatastrophicLosses` and the reference physics without them, against the cross sections.
+"""The kernel's catastrophic losses and the reference physics without them, against the cross sections.
 
 The expected values are integrals of the cross sections above the cut (the fixture
 ``above_cut`` of conftest.py): the interaction rate and the mean loss."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from shipfastsim.geometry import get_material
-from shipfastsim.plugins.fast_shield.catastrophic import CatastrophicLosses
+from shipfastsim.plugins.fast_shield import DEFAULT_TABLES
+from shipfastsim.plugins.fast_shield.kernel_sampler import catastrophic_loss, sampler_arrays
+from shipfastsim.plugins.fast_shield.tables import load_tables
 from shipfastsim.plugins.reference.physics import StepPhysics
+from shipfastsim.transport.jit import muon_key, numba, uniform
 
 V_CAT = 0.05  # the shipped tables' TableSettings.v_catastrophic
 IRON = get_material("iron")
@@ -18,14 +22,24 @@ IRON = get_material("iron")
 
 @pytest.mark.parametrize("energy", [20.0, 300.0])
 def test_rate_and_mean_loss_are_the_cross_sections(energy, above_cut):
-    """10^6 steps of 40 cm of iron: the fraction that interacts is rate rho L (binomial,
-    4 sigma), the mean catastrophic loss E b rho L (4 sigma of its sample error)."""
+    """10^6 steps of 40 cm of iron (`kernel_sampler.catastrophic_loss`): the fraction that
+    interacts is rate rho L (binomial, 4 sigma), the mean catastrophic loss E b rho L (4
+    sigma of its sample error)."""
     n, length = 1_000_000, 40.0
-    losses = CatastrophicLosses([(IRON, 1.0)], V_CAT, torch.device("cpu"), torch.float32)
-    generator = torch.Generator().manual_seed(4)
-    e = torch.full((n,), energy)
-    hit, loss = losses.sample(torch.zeros(n, dtype=torch.int64), e, torch.full((n,), length),
-                              torch.rand(n, generator=generator), generator)
+    tables = load_tables(DEFAULT_TABLES)
+    assert tables.settings.v_catastrophic == V_CAT
+    arrays = sampler_arrays(tables, [("iron", 1.0)], np.array([IRON.density]))
+
+    @numba().njit
+    def draw(out, seed):
+        for i in range(out.shape[0]):
+            key = muon_key(seed, i)
+            out[i] = catastrophic_loss(arrays, 0, energy, length, uniform(key, 0), key, 1)[0]
+
+    drawn = np.empty(n)
+    draw(drawn, np.uint64(4))
+    loss = torch.from_numpy(drawn[drawn > 0])
+    hit = loss
     rate, fraction = above_cut(energy)
     expected = rate * IRON.density * length
     assert hit.numel() / n == pytest.approx(expected, abs=4 * math.sqrt(expected / n))

@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from shipfastsim.geometry import get_material
 from shipfastsim.plugins.fast_shield import DEFAULT_TABLES
@@ -123,22 +122,26 @@ def test_shipped_tables_reproduce_the_published_mean_loss(p, rel, above_cut):
 
 def test_top_node_keeps_the_samples_mean_square():
     """The angle table of a Gaussian core with a sparse a^-3 tail reaching 49 widths (Geant4's
-    single scattering): drawn as the sampler interpolates it (`sampler._InverseCdf`, 4 x 10^5
-    draws), its mean square is the samples' (within 2 %), where the top node at the largest
-    sample gives 9 % more."""
-    from shipfastsim.plugins.fast_shield.sampler import _InverseCdf
-    from shipfastsim.plugins.fast_shield.tables import GRID_ANGLE, U_ANGLE, match_second_moment
+    single scattering): drawn as the kernel's sampler interpolates it
+    (`kernel_sampler.inverse_cdf`, 2 x 10^5 draws), its mean square is the samples' (within
+    2 %), where the top node at the largest sample gives 9 % more."""
+    from types import SimpleNamespace
+
+    from shipfastsim.plugins.fast_shield.kernel_sampler import grid_arrays, inverse_cdf
+    from shipfastsim.plugins.fast_shield.tables import U_ANGLE, match_second_moment
 
     rng = np.random.default_rng(3)
     a = np.hypot(*rng.standard_normal((2, 10000)))
     a[:12] = 4.3 * (49.0 / 4.3) ** rng.random(12)  # a sparse tail between the last nodes
     raw = np.quantile(a, U_ANGLE)
     adjusted = match_second_moment(raw, U_ANGLE, float(np.mean(a**2)))
-    uniform = torch.rand(400_000, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    uniform = np.random.default_rng(4).random(200_000)
+    u, inv_du, grid = grid_arrays()
+    grids = SimpleNamespace(u=u, inv_du=inv_du, grid=grid)
 
     def mean_square(q):
-        inverse = _InverseCdf(torch.as_tensor(q[None]), GRID_ANGLE, torch.as_tensor(U_ANGLE))
-        return float((inverse(torch.zeros_like(uniform), uniform) ** 2).mean())
+        values = np.asarray(q, dtype=np.float64)
+        return float(np.mean([inverse_cdf(grids, 1, values, 0, r)[0] ** 2 for r in uniform]))
 
     target = float(np.mean(a**2))
     print(f"mean square: samples {target:.3f}, top node at the largest sample {mean_square(raw):.3f}, "
