@@ -58,11 +58,11 @@ class ReferenceArrays(NamedTuple):
 
 
 def reference_arrays(physics) -> ReferenceArrays:
-    """`ReferenceArrays` of a `physics.StepPhysics` (its materials, cuts and tables)."""
+    """`ReferenceArrays` of a `StepPhysics` (its materials, cuts and tables)."""
     import torch
 
     from shipfastsim.plugins.reference.energy_loss import ionisation_dedx, knock_on_rate
-    from shipfastsim.plugins.reference.physics import RADIATIVE_PROCESSES
+    from shipfastsim.plugins.reference.tables import RADIATIVE_PROCESSES
 
     log_e = physics.log_e.to(torch.float64)
     energy = log_e.exp()

@@ -22,11 +22,10 @@ import torch
 
 from shipfastsim.geometry.materials import Material
 from shipfastsim.plugins.reference.energy_loss import interpolate, ionisation_dedx
-from shipfastsim.plugins.reference.tables import ENERGY_GRID, ProcessTable, build_process_table
+from shipfastsim.plugins.reference.tables import ENERGY_GRID, RADIATIVE_PROCESSES, ProcessTable, build_process_table
 
 __all__ = ["StepPhysics", "StepSample", "RADIATIVE_PROCESSES", "PHYSICS_REVISION"]
 
-RADIATIVE_PROCESSES = ("brems", "pair", "photonuclear")
 _CACHE: dict[tuple[str, float], dict[str, ProcessTable]] = {}
 
 

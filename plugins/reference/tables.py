@@ -23,7 +23,7 @@ import torch
 from shipfastsim.geometry.materials import Material
 from shipfastsim.plugins.reference.cross_sections import PROCESSES, v_range
 
-__all__ = ["ProcessTable", "build_process_table", "ENERGY_GRID", "N_V"]
+__all__ = ["ProcessTable", "build_process_table", "ENERGY_GRID", "N_V", "RADIATIVE_PROCESSES"]
 
 #: Total-energy grid [GeV]: 30 points per decade from 0.2 GeV to 20 TeV.
 ENERGY_GRID = np.logspace(np.log10(0.2), np.log10(2.0e4), 151)
@@ -48,6 +48,10 @@ def _integrate(lv: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Cumulative trapezoid along the last axis (same shape, starts at 0)."""
     steps = 0.5 * (y[..., 1:] + y[..., :-1]) * np.diff(lv, axis=-1)
     return np.concatenate([np.zeros(y.shape[:-1] + (1,)), np.cumsum(steps, axis=-1)], axis=-1)
+
+
+#: The radiative processes, in the order of every per-process array.
+RADIATIVE_PROCESSES = ("brems", "pair", "photonuclear")
 
 
 def build_process_table(process: str, mat: Material, v_cut: float) -> ProcessTable:
