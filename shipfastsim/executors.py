@@ -9,8 +9,9 @@
 
 Each executor yields ``(chunk, result)`` of a picklable per-chunk task as chunks
 finish, in any order (`map_chunks`); for a production run (`run_chunks`) the result is
-the chunk's statistics and the runner assembles the output in chunk order.  Dask workers stage their chunks themselves, so
-a remote scheduler or batch jobs need the output directory on a shared filesystem.
+the chunk's statistics and the runner assembles the output in chunk order.  Dask
+workers stage their chunks themselves, so a remote scheduler or batch jobs need the
+output directory on a shared filesystem.
 A worker that dies mid-chunk (killed, pre-empted, out of its walltime) loses nothing:
 the scheduler reruns the chunk on another worker, and since chunk k depends only on
 (seed, k) and staging is an atomic rename, the rerun stages the same bytes once.
