@@ -1,0 +1,9 @@
+"""``shipfastsim train chain``: one command that retrains the chain of a shield for a truth.
+
+`sample` makes the transported training sample on dask workers, `steps` runs the steps
+(sample, the three trainings, the report) with a marker each so that a rerun resumes,
+`report` validates each model against held-out truth with the gates, `cli` is the
+command line.  Recipe and figures: docs/training_chain.md.
+"""
+
+__all__: list[str] = []
