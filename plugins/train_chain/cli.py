@@ -48,6 +48,15 @@ def settings_from_arguments(args: argparse.Namespace):
                          "geant4-shield, reference-shield)")
     if not Path(args.geometry).is_file():
         raise UsageError(f"--geometry {args.geometry}: no such file")
+    from shipfastsim.geometry import load_geometry
+
+    try:
+        geometry = load_geometry(args.geometry)
+    except ValueError as error:  # GeometryError, ConfigError: not a valid shield
+        raise UsageError(f"--geometry {args.geometry}: {error}") from None
+    if geometry.decay_vessel is None:
+        raise UsageError(f"--geometry {args.geometry}: {geometry.name} has no decay_vessel section, which the P1 "
+                         f"and P2 labels need")
     muons = DEFAULT_MUONS if args.muons is None else args.muons
     for name, value in (("--muons", muons), ("--copies", args.copies), ("--workers", args.workers),
                         ("--chunk", args.chunk)):
