@@ -77,3 +77,22 @@ def test_views_and_provenance(settings, two_workers, vessel_geometry):
     assert record["target_generator"]["model_digest"] == "sha256:" + hashlib.sha256(FLOW_WEIGHTS.read_bytes()
                                                                                     ).hexdigest()
     assert record["sample_seeds"] == [3]
+
+
+@pytest.mark.parametrize("truth", ["reference-shield", "geant4-shield"])
+def test_the_other_truths_make_the_same_sample_on_any_number_of_workers(truth, vessel_geometry):
+    """200 muons x 2 copies in two chunks: the sample of either worker count, and the truth's
+    record (Geant4: its version and the production cut in mm, the stage's 10 cm default)."""
+    settings = SampleSettings(geometry=str(vessel_geometry), truth=truth, muons=200, copies=2, seed=3, chunk=100)
+    one, two = make_sample(settings, workers=1), make_sample(settings, workers=2)
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name), err_msg=name)
+    assert 0 < (one.label >= 1).sum() < len(one.label)
+    record = one.meta["provenance"]["truth"]
+    assert record["propagator"] == truth
+    if truth == "geant4-shield":
+        from shipfastsim.plugins.geant4_shield.runtime import geant4_version
+
+        assert record["geant4_version"] == geant4_version() and record["production_cut_mm"] == 100.0
+    else:
+        assert record == {"propagator": "reference-shield"}
