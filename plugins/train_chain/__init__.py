@@ -3,7 +3,7 @@
 `sample` makes the transported training sample on dask workers, `steps` runs the steps
 (sample, the three trainings, the report) with a marker each so that a rerun resumes,
 `report` validates each model against held-out truth with the gates, `cli` is the
-command line.  Recipe and figures: docs/training_chain.md.
+command line.  Recipe and figures: docs/try2026.md (retraining the chain).
 """
 
 __all__: list[str] = []

@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only ``train chain`` takes."""
     from shipfastsim.plugins.train_chain.sample import GENERATORS, TRUTHS
 
-    parser.add_argument("--geometry", help="chain: shield geometry YAML the sample is transported through")
+    parser.add_argument("--geometry", help="chain: shield geometry YAML the sample is transported through; "
+                                           "nf-after-shield: the geometry whose decay vessel labels the validation "
+                                           "muons (default: TRY_2025, the bundled data's)")
     parser.add_argument("--truth", choices=TRUTHS, help="chain: the propagator that makes the training sample")
     parser.add_argument("--generator", choices=GENERATORS, default="flow-target",
                         help="chain: target-muon generator of the sample (bundled weights; default: %(default)s, "

@@ -44,7 +44,10 @@ def _gate(name: str, value: float, limit: float, passed: bool, detail: str = "")
 
 
 def fraction_pull(k_candidate: float, n_candidate: float, k_truth: float, n_truth: float) -> float:
-    """(candidate fraction - truth fraction) / their binomial standard error combined."""
+    """(candidate fraction - truth fraction) / their binomial standard error combined; NaN
+    (a failed gate) when either side is empty."""
+    if n_candidate <= 0 or n_truth <= 0:
+        return math.nan
     f, g = k_candidate / n_candidate, k_truth / n_truth
     variance = f * (1 - f) / n_candidate + g * (1 - g) / n_truth
     return (f - g) / math.sqrt(variance) if variance > 0 else (0.0 if f == g else math.inf)

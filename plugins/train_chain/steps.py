@@ -111,10 +111,14 @@ def _train_mlp_filter(settings: ChainSettings, sample_dir: Path, output: Path, p
     from shipfastsim.plugins.mlp_filter.cli import train_mlp_filter
 
     k = settings.knobs
-    train_mlp_filter(Namespace(input=[str(sample_dir / "labelled_muons.npz")], output=output,
-                               seed=settings.sample.seed, max_steps=k.filter_epochs, patience=None,
-                               max_minutes=k.max_minutes, batch_size=None, hidden=k.hidden, layers=k.layers,
-                               label="P1", quiet=not progress))
+    arguments = Namespace(input=[str(sample_dir / "labelled_muons.npz")], output=output, seed=settings.sample.seed,
+                          max_steps=k.filter_epochs, patience=None, max_minutes=k.max_minutes, batch_size=None,
+                          hidden=k.hidden, layers=k.layers, label="P1", quiet=not progress)
+    try:
+        train_mlp_filter(arguments)
+    except ValueError as error:  # too few P1 muons for the working point: the sample is too small
+        raise UsageError(f"mlp-filter cannot be trained on this sample: {error}; run the chain with more --muons "
+                         f"in another --output") from error
 
 
 #: Step 2: component -> trainer(settings, sample folder, output folder, progress), in this order.

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from shipfastsim.cli import main
-from shipfastsim.plugins.train_chain.steps import MARKER, STEPS
+from shipfastsim.errors import UsageError
+from shipfastsim.plugins.mlp_filter.labels import LabelledMuons, save_labelled
+from shipfastsim.plugins.train_chain.sample import SampleSettings
+from shipfastsim.plugins.train_chain.steps import MARKER, STEPS, TRAINERS, ChainSettings
 from tests.plugins.train_chain.conftest import chain_arguments
 
 
@@ -61,3 +67,14 @@ def test_missing_geometry_or_truth_is_a_usage_error(tmp_path, capsys):
                  "--geometry", str(tmp_path / "none.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_sample_too_small_for_the_filter_is_a_usage_error(tmp_path, vessel_geometry):
+    n = 200
+    p1 = np.arange(n) < 3  # three P1 muons: too few for any working point
+    state = np.tile(np.array([0, 0, 0, 0.1, 0.1, 50.0, 1.0], np.float32), (n, 1))
+    save_labelled(LabelledMuons(state, np.arange(n), {"shield_end": np.ones(n, bool), "P1": p1, "P2": p1},
+                                np.ones(n), {}), tmp_path / "labelled_muons.npz")
+    settings = ChainSettings(SampleSettings(geometry=str(vessel_geometry), truth="fast-shield"))
+    with pytest.raises(UsageError, match="more --muons"):
+        TRAINERS["mlp-filter"](settings, tmp_path, tmp_path / "filter", False)
