@@ -22,7 +22,7 @@ CHUNK = 10_000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only ``train chain`` takes."""
-    from shipfastsim.plugins.train_chain.sample import GENERATORS, TRUTHS
+    from shipfastsim.plugins.train_chain import GENERATORS, TRUTHS
 
     parser.add_argument("--geometry", help="chain: shield geometry YAML the sample is transported through; "
                                            "nf-after-shield: the geometry whose decay vessel labels the validation "

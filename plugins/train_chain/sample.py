@@ -31,21 +31,19 @@ import numpy as np
 import torch
 
 from shipfastsim.components import ChunkContext, Stage
+from shipfastsim.errors import UsageError
 from shipfastsim.executor_config import ExecutorConfig
 from shipfastsim.executors import map_chunks
 from shipfastsim.geometry import load_geometry
 from shipfastsim.geometry.decay_vessel import DecayVessel
 from shipfastsim.plugins.mlp_filter.labels import LabelledMuons
 from shipfastsim.plugins.nf_after_shield.data import TrainingData
+from shipfastsim.plugins.train_chain import GENERATORS, TRUTHS
 from shipfastsim.runner import apply_stage, stage_seed
 from shipfastsim.stage_params import make_stage
 
-__all__ = ["TRUTHS", "GENERATORS", "SampleSettings", "ChainSample", "TransportTask", "make_sample", "load_sample"]
+__all__ = ["SampleSettings", "ChainSample", "TransportTask", "make_sample", "load_sample"]
 
-#: Truth propagators the chain can learn from.
-TRUTHS = ("fast-shield", "reference-shield", "geant4-shield")
-#: Target generators (bundled weights) the sample can start from.
-GENERATORS = ("flow-target", "gan-target")
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,9 @@ class SampleSettings:
 
     def stages(self) -> tuple[Stage, Stage, Stage]:
         """The generator, phi-rotation and truth stages (validated parameters, defaults filled in)."""
+        if self.truth not in TRUTHS or self.generator not in GENERATORS:
+            raise UsageError(f"truth {self.truth!r}, generator {self.generator!r}: the chain takes a truth of "
+                             f"{', '.join(TRUTHS)} and a generator of {', '.join(GENERATORS)}")
         return (make_stage("generator", self.generator),
                 make_stage("augmenter", "phi-rotation", {"copies": self.copies}),
                 make_stage("propagator", self.truth, {"geometry": self.geometry}, plane="shield_end"))

@@ -96,3 +96,12 @@ def test_the_other_truths_make_the_same_sample_on_any_number_of_workers(truth, v
         assert record["geant4_version"] == geant4_version() and record["production_cut_mm"] == 100.0
     else:
         assert record == {"propagator": "reference-shield"}
+
+
+def test_a_truth_or_generator_the_chain_does_not_take_is_refused(vessel_geometry):
+    from shipfastsim.errors import UsageError
+
+    for change in ({"truth": "nf-after-shield"}, {"generator": "fairship-file"}):
+        settings = SampleSettings(**{"geometry": str(vessel_geometry), "truth": "fast-shield"} | change)
+        with pytest.raises(UsageError, match="the chain takes a truth of"):
+            make_sample(settings, workers=1)
