@@ -60,15 +60,6 @@ def test_a_rerun_with_other_arguments_is_refused_naming_them(resumed_chain, caps
     assert json.loads(recorded)["sample"]["muons"] == 3000
 
 
-def test_missing_geometry_or_truth_is_a_usage_error(tmp_path, capsys):
-    assert main(["train", "chain", "--output", str(tmp_path / "x"), "--truth", "fast-shield"]) == 2
-    assert "--geometry" in capsys.readouterr().err
-    assert main(["train", "chain", "--output", str(tmp_path / "x"), "--truth", "fast-shield",
-                 "--geometry", str(tmp_path / "none.yaml")]) == 2
-    assert "no such file" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
-
-
 def test_a_sample_too_small_for_the_filter_is_a_usage_error(tmp_path, vessel_geometry):
     n = 200
     p1 = np.arange(n) < 3  # three P1 muons: too few for any working point
