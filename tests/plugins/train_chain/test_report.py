@@ -92,3 +92,32 @@ def test_every_model_records_what_it_learnt_from(resumed_chain):
     assert sizes["mlp-filter"] == counts["copies"] == 3000 * 4
     assert sizes["nf-after-shield"] == counts["shield_end"]
     assert 0 < sizes["nf-decay-vessel"] < p1_rows  # its training and validation P1 rows, not the holdout's
+
+
+@pytest.mark.filterwarnings("ignore:generator 'nf-after-shield' does not know")  # flow-target's rate: unknown
+def test_the_chain_models_run_with_their_geometry_and_are_refused_with_another(resumed_chain, tmp_path):
+    """The trained pair as a production config's generator: `check` passes with the geometry
+    they learnt, a short run makes muons, and TRY_2025 in their place is refused naming both."""
+    import yaml
+
+    from shipfastsim.config import ConfigError, load_config
+    from shipfastsim.configs import GEOMETRY_DIR
+    from shipfastsim.runner import run_production
+
+    output, geometry = resumed_chain["output"], resumed_chain["geometry"]
+
+    def config(shield: str):
+        params = {"weights": str(output / "nf-after-shield" / "nf_after_shield.safetensors"),
+                  "p1_source": "nf-decay-vessel", "geometry": shield,
+                  "p1_weights": str(output / "nf-decay-vessel" / "nf_decay_vessel.safetensors")}
+        document = {"version": 1, "run": {"events": 400, "chunk_size": 200, "seed": 1,
+                                          "output": {"path": str(tmp_path / "out.root")}},
+                    "stages": [{"generator": "nf-after-shield", "params": params}]}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return load_config(path)
+
+    summary = run_production(config(str(geometry)), progress=False)
+    assert summary["muons_out"] == 400
+    with pytest.raises(ConfigError, match="TEST_SHORT.*TRY_2025|TRY_2025.*TEST_SHORT"):
+        config(str(GEOMETRY_DIR / "ship_try2025.yaml"))
