@@ -115,9 +115,10 @@ class TransportTask:
         label = torch.zeros(len(muons), dtype=torch.int64)
         entered = hits.reached[plane]
         label[entered] = DecayVessel.from_geometry(transport.geometry).labels(*hits.state[plane][entered].T).cpu()
-        end = hits.state["shield_end"][:, [0, 1, 3, 4, 5]].double().nan_to_num(0.0)
+        # float32 on disk: fast-shield transports in float32, and it halves the sample of the others
+        end = hits.state["shield_end"][:, [0, 1, 3, 4, 5]].float().nan_to_num(0.0)
         return {"target": torch.stack([muons.x, muons.y, muons.z, muons.px, muons.py, muons.pz, muons.charge],
-                                      1).double().numpy(),
+                                      1).float().numpy(),
                 "event_id": muons.event_id.numpy().astype(np.int64), "weight": muons.weight.double().numpy(),
                 "at_end": hits.reached["shield_end"].numpy(), "end": end.numpy(),
                 "label": label.numpy().astype(np.int8)}
@@ -125,9 +126,9 @@ class TransportTask:
 
 @dataclass
 class ChainSample:
-    """Every transported copy (see the module docstring): ``target`` [n, 7], ``event_id``,
+    """Every transported copy (see the module docstring): ``target`` [n, 7] (float32), ``event_id``,
     ``weight`` (the batch weight over its mean: ones for the bundled generators), ``at_end``,
-    ``end`` [n, 5] (x, y [cm], px, py, pz [GeV/c] at the shield end; 0 where not reached),
+    ``end`` [n, 5] (float32: x, y [cm], px, py, pz [GeV/c] at the shield end; 0 where not reached),
     ``label``; ``meta``: settings, provenance record, counts and seconds."""
 
     target: np.ndarray
@@ -146,7 +147,7 @@ class ChainSample:
     def training_data(self) -> TrainingData:
         """The flows' rows: every copy at the shield end (x, y, px, py, pz, charge), its label and muon."""
         rows = self.at_end
-        state = np.concatenate([self.end[rows], self.target[rows, 6:7]], 1)
+        state = np.concatenate([self.end[rows], self.target[rows, 6:7]], 1).astype(np.float64)
         weight = self.weight[rows] if np.ptp(self.weight) > 0 else None
         geometry = load_geometry(self.meta["settings"]["geometry"])
         return TrainingData(state, self.label[rows], len(self.label), self.meta["seconds"],
@@ -160,7 +161,7 @@ class ChainSample:
         meta = {"generator": settings["generator"], "generated": settings["muons"], "copies": settings["copies"],
                 "seed": settings["seed"], "chunk": settings["chunk"], "propagator": settings["truth"],
                 "geometry": Path(settings["geometry"]).name, "provenance": self.meta["provenance"]}
-        return LabelledMuons(self.target.astype(np.float32), self.event_id, labels, self.weight.copy(), meta)
+        return LabelledMuons(self.target.copy(), self.event_id, labels, self.weight.copy(), meta)
 
 
 def load_sample(path: str | Path) -> ChainSample:
