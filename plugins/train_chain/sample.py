@@ -42,7 +42,8 @@ from shipfastsim.plugins.train_chain import GENERATORS, TRUTHS
 from shipfastsim.runner import apply_stage, stage_seed
 from shipfastsim.stage_params import make_stage
 
-__all__ = ["SampleSettings", "ChainSample", "TransportTask", "make_sample", "load_sample"]
+__all__ = ["SampleSettings", "ChainSample", "TransportTask", "make_sample", "load_sample",
+           "sample_meta"]
 
 
 
@@ -169,6 +170,12 @@ def load_sample(path: str | Path) -> ChainSample:
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in ("target", "event_id", "weight", "at_end", "end", "label")}
         return ChainSample(meta=json.loads(data["meta"].tobytes().decode()), **arrays)
+
+
+def sample_meta(path: str | Path) -> dict:
+    """Only the ``meta`` of a saved sample (settings, provenance, counts), without its arrays."""
+    with np.load(path, allow_pickle=False) as data:
+        return json.loads(data["meta"].tobytes().decode())
 
 
 def _truth_record(stage: Stage) -> dict:

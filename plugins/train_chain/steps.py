@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shipfastsim.errors import UsageError
-from shipfastsim.plugins.train_chain.sample import SampleSettings, load_sample, make_sample
+from shipfastsim.plugins.train_chain.sample import SampleSettings, make_sample, sample_meta
 
 __all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "run_chain", "step_done"]
 
@@ -167,7 +167,7 @@ def run_chain(settings: ChainSettings, output: str | Path, workers: int = 2, pro
         if step == "sample":
             _sample_step(settings, directory, workers, progress)
         elif step == "report":
-            write_report(settings, output, load_sample(sample_dir / "sample.npz").meta, directory)
+            write_report(settings, output, sample_meta(sample_dir / "sample.npz"), directory)
         else:
             TRAINERS[step](settings, sample_dir, directory, progress)
         _mark(directory, step, time.perf_counter() - start)
