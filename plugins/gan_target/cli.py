@@ -91,14 +91,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "mlp-filter: labelled .npz files (default: label --muons gan-target muons)")
     parser.add_argument("--output", required=True, type=Path, help="directory for weights, config and checkpoint")
     parser.add_argument("--seed", type=int, default=2024, help="training seed")
-    parser.add_argument("--max-steps", type=int, help="maximum generator steps (default: TrainConfig)")
+    parser.add_argument("--max-steps", type=int,
+                        help="maximum generator steps (default: TrainConfig); chain: steps of both flows")
     parser.add_argument("--eval-every", type=int, help="generator steps between validations (default: TrainConfig)")
     parser.add_argument("--patience", type=int,
                         help="validations without improvement before stopping (default: TrainConfig)")
     parser.add_argument("--max-minutes", type=float, help="wall-clock safety limit [min] (default: TrainConfig)")
     parser.add_argument("--batch-size", type=int, help="muons per batch (default: TrainConfig)")
-    parser.add_argument("--hidden", type=int, help="generator hidden width (default: GanConfig)")
-    parser.add_argument("--layers", type=int, help="generator hidden layers (default: GanConfig)")
+    parser.add_argument("--hidden", type=int,
+                        help="generator hidden width (default: GanConfig); chain: of all three networks")
+    parser.add_argument("--layers", type=int,
+                        help="generator hidden layers (default: GanConfig); chain: of all three networks")
     parser.add_argument("--muons", type=int,
                         help="mlp-filter: gan-target muons to label with fast-shield (without --input; default "
                              "400000); chain: generated target muons of the sample (default 1500000)")
