@@ -6,7 +6,9 @@ which that model never trained or selected on:
 * ``nf-after-shield``: the fidelity rows its trainer computed on the holdout
   (`nf_after_shield.cli.validation_report`, kept in the model's JSON): P0 from the
   inclusive model, P1 and P2 from the model sampled at their latent sigma with its
-  weights; and the P1 and P2 fractions of the inclusive model against the holdout's;
+  weights, each with its floor (training truth against the holdout: what the holdout's
+  size allows) in the detail; and the P1 and P2 fractions of the inclusive model against
+  the holdout's;
 * ``nf-decay-vessel``: muons drawn from the trained generator (its `sample_output`),
   against the holdout P1 rows its trainer set aside (``holdout_decay_vessel.npz``), for
   P1 and, among them, P2 (`validate.fidelity`); and its P2 share against the holdout's;
@@ -67,8 +69,13 @@ def nf_after_shield_gates(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     gates = []
     for subset in ("P0", "P1", "P2"):
         rows = [r for r in report["fidelity"] if r["subset"] == subset and "floor" not in r["candidate"]]
+        floor = [r for r in report["fidelity"] if r["subset"] == subset and "floor" in r["candidate"]]
         if rows:  # the sigma_k sample (last) where the model has one, else the inclusive
-            gates += fidelity_gates(rows[-1])
+            found = fidelity_gates(rows[-1])
+            # The floor (training truth against the holdout) says what the holdout's size allows.
+            for gate, floor_gate in zip(found, fidelity_gates(floor[0]) if floor else [], strict=False):
+                gate["detail"] += f"; floor (training truth) {floor_gate['value']:.4g}"
+            gates += found
     holdout = report["holdout_rows_P0_P1_P2"]
     inclusive = {r["subset"]: r["inclusive_fraction"] for r in report["enrichment"] if r["sigma"] == 1.0}
     n = report["generated"]

@@ -71,6 +71,9 @@ def test_the_report_of_the_tiny_chain(resumed_chain):
     assert meta["validation"]["holdout_rows_P0_P1_P2"] == [int((holdout >= k).sum()) for k in range(3)]
     markdown = (output / "report" / "report.md").read_text()
     assert all(f"## {name}" in markdown for name in MODELS) and "| P1 GBT AUC |" in markdown
+    floors = {r["subset"]: r for r in meta["validation"]["fidelity"] if "floor" in r["candidate"]}
+    auc = next(g for g in report["models"]["nf-after-shield"]["gates"] if g["gate"] == "P1 GBT AUC")
+    assert auc["detail"].endswith(f"floor (training truth) {floors['P1']['gbt_auc']:.4g}")
 
 
 def test_every_model_records_what_it_learnt_from(resumed_chain):
