@@ -7,9 +7,11 @@
   N worker processes in batch jobs submitted through dask-jobqueue, ``processes``
   workers and ``cores`` cores per job (CERN batch is HTCondor; many HPC sites SLURM).
 
-Each executor yields ``(chunk, stats)`` as chunks finish, in any order; the runner
-assembles the output in chunk order.  Dask workers stage their chunks themselves, so
-a remote scheduler or batch jobs need the output directory on a shared filesystem.
+Each executor yields ``(chunk, result)`` of a picklable per-chunk task as chunks
+finish, in any order (`map_chunks`); for a production run (`run_chunks`) the result is
+the chunk's statistics and the runner assembles the output in chunk order.  Dask
+workers stage their chunks themselves, so a remote scheduler or batch jobs need the
+output directory on a shared filesystem.
 A worker that dies mid-chunk (killed, pre-empted, out of its walltime) loses nothing:
 the scheduler reruns the chunk on another worker, and since chunk k depends only on
 (seed, k) and staging is an atomic rename, the rerun stages the same bytes once.
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipfastsim.chunks import ChunkPlan, run_chunk
@@ -28,7 +31,7 @@ from shipfastsim.executor_config import BATCH_CLUSTERS, INSTALL_HINT, ExecutorCo
 if TYPE_CHECKING:
     from shipfastsim.registry import ComponentRegistry
 
-__all__ = ["run_chunks", "serial_chunks", "dask_chunks", "make_batch_cluster"]
+__all__ = ["run_chunks", "map_chunks", "serial_chunks", "dask_chunks", "make_batch_cluster"]
 
 def make_batch_cluster(executor: ExecutorConfig) -> Any:
     """The dask-jobqueue cluster of a batch ``run.executor`` (not yet scaled: nothing
@@ -64,37 +67,43 @@ def make_batch_cluster(executor: ExecutorConfig) -> Any:
     return cls(**options)
 
 
-def _keyed_chunk(plan: ChunkPlan, chunk: int, registry: ComponentRegistry) -> tuple[int, dict[str, Any]]:
-    return chunk, run_chunk(plan, chunk, registry)
+@dataclass(frozen=True)
+class _PlanTask:
+    """A production run's chunk task: make chunk k of ``plan`` and stage it (picklable)."""
+
+    plan: ChunkPlan
+    registry: ComponentRegistry
+
+    def __call__(self, chunk: int) -> dict[str, Any]:
+        return run_chunk(self.plan, chunk, self.registry)
 
 
-#: Per worker process, the plan of each run it works for, by run token.  A plan travels
-#: with every task and unpickles with empty stage caches (`Stage.cache` is never
+#: Per worker process, the task of each run it works for, by run token.  A task travels
+#: with every submission and unpickles with empty stage caches (`Stage.cache` is never
 #: pickled); the first copy is kept so that loaded models and transports are built
 #: once per worker, not once per chunk.
-_WORKER_PLANS: dict[str, ChunkPlan] = {}
+_WORKER_TASKS: dict[str, Callable[[int], Any]] = {}
 
 
-def _worker_chunk(token: str, plan: ChunkPlan, chunk: int, registry: ComponentRegistry
-                  ) -> tuple[int, dict[str, Any]]:
-    kept = _WORKER_PLANS.get(token)
+def _worker_chunk(token: str, task: Callable[[int], Any], chunk: int) -> tuple[int, Any]:
+    kept = _WORKER_TASKS.get(token)
     if kept is None:
-        if len(_WORKER_PLANS) >= 4:  # a long-lived worker of a shared scheduler: forget old runs
-            _WORKER_PLANS.pop(next(iter(_WORKER_PLANS)), None)
-        kept = _WORKER_PLANS.setdefault(token, plan)
-    return _keyed_chunk(kept, chunk, registry)
+        if len(_WORKER_TASKS) >= 4:  # a long-lived worker of a shared scheduler: forget old runs
+            _WORKER_TASKS.pop(next(iter(_WORKER_TASKS)), None)
+        kept = _WORKER_TASKS.setdefault(token, task)
+    return chunk, kept(chunk)
 
 
-def serial_chunks(plan: ChunkPlan, todo: list[int], registry: ComponentRegistry
-                  ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Make the chunks ``todo`` one after the other in this process."""
+def serial_chunks(task: Callable[[int], Any], todo: list[int]) -> Iterator[tuple[int, Any]]:
+    """``(chunk, task(chunk))`` for the chunks ``todo``, one after the other in this process."""
     for chunk in todo:
-        yield _keyed_chunk(plan, chunk, registry)
+        yield chunk, task(chunk)
 
 
-def dask_chunks(executor: ExecutorConfig, plan: ChunkPlan, todo: list[int], registry: ComponentRegistry
-                ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Make the chunks ``todo`` on dask workers, about two in flight per worker."""
+def dask_chunks(executor: ExecutorConfig, task: Callable[[int], Any], todo: list[int]
+                ) -> Iterator[tuple[int, Any]]:
+    """``(chunk, task(chunk))`` for the chunks ``todo`` on dask workers, about two in flight
+    per worker, as they finish.  ``task`` must be picklable, and its result too."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as error:
@@ -127,22 +136,30 @@ def dask_chunks(executor: ExecutorConfig, plan: ChunkPlan, todo: list[int], regi
                 chunk = next(pending, None)
                 if chunk is None:
                     return
-                futures.add(client.submit(_worker_chunk, token, plan, chunk, registry, pure=False))
+                futures.add(client.submit(_worker_chunk, token, task, chunk, pure=False))
 
         top_up()
         for future in futures:
-            chunk, stats = future.result()
+            chunk, result = future.result()
             top_up()
-            yield chunk, stats
+            yield chunk, result
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
+def map_chunks(executor: ExecutorConfig, task: Callable[[int], Any], todo: list[int]
+               ) -> Iterator[tuple[int, Any]]:
+    """``(chunk, task(chunk))`` for every chunk in ``todo``, as they finish, on ``executor``:
+    any per-chunk work whose chunk k depends on k alone (``shipfastsim train chain``'s
+    transport as well as a production's chunks)."""
+    if executor.type == "dask":
+        return dask_chunks(executor, task, todo)
+    return serial_chunks(task, todo)
+
+
 def run_chunks(executor: ExecutorConfig, plan: ChunkPlan, todo: list[int], registry: ComponentRegistry
                ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(chunk, stats)`` of every chunk in ``todo``, as they finish, on ``executor``."""
-    if executor.type == "dask":
-        return dask_chunks(executor, plan, todo, registry)
-    return serial_chunks(plan, todo, registry)
+    """``(chunk, stats)`` of every chunk of a production run in ``todo``, as they finish, on ``executor``."""
+    return map_chunks(executor, _PlanTask(plan, registry), todo)

@@ -1,7 +1,9 @@
 """``shipfastsim train COMPONENT``: train a neural component from FairShip muon files.
 
 Trainers are looked up in `TRAINERS` (component name -> function(args) -> int), so a
-later component adds its own entry; ``gan-target`` is the first.
+later component adds its own entry; ``gan-target`` is the first.  ``chain`` retrains
+nf-after-shield, nf-decay-vessel and mlp-filter for a geometry and a truth
+(`shipfastsim.plugins.train_chain`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ def _train_flow_target(args: argparse.Namespace) -> int:
 TRAINERS["flow-target"] = _train_flow_target
 
 
+def _train_chain(args: argparse.Namespace) -> int:
+    from shipfastsim.plugins.train_chain.cli import train_chain
+
+    return train_chain(args)
+
+
+TRAINERS["chain"] = _train_chain
+
+
 def _run(args: argparse.Namespace) -> int:
     return TRAINERS[args.component](args)
 
@@ -80,17 +91,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "mlp-filter: labelled .npz files (default: label --muons gan-target muons)")
     parser.add_argument("--output", required=True, type=Path, help="directory for weights, config and checkpoint")
     parser.add_argument("--seed", type=int, default=2024, help="training seed")
-    parser.add_argument("--max-steps", type=int, help="maximum generator steps (default: TrainConfig)")
+    parser.add_argument("--max-steps", type=int,
+                        help="maximum generator steps (default: TrainConfig); chain: steps of both flows")
     parser.add_argument("--eval-every", type=int, help="generator steps between validations (default: TrainConfig)")
     parser.add_argument("--patience", type=int,
                         help="validations without improvement before stopping (default: TrainConfig)")
     parser.add_argument("--max-minutes", type=float, help="wall-clock safety limit [min] (default: TrainConfig)")
     parser.add_argument("--batch-size", type=int, help="muons per batch (default: TrainConfig)")
-    parser.add_argument("--hidden", type=int, help="generator hidden width (default: GanConfig)")
-    parser.add_argument("--layers", type=int, help="generator hidden layers (default: GanConfig)")
-    parser.add_argument("--muons", type=int, default=400000,
-                        help="mlp-filter: gan-target muons to label with fast-shield (without --input)")
-    parser.add_argument("--copies", type=int, default=10, help="mlp-filter: phi-rotated copies of each labelled muon")
+    parser.add_argument("--hidden", type=int,
+                        help="generator hidden width (default: GanConfig); chain: of all three networks")
+    parser.add_argument("--layers", type=int,
+                        help="generator hidden layers (default: GanConfig); chain: of all three networks")
+    parser.add_argument("--muons", type=int,
+                        help="mlp-filter: gan-target muons to label with fast-shield (without --input; default "
+                             "400000); chain: generated target muons of the sample (default 1500000)")
+    parser.add_argument("--copies", type=int, default=10,
+                        help="mlp-filter, chain: phi-rotated copies of each target muon")
     parser.add_argument("--label", choices=("P1", "P2", "shield_end"), default="P1",
                         help="mlp-filter: what counts as dangerous (P1: enters the decay-vessel aperture)")
     parser.add_argument("--target-muons", type=int,
@@ -104,4 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "the model records muons_per_pot = sum(w) / POT, so runs of it write per-spill weights")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from shipfastsim.plugins.train_chain.cli import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(func=_run)

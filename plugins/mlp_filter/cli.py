@@ -62,7 +62,8 @@ def train_mlp_filter(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"labelled .npz files not found: {missing}")
         sample = concat_labelled([load_labelled(f) for f in args.input])
     else:
-        sample = label_target_muons(args.muons, copies=args.copies, seed=args.seed, progress=not args.quiet)
+        muons = 400_000 if args.muons is None else args.muons
+        sample = label_target_muons(muons, copies=args.copies, seed=args.seed, progress=not args.quiet)
         save_labelled(sample, output / "labelled_muons.npz")
     overrides = {"epochs": args.max_steps, "patience": args.patience, "max_minutes": args.max_minutes,
                  "batch_size": args.batch_size, "hidden": args.hidden, "layers": args.layers}

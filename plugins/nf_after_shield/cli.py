@@ -24,11 +24,13 @@ DEFAULT_TARGET_MUONS = 1_500_000
 
 
 def validation_report(flow, data, n_generate: int | None = None, seed: int = 0, plot=None,
-                      sigmas: tuple[float, float, float] | None = None, max_rows: int = 400_000) -> dict:
+                      sigmas: tuple[float, float, float] | None = None, max_rows: int = 400_000,
+                      geometry: str | Path | None = None) -> dict:
     """Fidelity rows (per subset: inclusive and sigma_k candidates, and the floor) and the enrichment
     table; ``n_generate`` muons per sigma (default: 4 per holdout row, at most 2 M, so that the
     inclusive model's P1 outnumbers the holdout's); at most ``max_rows`` random rows a side enter
-    a fidelity row (P0: the boosted trees' time); ``plot``: a PNG path."""
+    a fidelity row (P0: the boosted trees' time); ``plot``: a PNG path; ``geometry``: the YAML whose
+    decay vessel labels the generated muons (default TRY_2025, the bundled model's)."""
     import numpy as np
 
     from shipfastsim.geometry import load_geometry
@@ -37,7 +39,7 @@ def validation_report(flow, data, n_generate: int | None = None, seed: int = 0, 
     from shipfastsim.plugins.nf_after_shield.data import split_indices
     from shipfastsim.plugins.nf_after_shield.validate import enrichment_table, fidelity, generate, plot_subsets
 
-    vessel = DecayVessel.from_geometry(load_geometry(DEFAULT_GEOMETRY))
+    vessel = DecayVessel.from_geometry(load_geometry(geometry or DEFAULT_GEOMETRY))
     split = split_indices(data.groups())
     holdout, train = split["holdout"], split["train"]
     truth, truth_label = data.state[holdout], data.label[holdout]
@@ -105,13 +107,15 @@ def train_nf_after_shield(args: argparse.Namespace) -> int:
     from shipfastsim.plugins.nf_after_shield import DANGEROUS_SIGMAS
 
     # sampled at the latent sigmas that enrich P1 and P2 (see the model module docstring)
+    # the geometry the data was transported through labels the generated muons (``train chain --geometry``)
+    geometry = getattr(args, "geometry", None)
     report = validation_report(result.flow, data, plot=output / "nf_after_shield_subsets.png",
-                               sigmas=(1.0, *DANGEROUS_SIGMAS))
+                               sigmas=(1.0, *DANGEROUS_SIGMAS), geometry=geometry)
     path = write_model(result, data, config, output, {"validation": report, "dangerous_sigmas": DANGEROUS_SIGMAS})
     _print_report("nf-after-shield", report)
     if getattr(args, "peer", False):
         peer = train_flow(data, config, progress=not args.quiet, peer=True)
-        peer_report = validation_report(peer.flow, data, sigmas=(1.0, *DANGEROUS_SIGMAS))
+        peer_report = validation_report(peer.flow, data, sigmas=(1.0, *DANGEROUS_SIGMAS), geometry=geometry)
         (output / "zuko_peer_report.json").write_text(json.dumps(peer_report, indent=1, default=float) + "\n")
         _print_report(f"zuko RealNVP peer ({peer.flow.parameter_count()} parameters)", peer_report)
     print(f"nf-after-shield: best validation loss {result.best_loss:.4f} at step {result.best_step}; "

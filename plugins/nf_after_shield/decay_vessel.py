@@ -165,7 +165,8 @@ def generate(stage: Stage, n_muons: int, context: ChunkContext) -> MuonBatch:
 def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int = 48_000, seed: int = 2026,
                        hidden: int = 48, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
                        p2_context: bool = True, p2_emphasis: float = 0.0, mirror_y: bool = True,
-                       every_row: bool = True) -> Path:
+                       every_row: bool = True, geometry: str | Path = DEFAULT_GEOMETRY, batch_size: int = 2048,
+                       eval_every: int = 250, max_minutes: float = 150.0, progress: bool = True) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
@@ -177,7 +178,9 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     py odd) and on every row the inner split does not validate on (``every_row``: its
     holdout rows are not the files' holdout, so they train too).  ``p2_emphasis`` adds that
     weight times the mean likelihood of a batch of P2 rows to the loss (tried; not the
-    bundled recipe)."""
+    bundled recipe).  ``geometry``: the YAML whose decay vessel the files' labels come from
+    (TRY_2025 for the bundled model); ``batch_size``, ``eval_every`` (steps between
+    validations), ``max_minutes`` (wall-clock limit) size the training."""
     from dataclasses import asdict
 
     import numpy as np
@@ -188,7 +191,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     from shipfastsim.plugins.nf_after_shield.model import FlowConfig, save_flow
     from shipfastsim.plugins.nf_after_shield.train import TrainConfig, train_flow, training_provenance
 
-    vessel = DecayVessel.from_geometry(load_geometry(DEFAULT_GEOMETRY))
+    vessel = DecayVessel.from_geometry(load_geometry(geometry))
     states, labels, groups, holdout, recipes, provenances = [], [], [], [], [], []
     shield_end = target = p1 = 0
     for k, path in enumerate(files):
@@ -212,13 +215,14 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
                          "conditioned on the P2 flag: set p2_context")
     # With the flag a condition, extra weight on the P2 rows leaves both conditional optima
     # where they were and gives the P2 density more of the network (sigmas 1: no structured latent).
-    config = TrainConfig(seed=seed, steps=steps, batch_size=2048, subset_batch=1024 if p2_emphasis else 64,
-                         lambdas=(0.0, p2_emphasis), eval_every=250, max_minutes=150.0, mirror_y=mirror_y,
+    config = TrainConfig(seed=seed, steps=steps, batch_size=batch_size, subset_batch=1024 if p2_emphasis else 64,
+                         lambdas=(0.0, p2_emphasis), eval_every=eval_every, max_minutes=max_minutes,
+                         mirror_y=mirror_y,
                          train_on_holdout_split=every_row,
                          flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers, bins=bins,
                                          contexts=2 if p2_context else 1,
                                          sigmas=(1.0, 1.0, 1.0) if p2_emphasis else FlowConfig.sigmas))
-    result = train_flow(data, config, progress=True)
+    result = train_flow(data, config, progress=progress)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(output / HOLDOUT.name, state=np.concatenate([h[0] for h in holdout]).astype(np.float32),

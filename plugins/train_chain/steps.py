@@ -1,0 +1,174 @@
+"""The steps of ``shipfastsim train chain`` in DIR, each kept with a marker, so a rerun resumes.
+
+1. ``sample``: the transported training sample (`sample.make_sample`), written as
+   ``sample/sample.npz`` with the flows' ``training_data.npz`` and the filter's
+   ``labelled_muons.npz`` made from it;
+2. ``nf-after-shield``, ``nf-decay-vessel``, ``mlp-filter``: each trained on the sample by
+   its own trainer (`TRAINERS`), in a folder of its name (weights, JSON with provenance);
+3. ``report``: each model against held-out truth with the gates (`report`), ``report.json``
+   and ``report.md``.
+
+A step is done when its folder holds ``done.json`` (written last, by an atomic rename);
+a rerun skips the steps that are done and redoes an unfinished one from the start.  The
+arguments are recorded in ``DIR/chain.json`` at the first run; a rerun whose arguments
+differ is refused, naming each difference.  ``workers`` is not recorded: the sample is the
+same for any number of workers, so a resumed run may use another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipfastsim.errors import UsageError
+from shipfastsim.plugins.train_chain.sample import SampleSettings, make_sample, sample_meta
+
+__all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "run_chain", "step_done"]
+
+MARKER = "done.json"
+ARGUMENTS = "chain.json"
+
+
+@dataclass(frozen=True)
+class TrainingKnobs:
+    """Sizes of the three trainings (None: each trainer's own default): ``flow_steps`` of
+    both flows, ``filter_epochs`` of the filter, ``hidden`` width and ``layers`` of all three
+    networks, the flows' ``batch_size``, ``eval_every`` (flow steps between validations) and
+    the wall-clock limit ``max_minutes`` of each training."""
+
+    flow_steps: int | None = None
+    filter_epochs: int | None = None
+    hidden: int | None = None
+    layers: int | None = None
+    batch_size: int | None = None
+    eval_every: int | None = None
+    max_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    """Everything a chain's result depends on (recorded in ``chain.json``)."""
+
+    sample: SampleSettings
+    knobs: TrainingKnobs = field(default_factory=TrainingKnobs)
+
+    def record(self) -> dict[str, Any]:
+        return {"sample": asdict(self.sample), "training": asdict(self.knobs)}
+
+
+def step_done(directory: Path) -> bool:
+    """Whether a step's folder holds its marker."""
+    return (directory / MARKER).is_file()
+
+
+def _mark(directory: Path, step: str, seconds: float) -> None:
+    temporary = directory / (MARKER + ".partial")
+    temporary.write_text(json.dumps({"step": step, "seconds": seconds, "finished": time.time()}) + "\n")
+    os.replace(temporary, directory / MARKER)
+
+
+def _sample_step(settings: ChainSettings, directory: Path, workers: int, progress: bool) -> None:
+    from shipfastsim.plugins.mlp_filter.labels import save_labelled
+
+    sample = make_sample(settings.sample, workers, progress)
+    sample.save(directory / "sample.npz")
+    sample.training_data().save(directory / "training_data.npz")
+    save_labelled(sample.labelled(), directory / "labelled_muons.npz")
+
+
+def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Path, progress: bool) -> None:
+    from argparse import Namespace
+
+    from shipfastsim.plugins.nf_after_shield.cli import train_nf_after_shield
+
+    k = settings.knobs
+    train_nf_after_shield(Namespace(input=[str(sample_dir / "training_data.npz")], output=output,
+                                    seed=settings.sample.seed, max_steps=k.flow_steps, eval_every=k.eval_every,
+                                    max_minutes=k.max_minutes, batch_size=k.batch_size, hidden=k.hidden,
+                                    layers=k.layers, quiet=not progress, peer=False,
+                                    geometry=settings.sample.geometry))
+
+
+def _train_nf_decay_vessel(settings: ChainSettings, sample_dir: Path, output: Path, progress: bool) -> None:
+    from shipfastsim.plugins.nf_after_shield.decay_vessel import train_decay_vessel
+
+    k = settings.knobs
+    sizes = {"steps": k.flow_steps, "hidden": k.hidden, "layers": k.layers, "batch_size": k.batch_size,
+             "eval_every": k.eval_every, "max_minutes": k.max_minutes}
+    train_decay_vessel([sample_dir / "training_data.npz"], output, seed=settings.sample.seed,
+                       geometry=settings.sample.geometry, progress=progress,
+                       **{name: value for name, value in sizes.items() if value is not None})
+
+
+def _train_mlp_filter(settings: ChainSettings, sample_dir: Path, output: Path, progress: bool) -> None:
+    from argparse import Namespace
+
+    from shipfastsim.plugins.mlp_filter.cli import train_mlp_filter
+
+    k = settings.knobs
+    arguments = Namespace(input=[str(sample_dir / "labelled_muons.npz")], output=output, seed=settings.sample.seed,
+                          max_steps=k.filter_epochs, patience=None, max_minutes=k.max_minutes, batch_size=None,
+                          hidden=k.hidden, layers=k.layers, label="P1", quiet=not progress)
+    try:
+        train_mlp_filter(arguments)
+    except ValueError as error:  # too few P1 muons for the working point: the sample is too small
+        raise UsageError(f"mlp-filter cannot be trained on this sample: {error}; run the chain with more --muons "
+                         f"in another --output") from error
+
+
+#: Step 2: component -> trainer(settings, sample folder, output folder, progress), in this order.
+TRAINERS: dict[str, Callable[[ChainSettings, Path, Path, bool], None]] = {
+    "nf-after-shield": _train_nf_after_shield, "nf-decay-vessel": _train_nf_decay_vessel,
+    "mlp-filter": _train_mlp_filter}
+#: Every step's folder name in DIR, in order.
+STEPS = ("sample", *TRAINERS, "report")
+
+
+def _check_arguments(settings: ChainSettings, output: Path) -> None:
+    """Record the arguments at the first run; refuse a rerun whose arguments differ."""
+    path = output / ARGUMENTS
+    current = settings.record()
+    if not path.is_file():
+        output.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(current, indent=1) + "\n")
+        return
+    recorded = json.loads(path.read_text())
+    differences = [f"{name} {current[group].get(name)!r} (recorded {value!r})"
+                   for group in ("sample", "training") for name, value in recorded.get(group, {}).items()
+                   if current[group].get(name) != value]
+    if differences:
+        raise UsageError(f"{output} holds a chain made with other arguments: {'; '.join(differences)}; give the "
+                         f"recorded ones to resume it, or another --output")
+
+
+def run_chain(settings: ChainSettings, output: str | Path, workers: int = 2, progress: bool = True
+              ) -> dict[str, Any]:
+    """Run (or resume) the chain in ``output``; return the report (see the module docstring)."""
+    from shipfastsim.plugins.train_chain.report import write_report
+
+    output = Path(output)
+    _check_arguments(settings, output)
+    sample_dir = output / "sample"
+    for step in STEPS:
+        directory = output / step
+        if step_done(directory):
+            if progress:
+                print(f"train chain: {step} done before, kept", flush=True)
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        if progress:
+            print(f"train chain: {step}", flush=True)
+        if step == "sample":
+            _sample_step(settings, directory, workers, progress)
+        elif step == "report":
+            write_report(settings, output, sample_meta(sample_dir / "sample.npz"), directory)
+        else:
+            TRAINERS[step](settings, sample_dir, directory, progress)
+        _mark(directory, step, time.perf_counter() - start)
+    return json.loads((output / "report" / "report.json").read_text())

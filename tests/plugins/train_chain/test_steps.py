@@ -1,0 +1,71 @@
+"""The steps of ``train chain``: markers, resuming after an interruption, refusing other arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shipfastsim.cli import main
+from shipfastsim.errors import UsageError
+from shipfastsim.plugins.mlp_filter.labels import LabelledMuons, save_labelled
+from shipfastsim.plugins.train_chain.sample import SampleSettings
+from shipfastsim.plugins.train_chain.steps import MARKER, STEPS, TRAINERS, ChainSettings
+from tests.plugins.train_chain.conftest import chain_arguments
+
+
+def test_an_interrupted_chain_resumes_without_redoing_finished_steps(resumed_chain):
+    output = resumed_chain["output"]
+    # the first run made the sample and nf-after-shield, then stopped in nf-decay-vessel
+    assert resumed_chain["first_calls"] == {"sample": 1, "nf-after-shield": 1}
+    before = resumed_chain["times_after_first"]
+    assert (output / "sample" / MARKER).relative_to(output) in before
+    assert Path("nf-decay-vessel") / MARKER not in before
+    # the rerun did only what was left
+    assert resumed_chain["second_calls"] == {"nf-decay-vessel": 1, "mlp-filter": 1}
+    for name in ("sample/sample.npz", "sample/training_data.npz", "sample/labelled_muons.npz",
+                 "nf-after-shield/nf_after_shield.safetensors"):
+        path = output / name
+        assert path.stat().st_mtime_ns == before[path.relative_to(output)], f"{name} was made again"
+    assert all((output / step / MARKER).is_file() for step in STEPS)
+
+
+def test_a_finished_chain_reruns_nothing(resumed_chain, monkeypatch, capsys):
+    from shipfastsim.plugins.train_chain import steps
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished step ran again")
+
+    monkeypatch.setattr(steps, "make_sample", refuse)
+    for name in steps.TRAINERS:
+        monkeypatch.setitem(steps.TRAINERS, name, refuse)
+    report = resumed_chain["output"] / "report" / "report.json"
+    written = report.stat().st_mtime_ns
+    assert main(chain_arguments(resumed_chain["geometry"], resumed_chain["output"])) == 0
+    assert report.stat().st_mtime_ns == written
+    assert "report:" in capsys.readouterr().out
+
+
+def test_a_rerun_with_other_arguments_is_refused_naming_them(resumed_chain, capsys):
+    output = resumed_chain["output"]
+    recorded = (output / "chain.json").read_text()
+    status = main(chain_arguments(resumed_chain["geometry"], output, **{"--muons": "4000", "--max-steps": "41"}))
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "muons 4000 (recorded 3000)" in error and "flow_steps 41 (recorded 40)" in error
+    assert "copies" not in error  # only what differs is named
+    assert (output / "chain.json").read_text() == recorded
+    assert json.loads(recorded)["sample"]["muons"] == 3000
+
+
+def test_a_sample_too_small_for_the_filter_is_a_usage_error(tmp_path, vessel_geometry):
+    n = 200
+    p1 = np.arange(n) < 3  # three P1 muons: too few for any working point
+    state = np.tile(np.array([0, 0, 0, 0.1, 0.1, 50.0, 1.0], np.float32), (n, 1))
+    save_labelled(LabelledMuons(state, np.arange(n), {"shield_end": np.ones(n, bool), "P1": p1, "P2": p1},
+                                np.ones(n), {}), tmp_path / "labelled_muons.npz")
+    settings = ChainSettings(SampleSettings(geometry=str(vessel_geometry), truth="fast-shield"))
+    with pytest.raises(UsageError, match="more --muons"):
+        TRAINERS["mlp-filter"](settings, tmp_path, tmp_path / "filter", False)
