@@ -2,9 +2,9 @@
 
 The fast counterpart of the reference propagator: same geometry YAML, same field
 model, recording planes and stopping conditions, but the energy loss and scattering
-of each step come from inverse-CDF tables built once from the reference physics
-(`tables`), and a whole chunk moves as torch tensor operations on ``stage.device``
-(`stepper`).  ``shipfastsim tables build`` (`cli`) rebuilds the tables.
+of each step come from inverse-CDF tables built once from Geant4's or the reference's
+steps (`tables`), and each muon moves in one thread of the compiled transport kernel
+on the CPU or a CUDA ``stage.device`` (`stepper`).  ``shipfastsim tables build`` (`cli`) rebuilds the tables.
 
 Units: cm, GeV/c, tesla; FairShip's frame.
 """

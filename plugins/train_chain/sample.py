@@ -116,7 +116,7 @@ class TransportTask:
         label = torch.zeros(len(muons), dtype=torch.int64)
         entered = hits.reached[plane]
         label[entered] = DecayVessel.from_geometry(transport.geometry).labels(*hits.state[plane][entered].T).cpu()
-        # float32 on disk: fast-shield transports in float32, and it halves the sample of the others
+        # float32 on disk: ample for training (7 significant digits), and it halves the sample
         end = hits.state["shield_end"][:, [0, 1, 3, 4, 5]].float().nan_to_num(0.0)
         return {"target": torch.stack([muons.x, muons.y, muons.z, muons.px, muons.py, muons.pz, muons.charge],
                                       1).float().numpy(),
