@@ -37,7 +37,7 @@ from shipfastsim.transport.jit import jitable, muon_key, numba
 from shipfastsim.transport.mechanics import helix_step, kick_step, rough_dedx, scattering_sigma
 from shipfastsim.units import C_LIGHT, MUON_MASS
 
-__all__ = ["KernelSettings", "Kernels", "make_kernel", "LATERAL_MARGIN", "MAX_STEPS", "STEP_LIMIT"]
+__all__ = ["KernelSettings", "Kernels", "make_kernel", "source_digest", "LATERAL_MARGIN", "MAX_STEPS", "STEP_LIMIT"]
 
 #: cm added to the lateral reach of a long step (the scattering kick's displacement).
 LATERAL_MARGIN = 1.0
@@ -83,8 +83,31 @@ def _safe_reach(geo, seg, shift_x, shift_y, ux, uy, half, p, b, sx, sy, long_ste
     return min(reach, long_step)
 
 
+def source_digest(sample_step) -> str:
+    """Hash of every source file the kernel of ``sample_step`` may compile: the transport
+    package, the geometry lookup, the units, and the package of the sampler with the
+    reference's physics (which fast-shield's sampler calls).  numba's on-disk cache sees
+    only the launcher's own file; this digest, compiled into the launcher, makes any
+    change in those files a different kernel, so a stale compiled kernel never loads."""
+    import hashlib
+    import inspect
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    files = sorted(here.glob("*.py")) + [here.parent / "geometry" / "kernel.py", here.parent / "units.py"]
+    sampler_dir = Path(inspect.getsourcefile(sample_step)).resolve().parent
+    files += sorted(sampler_dir.glob("*.py")) + sorted((sampler_dir.parent / "reference").glob("*.py"))
+    digest = hashlib.sha256()
+    for path in dict.fromkeys(files):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def make_kernel(sample_step):
-    """`Kernels` for the step sampler ``sample_step`` (a `jitable` function)."""
+    """`Kernels` for the step sampler ``sample_step`` (a `jitable` function).  The CPU
+    launcher is cached on disk by numba (``cache=True``: the next process loads it in
+    about a second instead of compiling for 7-15 s), keyed by `source_digest`."""
 
     @jitable
     def transport_muon(i, muons, seed, geo, tab, mats, planes, world, s, out_state, out_reached, out_reason,
@@ -174,10 +197,13 @@ def make_kernel(sample_step):
                 return
 
     prange = numba().prange
+    digest = source_digest(sample_step)
 
-    @numba().njit(parallel=True, error_model="numpy", _nrt=False)
+    @numba().njit(parallel=True, error_model="numpy", _nrt=False, cache=True)
     def run_cpu(muons, seed, geo, tab, mats, planes, world, s, out_state, out_reached, out_reason, out_steps,
                 trace):
+        if len(digest) == 0:  # never: the digest only keys numba's cache to the sources
+            return
         for i in prange(muons.shape[0]):
             transport_muon(i, muons, seed, geo, tab, mats, planes, world, s, out_state, out_reached, out_reason,
                            out_steps, trace)

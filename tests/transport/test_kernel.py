@@ -84,3 +84,23 @@ def test_cuda_device_gives_the_cpu_output():
     assert torch.equal(runs[0].stop_reason, runs[1].stop_reason.cpu())
     torch.testing.assert_close(runs[1].state["shield_end"].cpu().nan_to_num(),
                                runs[0].state["shield_end"].nan_to_num(), rtol=1e-9, atol=1e-6)
+
+
+def test_the_cache_key_covers_the_kernels_sources(monkeypatch):
+    """numba's disk cache sees only the launcher's file: `source_digest`, compiled into the
+    launcher, must change with any source the kernel inlines (here the helix's module and
+    the fast-shield sampler's), and differ between samplers."""
+    from pathlib import Path
+
+    from shipfastsim.plugins.fast_shield.kernel_sampler import sample_step
+    from shipfastsim.plugins.reference.kernel_physics import reference_step
+    from shipfastsim.transport.kernel import source_digest
+
+    fast = source_digest(sample_step)
+    assert fast != source_digest(reference_step)
+    read = Path.read_bytes
+    for edited in ("mechanics.py", "kernel_sampler.py", "kernel_physics.py", "kernel.py"):
+        monkeypatch.setattr(Path, "read_bytes", lambda self, e=edited: read(self) + (b"#" if self.name == e else b""))
+        assert source_digest(sample_step) != fast, edited
+    monkeypatch.setattr(Path, "read_bytes", read)
+    assert source_digest(sample_step) == fast
