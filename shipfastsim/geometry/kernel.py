@@ -150,10 +150,24 @@ def _sign(v):
 
 
 @jitable
+def _box_walls(geo, seg, x, y):
+    """Distances [cm] in x and in y from (x, y) to the nearest wall of any box of segment
+    ``seg`` (cavern sections, blocks, target), whether or not it contains the point."""
+    wall_x = wall_y = 1e9
+    for k in range(geo.box_count[seg]):
+        box = geo.boxes[seg, k]
+        wall_x = min(wall_x, abs(x - box[0]), abs(x - box[1]))
+        wall_y = min(wall_y, abs(y - box[2]), abs(y - box[3]))
+    return wall_x, wall_y
+
+
+@jitable
 def query_point(geo, x, y, z, seg):
     """At (x, y, z) [cm] in segment ``seg``: material index, field (Bx, By, Bz) [T],
     magnet part (`part_code`), magnet index (-1 outside magnet iron) and the lateral
-    safeties (sx, sy) [cm] of `SegmentGeometry.query` (0 outside a magnet's envelope)."""
+    safeties (sx, sy) [cm] of `SegmentGeometry.query`: inside a magnet's outer envelope
+    the distances to its nearest edges; beside or above it (no field map) the distance
+    to the envelope and to the boxes' walls; 0 outside magnets' z ranges."""
     material = geo.ints[0]
     for k in range(geo.box_count[seg]):
         box = geo.boxes[seg, k]
@@ -182,6 +196,12 @@ def query_point(geo, x, y, z, seg):
             if mid > 0.0:
                 sx = min(sx, abs(ax - mid))
             sy = 0.0 if dy <= ay <= dy + dyy else min(abs(ay - dy), abs(ay - (dy + dyy)))
+        elif not geo.ints[2]:  # beside or above the magnet, where (no field map) there is no field
+            wall_x, wall_y = _box_walls(geo, seg, x, y)
+            if ax > x_ret + ret_w:  # the gap in x to the envelope keeps any move in y clear of it
+                sx, sy = min(ax - (x_ret + ret_w), wall_x), wall_y
+            else:
+                sx, sy = wall_x, min(ay - (dy + dyy), wall_y)
     if geo.ints[2]:
         bx, by, bz = field_map_value(geo.map_grid, geo.map_frame, geo.ints[3], x, y, z)
     return material, bx, by, bz, part, index, sx, sy

@@ -44,10 +44,11 @@ class StepSettings:
     ``long_step`` (None: off) is the longest step inside a magnet's z range: there a
     muon steps as far as its straight path, widened by its bending sagitta, the taper
     of the magnet's edges and `kernel.LATERAL_MARGIN`, cannot reach a lateral edge of
-    the magnet's cross-section or leave its outer envelope (the safeties of
-    `geometry.kernel.query_point` at the previous midpoint, `kernel._safe_reach`), up
-    to ``long_step``: inside that reach material and field are uniform, and a longer
-    step is as exact.  Never shorter than ``dense_step`` for it: near the edges the
+    the magnet's cross-section or, beside or above the magnet (no field there unless a
+    field map gives one), its outer envelope or a wall of the cavern and blocks (the
+    safeties of `geometry.kernel.query_point` at the previous midpoint,
+    `kernel._safe_reach`), up to ``long_step``: inside that reach material and field
+    are uniform, and a longer step is as exact.  Never shorter than ``dense_step`` for it: near the edges the
     step stays ``dense_step``."""
 
     dense_step: float = 10.0

@@ -199,7 +199,6 @@ def make_kernel(sample_step):
     prange = numba().prange
     digest = source_digest(sample_step)
 
-    @numba().njit(parallel=True, error_model="numpy", _nrt=False, cache=True)
     def run_cpu(muons, seed, geo, tab, mats, planes, world, s, out_state, out_reached, out_reason, out_steps,
                 trace):
         if len(digest) == 0:  # never: the digest only keys numba's cache to the sources
@@ -207,6 +206,12 @@ def make_kernel(sample_step):
         for i in prange(muons.shape[0]):
             transport_muon(i, muons, seed, geo, tab, mats, planes, world, s, out_state, out_reached, out_reason,
                            out_steps, trace)
+
+    # numba names its cache files after the function: one name per sampler, so that a
+    # process loads only its own sampler's index (whose entries import that sampler's
+    # module), never another's, e.g. a plugin's that is no longer installed.
+    run_cpu.__qualname__ = f"run_cpu__{sample_step.__module__}.{sample_step.__name__}".replace(".", "_")
+    run_cpu = numba().njit(parallel=True, error_model="numpy", _nrt=False, cache=True)(run_cpu)
 
     return Kernels(transport_muon, run_cpu)
 

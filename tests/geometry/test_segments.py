@@ -50,14 +50,25 @@ def test_lateral_safety_by_hand_at_the_in_face_of_magn1():
     *_, sx, sy = table.query(x, y, torch.full_like(x, 0.5 * (m.z_start + geometry.magnets[0].z_end)),
                              with_safety=True)
     assert (sx == 0).all() and (sy == 0).all()
-    # Beyond the return yoke or above the top yoke (cavern air, the walls of other
-    # volumes not seen): no safety either, however far the magnet's edges are.
+    # Beyond the return yoke or above the top yoke (cavern air, no field): the distance
+    # to the magnet's envelope across the gap, and to the nearest wall of the boxes of
+    # that z (cavern sections, blocks) along the other axis, and along the gap's too if
+    # nearer; the last point is inside the envelope, in the yoke band.
     outside = [(x_edges[2] + 20.0, 10.0), (-30.0, dy_top + 15.0), (x_edges[2] - 0.5, dy_top - 0.5)]
     x = torch.tensor([p[0] for p in outside], dtype=torch.float64)
     y = torch.tensor([p[1] for p in outside], dtype=torch.float64)
     *_, sx, sy = table.query(x, y, torch.full_like(x, m.z_start), with_safety=True)
-    assert sx.tolist() == pytest.approx([0.0, 0.0, 0.5], abs=1e-9)
-    assert sy.tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)  # the last point is in the yoke band
+    boxes = [b for b in (*geometry.cavern_sections, *geometry.blocks) if b.z_start <= m.z_start < b.z_end]
+    assert boxes, "the magnet sits in the cavern"
+
+    def walls(px, py):
+        return (min(min(abs(px - b.x_min), abs(px - b.x_max)) for b in boxes),
+                min(min(abs(py - b.y_min), abs(py - b.y_max)) for b in boxes))
+
+    (wx0, wy0), (wx1, wy1) = walls(*outside[0]), walls(*outside[1])
+    assert sx.tolist() == pytest.approx([min(20.0, wx0), wx1, 0.5], abs=1e-9)
+    assert sy.tolist() == pytest.approx([wy0, min(15.0, wy1), 0.0], abs=1e-9)
+    assert sx[0] == pytest.approx(20.0) and sy[1] == pytest.approx(15.0)  # the walls are farther here
 
 
 def test_taper_of_magn4_by_hand():
