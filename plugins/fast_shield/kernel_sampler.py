@@ -1,7 +1,6 @@
 """The step sampler of the compiled kernel: `StepTables` (and the catastrophic losses) per muon.
 
-The draws are those of `sampler.TableSampler` and `catastrophic.CatastrophicLosses`,
-one muon at a time: momentum and step-length nodes picked at random between their two
+One muon at a time: momentum and step-length nodes picked at random between their two
 neighbours (linear weights in log p and log L), one uniform number per quantity
 inverting the tabulated CDF (node index in closed form from the u grid's
 construction, linear interpolation, geometric in the loss table's tail), the loss
@@ -75,10 +74,8 @@ def grid_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
     """`SamplerArrays` for the geometry materials ``materials`` ((name, density scale)
     per `GeometryLookup.materials` index) of densities ``density`` [g/cm3]."""
-    import torch
-
     from shipfastsim.geometry import get_material
-    from shipfastsim.plugins.fast_shield.catastrophic import CatastrophicLosses
+    from shipfastsim.plugins.fast_shield.catastrophic import catastrophic_arrays
     from shipfastsim.plugins.fast_shield.tables import U_LOSS
 
     s = tables.settings
@@ -96,9 +93,8 @@ def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
     cat_energy, cat_rate = np.zeros(3), np.zeros((len(materials), 2, 5))
     rad_cdf = rad_log_v = np.zeros((len(materials), 3, 2, 2))
     if s.v_catastrophic is not None:
-        found = CatastrophicLosses([(get_material(n), k) for n, k in materials], s.v_catastrophic,
-                                   torch.device("cpu"), torch.float64)
-        cat_energy, cat_rate, rad_cdf, rad_log_v = found.kernel_arrays()
+        cat_energy, cat_rate, rad_cdf, rad_log_v = catastrophic_arrays(
+            [(get_material(n), k) for n, k in materials], s.v_catastrophic)
     return SamplerArrays(loss, np.log(np.maximum(loss, np.finfo(np.float64).tiny)), geometric,
                          np.asarray(tables.angle, dtype=np.float64).reshape(-1),
                          np.asarray(tables.disp, dtype=np.float64).reshape(-1), u, inv_du, grid,

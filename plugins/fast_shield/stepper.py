@@ -19,7 +19,7 @@ import functools
 
 import torch
 
-from shipfastsim.geometry import GeometryLookup, ShieldGeometry
+from shipfastsim.geometry import ShieldGeometry
 from shipfastsim.plugins.fast_shield.tables import StepTables
 from shipfastsim.transport import StepSettings
 from shipfastsim.transport.kernel_transport import KernelTransport
@@ -48,7 +48,6 @@ class FastTransport(KernelTransport):
                  device: torch.device | str = "cpu"):
         from shipfastsim.plugins.fast_shield.kernel_sampler import sampler_arrays
 
-        lookup = GeometryLookup(geometry)
         super().__init__(geometry, fast_kernels(), None, settings, device)
         self.tables = tables
-        self.sampler_arrays = sampler_arrays(tables, lookup.materials, self.density)
+        self.sampler_arrays = sampler_arrays(tables, self.lookup.materials, self.density)

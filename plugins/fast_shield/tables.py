@@ -21,7 +21,7 @@ samples: `match_sample_mean`.
 
 The reference is sampled without the losses above ``v_catastrophic`` of E (radiative
 and knock-on, `StepPhysics(v_max=...)`): those the sampler draws from the cross
-sections (`catastrophic.CatastrophicLosses`): on the quantile grid they would fill its
+sections (`catastrophic.catastrophic_arrays`): on the quantile grid they would fill its
 sparse tail, whose last 1e-4 rests on a handful of samples and caps a step's loss.
 
 Storing normalised values lets the stepper rescale to the muon's actual p, L and
@@ -83,7 +83,7 @@ class TableSettings:
     v_cut: float = 0.01
     delta_cut: float = 0.01
     # Radiative losses above this fraction of E are left out of the tables and drawn by
-    # the sampler from the cross sections (`catastrophic.CatastrophicLosses`); None: in.
+    # the sampler from the cross sections (`catastrophic.catastrophic_arrays`); None: in.
     v_catastrophic: float | None = 0.05
     scattering_tail_factor: float = 2.5
     min_momentum: float = 0.5

@@ -3,7 +3,7 @@
 Recipe (`make_training_data`), the default production chain (configs/default.yaml):
 ``n_target`` muons from the bundled ``flow-target`` generator, ``copies`` (10) copies of
 each rotated about the beam axis by independent uniform angles (``phi-rotation``),
-transported by ``fast-shield`` (committed tables, TRY_2025, ``compile: true``) through the
+transported by ``fast-shield`` (committed tables, TRY_2025) through the
 ``shield_end`` and ``decay_vessel`` recording planes in one pass.  The stages are called
 through their plugin hooks, as a production run calls them.  Every muon that reaches
 ``shield_end`` is a row (x, y, px, py, pz, charge at the shield end) with its target
@@ -83,9 +83,12 @@ def load_training_data(path: str | Path) -> TrainingData:
 _WORKER: dict = {}
 
 
-def _start_worker(compile_step: bool) -> None:
-    """Per process: one torch thread, the hooks' stages and the (compiled) transport."""
+def _start_worker() -> None:
+    """Per process: one torch and one transport-kernel thread, the hooks' stages and the transport."""
+    from shipfastsim.transport.jit import numba
+
     torch.set_num_threads(1)
+    numba().set_num_threads(1)  # the pool's processes are the parallelism
     from shipfastsim.components import Stage
     from shipfastsim.geometry.decay_vessel import DecayVessel
     from shipfastsim.plugins.fast_shield import make_transport
@@ -94,7 +97,7 @@ def _start_worker(compile_step: bool) -> None:
     from shipfastsim.registry import get_registry
 
     cpu = torch.device("cpu")
-    transport = make_transport({"compile": compile_step})
+    transport = make_transport({})
     _WORKER.update(hook=get_registry().hook, transport=transport, vessel=DecayVessel.from_geometry(transport.geometry),
                    generator=Stage(kind="generator", component="flow-target", params=FLOW.defaults(), device=cpu),
                    phi=Stage(kind="augmenter", component="phi-rotation", params=PHI.defaults() | {"copies": COPIES},
@@ -123,7 +126,7 @@ def _chunk(seed: int, index: int, first: int, n: int) -> tuple[np.ndarray, np.nd
 
 
 def make_training_data(n_target: int, seed: int = 12, chunk: int = 20_000, workers: int = 2,
-                       compile_step: bool = True, progress: bool = False) -> TrainingData:
+                       progress: bool = False) -> TrainingData:
     """Transport ``n_target`` flow-target muons x `COPIES` phi rotations with fast-shield (module docstring)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
@@ -133,10 +136,10 @@ def make_training_data(n_target: int, seed: int = 12, chunk: int = 20_000, worke
     with contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                                           initializer=_start_worker, initargs=(compile_step,)))
+                                                           initializer=_start_worker))
             results = pool.map(_chunk, *zip(*jobs, strict=True))
-        else:  # in this process (its torch thread count is set to 1 as in a worker)
-            _start_worker(compile_step)
+        else:  # in this process (its thread counts are set to 1 as in a worker)
+            _start_worker()
             results = (_chunk(*job) for job in jobs)
         for k, part in enumerate(results):
             parts.append(part)
@@ -153,8 +156,8 @@ def make_training_data(n_target: int, seed: int = 12, chunk: int = 20_000, worke
     # what _start_worker transports with: fast-shield's defaults and the bundled flow-target
     provenance = sample_record(DEFAULT_GEOMETRY, truth_record("fast-shield", DEFAULT_TABLES),
                                target_record("flow-target", FLOW_WEIGHTS), [seed])
-    recipe = (f"flow-target (bundled) x {COPIES} phi-rotation -> fast-shield (committed tables, ship_try2025.yaml, "
-              f"compile {compile_step}) to shield_end and decay_vessel; labels by DecayVessel.labels; seed {seed}")
+    recipe = (f"flow-target (bundled) x {COPIES} phi-rotation -> fast-shield (committed tables, ship_try2025.yaml) "
+              f"to shield_end and decay_vessel; labels by DecayVessel.labels; seed {seed}")
     return TrainingData(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                         n_target * COPIES, time.perf_counter() - start,
                         load_geometry(DEFAULT_GEOMETRY).plane("shield_end").z,

@@ -88,6 +88,15 @@ class StepPhysics:
         return (ionisation_dedx(E, mat, self.delta_cut) + E * b) * mat.density * scale
 
     # ---- sampling ----------------------------------------------------------------------
+    def kernel_arrays(self):
+        """The per-energy inputs of the scalar physics (`kernel_physics.ReferenceArrays`),
+        built on first use."""
+        if self._arrays is None:
+            from shipfastsim.plugins.reference.kernel_physics import reference_arrays
+
+            self._arrays = reference_arrays(self)
+        return self._arrays
+
     def sample_step(self, material_index: torch.Tensor, p: torch.Tensor, L: torch.Tensor,
                     generator: torch.Generator) -> StepSample:
         """Sample the step of every muon (see module docstring): the transport kernel's
@@ -99,11 +108,10 @@ class StepPhysics:
             p: momentum [GeV]; L: step length [cm] (>= 0).
             generator: torch random stream (the only randomness used).
         """
-        from shipfastsim.plugins.reference.kernel_physics import reference_arrays, sample_steps
+        from shipfastsim.plugins.reference.kernel_physics import sample_steps
 
-        if self._arrays is None:
-            self._arrays = reference_arrays(self)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-        out = torch.from_numpy(sample_steps(self._arrays, material_index.cpu().numpy(), p.detach().cpu().double()
-                                            .numpy(), L.detach().cpu().double().numpy(), seed)).to(p.device)
+        momentum, length = (t.detach().cpu().double().numpy() for t in (p, L))
+        out = torch.from_numpy(sample_steps(self.kernel_arrays(), material_index.cpu().numpy(), momentum, length,
+                                            seed)).to(p.device)
         return StepSample(*(out[:, k].to(p.dtype) for k in range(5)), out[:, 5].to(torch.int64))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from shipfastsim.geometry import GeometryLookup, ShieldGeometry, get_material
+from shipfastsim.geometry import ShieldGeometry
 from shipfastsim.plugins.reference.physics import StepPhysics
 from shipfastsim.transport import STOP_REASONS, StepSettings, TransportResult
 from shipfastsim.transport.kernel_transport import KernelTransport
@@ -56,9 +56,7 @@ class ReferenceTransport(KernelTransport):
 
     def __init__(self, geometry: ShieldGeometry, steps: StepSettings = REFERENCE_STEPS,
                  cuts: PhysicsCuts = PhysicsCuts(), device: torch.device | str = "cpu"):
-        from shipfastsim.plugins.reference.kernel_physics import reference_arrays
-
-        materials = [(get_material(n), s) for n, s in GeometryLookup(geometry).materials]
-        self.physics = StepPhysics(materials, cuts.v_cut, cuts.delta_cut, cuts.scattering_tail_factor)
-        super().__init__(geometry, reference_kernels(), reference_arrays(self.physics), steps, device)
+        super().__init__(geometry, reference_kernels(), None, steps, device)
+        self.physics = StepPhysics(self.geometry_materials, cuts.v_cut, cuts.delta_cut, cuts.scattering_tail_factor)
+        self.sampler_arrays = self.physics.kernel_arrays()
         self.cuts = cuts

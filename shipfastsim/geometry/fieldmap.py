@@ -22,7 +22,7 @@ of the geometry YAML's ``shield.field`` (``map``, ``map_z_offset``, ``map_symmet
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,7 @@ class FieldMap:
     offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
     symmetric: bool = True
     source: str | None = None
+    _kernel_grid: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def to(self, device, dtype) -> FieldMap:
         """The same map with its grid on ``device`` in ``dtype``."""
@@ -63,9 +64,11 @@ class FieldMap:
         """(Bx, By, Bz) [T] at global positions [cm], as ``ShipBFieldMap::Field``."""
         from shipfastsim.geometry.kernel import field_map_points
 
-        frame = np.array([*self.lower, *self.step, *self.offset], dtype=np.float64)
+        if self._kernel_grid is None:  # converted once: Geant4 calls this for every point it steps through
+            self._kernel_grid = (np.ascontiguousarray(self.grid.detach().to("cpu", torch.float64).numpy()),
+                                 np.array([*self.lower, *self.step, *self.offset], dtype=np.float64))
+        grid, frame = self._kernel_grid
         x = torch.as_tensor(x)
-        grid = self.grid.detach().to("cpu", torch.float64).numpy()
         out = field_map_points(grid, frame, self.symmetric,
                                *(torch.as_tensor(v).detach().to("cpu", torch.float64).reshape(-1).numpy()
                                  for v in (x, y, z)))

@@ -99,26 +99,13 @@ class SegmentGeometry:
         #: Per segment: the largest |d edge / dz| of the magnet's vertical (x) and horizontal
         #: (y) cross-section edges (tapered magnets), for the lateral safety of long steps.
         self.taper_x, self.taper_y = torch.tensor([_taper(g, z) for z in mids], **kw).T.contiguous()
-        #: Per segment: number of boxes (padded rows of `boxes` come last) and 1 inside a magnet.
+        #: Per segment: number of boxes (padded rows of `boxes` come last).
         self.box_count = torch.tensor([len(b) for b in boxes_per_segment], device=self.device)
-        self.has_magnet = self.magnets[0].clone()
         self._kernel = None  # `kernel.GeometryArrays` of these tables, built on the first query
 
     def segment(self, z: torch.Tensor) -> torch.Tensor:
         """Segment index of each z [cm]."""
         return torch.searchsorted(self.edges, z.contiguous(), right=True)
-
-    def follow(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Segment index of each z [cm] given its segment ``seg`` before a move that
-        crossed at most one boundary (a transport step); exact in every case, since any
-        point the one-boundary update leaves outside its segment is searched again."""
-        seg = (seg + torch.ge(z, self.segment_end.index_select(0, seg)).to(seg.dtype)
-               - torch.lt(z, self.segment_start.index_select(0, seg)).to(seg.dtype))
-        start, end = self.segment_start.index_select(0, seg), self.segment_end.index_select(0, seg)
-        wrong = torch.lt(z, start) | torch.ge(z, end)
-        if bool(wrong.any()):
-            seg = torch.where(wrong, self.segment(z), seg)
-        return seg
 
     def query(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, seg: torch.Tensor | None = None,
               with_region: bool = False, with_safety: bool = False):

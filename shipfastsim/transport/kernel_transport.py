@@ -32,7 +32,8 @@ class KernelTransport:
     Args:
         geometry: the shield geometry.
         kernels: the launchers of one step sampler.
-        sampler_arrays: what the sampler reads (a tuple of numpy arrays).
+        sampler_arrays: what the sampler reads (a tuple of numpy arrays; a subclass that
+            derives it from the geometry's materials sets it after this constructor).
         settings: step control (`StepSettings`; the arithmetic is float64).
         device: ``cpu`` or a CUDA device.
     """
@@ -43,10 +44,11 @@ class KernelTransport:
         self.device = torch.device(device)
         self.lookup = GeometryLookup(geometry)
         self.geo = kernel_arrays(self.lookup.table)
-        materials = [(get_material(n), scale) for n, scale in self.lookup.materials]
-        density = np.array([m.density * scale for m, scale in materials])
+        #: (material, density scale) of each geometry material index (`GeometryLookup.materials`).
+        self.geometry_materials = [(get_material(n), scale) for n, scale in self.lookup.materials]
+        density = np.array([m.density * scale for m, scale in self.geometry_materials])
         #: Per geometry material: density [g/cm3], radiation length [cm], 1 for dense matter.
-        self.materials = np.stack([density, [m.radiation_length / (m.density * k) for m, k in materials],
+        self.materials = np.stack([density, [m.radiation_length / (m.density * k) for m, k in self.geometry_materials],
                                    (density > 0.05).astype(np.float64)], 1)
         self.sampler_arrays = sampler_arrays
         s = settings
@@ -87,8 +89,8 @@ class KernelTransport:
         else:
             self.kernels.run_cpu(muons, seed, *args, *outputs)
         state, reached, reason, steps, trace = outputs
-        result = TransportResult(stop_reason=torch.from_numpy(reason).to(self.device), steps=int(steps.max(initial=0)))
-        result.steps_per_muon = torch.from_numpy(steps)
+        result = TransportResult(stop_reason=torch.from_numpy(reason).to(self.device), steps=int(steps.max(initial=0)),
+                                 steps_per_muon=torch.from_numpy(steps))
         for k, pl in enumerate(plane_objs):
             hit = torch.from_numpy(reached[:, k].astype(bool)).to(self.device)
             result.reached[pl.name] = hit

@@ -2,14 +2,13 @@
 
 Each mechanism is written once, as scalar code for one muon (`helix_step`,
 `kick_step`, `scattering_sigma`, `rough_dedx`), which the compiled transport kernel
-(`shipfastsim.transport.kernel`) inlines for the CPU and CUDA; `helix` and `kick` apply
-the same scalar code to tensors (one element per muon; computed in float64 on the
-CPU, returned in the input's precision and device) for the reference's stepping.
-Units cm, GeV/c, tesla, rad.
+(`shipfastsim.transport.kernel`) inlines for the CPU and CUDA for every transport.
+`scattering_sigma` and `rough_dedx` also take tensors or numpy arrays (the table
+builders).  Units cm, GeV/c, tesla, rad.
 
-* `helix`: the exact helix of a step in a uniform field B: the direction rotates
+* `helix_step`: the exact helix of a step in a uniform field B: the direction rotates
   about b = B/|B| by -k L with k = C_LIGHT q |B| / p (du/ds = k u x b);
-* `kick`: deflect directions by projected angles and shift positions in the
+* `kick_step`: deflect directions by projected angles and shift positions in the
   transverse frame e1 ~ y x u, e2 = u x e1 (e1 ~ x, e2 ~ y for a muon along z);
 * `scattering_sigma`: the width of the Gaussian core of multiple scattering over a
   step of t radiation lengths, F x 13.6 MeV / (p beta) sqrt(t): Highland's sqrt(t)
@@ -30,13 +29,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import torch
-
-from shipfastsim.transport.jit import jitable, numba
+from shipfastsim.transport.jit import jitable
 from shipfastsim.units import C_LIGHT
 
-__all__ = ["HIGHLAND_P0", "SCATTERING_CORE_FACTOR", "ROUGH_DEDX", "helix", "kick", "helix_step", "kick_step", "sin_cos",
+__all__ = ["HIGHLAND_P0", "SCATTERING_CORE_FACTOR", "ROUGH_DEDX", "helix_step", "kick_step", "sin_cos",
            "scattering_sigma", "rough_dedx"]
 
 #: Highland's 13.6 MeV [GeV].  The fast-shield step tables store angles in units of
@@ -131,54 +127,3 @@ def kick_step(x, y, z, ux, uy, uz, tx, ty, dx, dy):
     uz = uz * cos + (e1z * tx + e2z * ty) * sin_over
     inv = 1.0 / math.sqrt(ux * ux + uy * uy + uz * uz)
     return x, y, z, ux * inv, uy * inv, uz * inv
-
-
-def _arrays(*values) -> list[np.ndarray]:
-    return [np.ascontiguousarray(torch.as_tensor(v).detach().to("cpu", torch.float64).numpy()) for v in values]
-
-
-def _compiled(name: str):
-    """The array loop (compiled on first use) applying ``helix_step`` or ``kick_step`` to every element."""
-    if name not in _LOOPS:
-        njit = numba().njit
-
-        @njit(cache=False)
-        def helix_loop(x, y, z, ux, uy, uz, p, q, bx, by, bz, length, out):
-            for i in range(x.shape[0]):
-                r = helix_step(x[i], y[i], z[i], ux[i], uy[i], uz[i], p[i], q[i], bx[i], by[i], bz[i], length[i])
-                for k in range(7):
-                    out[k, i] = r[k]
-
-        @njit(cache=False)
-        def kick_loop(x, y, z, ux, uy, uz, tx, ty, dx, dy, out):
-            for i in range(x.shape[0]):
-                r = kick_step(x[i], y[i], z[i], ux[i], uy[i], uz[i], tx[i], ty[i], dx[i], dy[i])
-                for k in range(6):
-                    out[k, i] = r[k]
-
-        _LOOPS.update(helix=helix_loop, kick=kick_loop)
-    return _LOOPS[name]
-
-
-_LOOPS: dict = {}
-
-
-def _apply(name: str, rows: int, like: torch.Tensor, values) -> tuple[torch.Tensor, ...]:
-    n = like.shape[0]
-    arrays = _arrays(*(torch.as_tensor(v).expand(n) if torch.as_tensor(v).dim() == 0 else v for v in values))
-    out = np.empty((rows, n))
-    _compiled(name)(*arrays, out)
-    result = torch.from_numpy(out).to(like.device, like.dtype)
-    return tuple(result.unbind(0))
-
-
-def helix(x, y, z, ux, uy, uz, p, q, bx, by, bz, length):
-    """`helix_step` for tensors of muons (``bz`` may be None: no Bz): returns the new
-    x, y, z [cm], ux, uy, uz and |B| [T] as tensors like ``x``."""
-    return _apply("helix", 7, x, (x, y, z, ux, uy, uz, p, q, bx, by, torch.zeros_like(bx) if bz is None else bz,
-                                  length))
-
-
-def kick(x, y, z, ux, uy, uz, tx, ty, dx, dy):
-    """`kick_step` for tensors of muons: returns x, y, z [cm], ux, uy, uz like ``x``."""
-    return _apply("kick", 6, x, (x, y, z, ux, uy, uz, tx, ty, dx, dy))

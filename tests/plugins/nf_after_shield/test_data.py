@@ -17,8 +17,8 @@ def small_runs():
     """200 and 100 flow-target muons (x 10 phi copies) in chunks of 100, eager transport, in this process."""
     threads = torch.get_num_threads()
     try:
-        return make_training_data(200, chunk=100, workers=1, compile_step=False), \
-            make_training_data(100, chunk=100, workers=1, compile_step=False)
+        return make_training_data(200, chunk=100, workers=1), \
+            make_training_data(100, chunk=100, workers=1)
     finally:
         torch.set_num_threads(threads)
 

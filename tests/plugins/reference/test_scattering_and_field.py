@@ -15,7 +15,7 @@ from shipfastsim.geometry import geometry_from_dict, get_material
 from shipfastsim.plugins.reference.cross_sections import MUON_MASS_GEV
 from shipfastsim.plugins.reference.physics import StepPhysics
 from shipfastsim.plugins.reference.transport import ReferenceTransport
-from shipfastsim.transport.mechanics import helix
+from shipfastsim.transport.mechanics import helix_step
 from shipfastsim.units import C_LIGHT
 
 IRON = get_material("iron")
@@ -81,11 +81,14 @@ def test_bending_angle_in_uniform_field():
     u = torch.tensor([[0.0, 0.0, 1.0]] * n, dtype=torch.float64)
     q = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
     field = torch.tensor([[0.0, b, 0.0], [0.0, b, 0.0], [0.0, -b, 0.0]], dtype=torch.float64)
-    p = torch.full((n,), p0, dtype=torch.float64)
-    state = (*pos.unbind(1), *u.unbind(1))
-    for _ in range(200):
-        state = helix(*state, p, q, *field.unbind(1), torch.full((n,), length / 200, dtype=torch.float64))[:6]
-    pos, u = torch.stack(state[:3], 1), torch.stack(state[3:], 1)
+    rows = []
+    for k in range(n):  # the kernel's scalar helix, as every transport runs it
+        state = (*pos[k].tolist(), *u[k].tolist())
+        for _ in range(200):
+            state = helix_step(*state, p0, float(q[k]), *field[k].tolist(), length / 200)[:6]
+        rows.append(state)
+    state = torch.tensor(rows, dtype=torch.float64)
+    pos, u = state[:, :3], state[:, 3:]
     radius = p0 / (C_LIGHT * b)
     angle = length / radius  # arc length over radius
     measured = torch.atan2(u[:, 0], u[:, 2])
