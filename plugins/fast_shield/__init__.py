@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_TABLES", "make_transport", "propagate_batch"]
 
-DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 

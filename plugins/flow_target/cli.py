@@ -25,6 +25,8 @@ def train_flow_target(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"input files not found: {missing}")
     overrides = {k: getattr(args, k) for k in ("max_steps", "eval_every", "patience", "max_minutes", "batch_size")
                  if getattr(args, k) is not None}
+    if getattr(args, "select_on_rate", 0):
+        overrides["rate_generated"] = args.select_on_rate
     architecture = {k: getattr(args, k) for k in ("hidden", "layers") if getattr(args, k) is not None}
     config = FlowTrainConfig(seed=args.seed, flow=FlowConfig(**architecture), **overrides)
     result = train_flow(files, args.output, config, progress=not args.quiet, device=args.device,

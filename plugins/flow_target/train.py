@@ -31,6 +31,7 @@ from shipfastsim.plugins.gan_target.sample import (
     ModelSelection,
     configure,
     prepare_sample,
+    rate_selection,
     sample_metadata,
     sample_provenance,
 )
@@ -57,6 +58,12 @@ class FlowTrainConfig:
     ema_decay: float = 0.998
     val_generated: int = 50000
     select_on_trees: bool = True
+    # Select on the after-transport rate too (`transport_rates.RateSelection`): generated
+    # muons per evaluation (0: off), their phi copies, the truth's copies and its label.
+    rate_generated: int = 0
+    rate_copies: int = 2
+    rate_truth_copies: int = 40
+    rate_label: str = "P1"
     threads: int = 1  # torch CPU threads; 1 is fastest on a shared 2-core machine
     flow: FlowConfig = field(default_factory=FlowConfig)
 
@@ -92,7 +99,7 @@ def train_flow(files: Sequence[str | Path], output: str | Path, config: FlowTrai
                                | sample_metadata(sample, files, spill_pot)
                                | {"provenance": sample_provenance(files, sample, config.seed)},
                                config.seed + 1, config.val_generated, config.select_on_trees, config.patience,
-                               config.max_minutes)
+                               config.max_minutes, rates=rate_selection(files, config, "flow-target"))
     step = 0
     bar = tqdm(range(1, config.max_steps + 1), desc="flow-target", disable=not progress, dynamic_ncols=True)
     for step in bar:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,8 +37,11 @@ from shipfastsim.sample_weights import effective_sample_size, normalisation_from
 from shipfastsim.validation.metrics import MUON_FEATURES, feature_arrays, wasserstein1
 from shipfastsim.validation.two_sample import PHYSICS_FEATURES, gbt_auc
 
-__all__ = ["TargetSample", "prepare_sample", "sample_metadata", "sample_provenance", "configure", "generate_features",
-           "muon_features", "validation_score", "ModelSelection"]
+if TYPE_CHECKING:
+    from shipfastsim.plugins.gan_target.transport_rates import RateSelection
+
+__all__ = ["TargetSample", "rate_selection", "prepare_sample", "sample_metadata", "sample_provenance", "configure",
+           "generate_features", "muon_features", "validation_score", "ModelSelection"]
 
 
 @dataclass
@@ -151,6 +155,17 @@ def configure(module: MappedFeatureModule, sample: TargetSample, standardise_dir
     module.class_edges.copy_(torch.as_tensor(np.cumsum(sample.class_probabilities)[:-1], dtype=torch.float32))
 
 
+def rate_selection(files: Sequence[str | Path], config, generator: str) -> RateSelection | None:
+    """The after-transport rate criterion of a trainer's ``config`` (its ``rate_*`` fields;
+    None when ``rate_generated`` is 0): the truth measured now on ``files``."""
+    if not config.rate_generated:
+        return None
+    from shipfastsim.plugins.gan_target.transport_rates import RateSelection
+
+    return RateSelection.from_files(generator, [str(f) for f in files], config.rate_generated, config.rate_copies,
+                                    config.rate_truth_copies, config.seed + 2, config.rate_label)
+
+
 def generate_features(module: MappedFeatureModule, n: int, seed: int, device: torch.device | str = "cpu") -> np.ndarray:
     """``n`` muons ``[n, 7]`` (x, y, z, px, py, pz, pdg) from seeded noise (normals, then one uniform), as numpy."""
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -193,7 +208,8 @@ def validation_score(module: MappedFeatureModule, reference: np.ndarray, seed: i
 class ModelSelection:
     """Early stopping and model selection on the validation split, shared by the trainers.
 
-    `evaluate` scores a module (`validation_score`), appends to ``history`` and, when the
+    `evaluate` scores a module (`validation_score`, plus with ``rates`` the penalty of its
+    after-transport rate, `transport_rates.RateSelection`), appends to ``history`` and, when the
     score is the best so far, writes the module with ``save(module, weights_path, metadata)``
     (``metadata`` plus the step and its scores); `stop` is true after ``patience``
     evaluations without improvement or past ``max_minutes``; `finish` writes the whole
@@ -215,12 +231,21 @@ class ModelSelection:
     last: float = float("nan")
     history: list[dict] = field(default_factory=list)
     start: float = field(default_factory=time.monotonic)
+    rates: RateSelection | None = None
 
     def evaluate(self, step: int, module: MappedFeatureModule, device: str, losses: dict[str, float]) -> float:
         """Score ``module`` (moved to the CPU and back to ``device``) at ``step``; returns the score."""
         score, per_feature, auc = validation_score(module.cpu(), self.sample.validation, self.seed, self.n_generated,
                                                    self.trees, self.sample.validation_weights)
         scores = {"val_score": score, "val_w1_over_sigma": per_feature, "val_gbt_auc_physics": auc}
+        if self.rates is not None:
+            candidate = module.cpu()
+            rate = self.rates.measure(lambda path: self.save(candidate, path, self.metadata))
+            penalty, ratio = self.rates.penalty(rate)
+            scores |= {"val_distribution_score": score, "val_score": score + penalty, "val_transported_rate": {
+                "label": rate.label, "rate": rate.rate, "error": rate.error, "truth": self.rates.truth.rate,
+                "truth_error": self.rates.truth.error, "penalty": penalty} | ratio}
+            score += penalty
         self.history.append({"step": step} | losses | scores | {"minutes": (time.monotonic() - self.start) / 60})
         if score < self.best:
             self.best, self.best_step, self.stale = score, step, 0

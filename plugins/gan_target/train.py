@@ -59,6 +59,7 @@ from shipfastsim.plugins.gan_target.sample import (
     ModelSelection,
     configure,
     prepare_sample,
+    rate_selection,
     sample_metadata,
     sample_provenance,
 )
@@ -87,6 +88,12 @@ class TrainConfig:
     max_minutes: float = 45.0
     val_generated: int = 50000
     select_on_trees: bool = True  # add the boosted-trees AUC excess on the validation split to the score
+    # Select on the after-transport rate too (`transport_rates.RateSelection`): generated
+    # muons per evaluation (0: off), their phi copies, the truth's copies and its label.
+    rate_generated: int = 0
+    rate_copies: int = 2
+    rate_truth_copies: int = 40
+    rate_label: str = "P1"
     critic_hidden: int = 256
     critic_layers: int = 3
     threads: int = 1  # torch CPU threads; 1 is fastest on a shared 2-core machine
@@ -140,7 +147,7 @@ def train(files: Sequence[str | Path], output: str | Path, config: TrainConfig |
                                | sample_metadata(sample, files, spill_pot)
                                | {"provenance": sample_provenance(files, sample, config.seed)},
                                config.seed + 1, config.val_generated, config.select_on_trees, config.patience,
-                               config.max_minutes)
+                               config.max_minutes, rates=rate_selection(files, config, "gan-target"))
     bar = tqdm(range(1, config.max_steps + 1), desc="gan-target", disable=not progress, dynamic_ncols=True)
     step = 0
     for step in bar:

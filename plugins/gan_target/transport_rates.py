@@ -17,17 +17,27 @@ copies of source muon s), and its standard error is the ratio estimator's,
 
 which treats the n source muons as the independent units.  `rate_ratio` compares a
 generator's rate with its truth's (ratio, its error, and the pull in combined sigmas).
+A weighted truth (a FairShip production's ``w``) weighs each source muon by its ``w``:
+r = sum_s w_s K_s / sum_s w_s C_s, with the same ratio-estimator error.
+
+`RateSelection` makes the rate a model-selection criterion of the target-generator
+trainers: the truth's rate is measured once from the training files' train and
+validation muons (never the holdout), and every candidate pays a penalty growing
+with its pull beyond `RateSelection.free_pull`.
 Units: rates are muons per generated muon (dimensionless).
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TransportedRate", "per_source_rate", "transported_rates", "rate_ratio"]
+__all__ = ["TransportedRate", "RateSelection", "per_source_rate", "transported_rates", "rate_ratio"]
 
 
 @dataclass(frozen=True)
@@ -46,36 +56,49 @@ class TransportedRate:
         return asdict(self)
 
 
-def per_source_rate(hits: np.ndarray, source: np.ndarray) -> tuple[float, float]:
+def per_source_rate(hits: np.ndarray, source: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
     """``(rate, standard error)`` of boolean ``hits`` per row, rows grouped by ``source`` (the
-    index of the generated muon each copy comes from): the ratio estimator over sources."""
+    index of the generated muon each copy comes from): the ratio estimator over sources.
+    ``weight`` (per row, equal within a source: the source muon's ``w``; None: 1)."""
     hits = np.asarray(hits, dtype=np.float64)
-    _, inverse = np.unique(np.asarray(source), return_inverse=True)
+    _, first, inverse = np.unique(np.asarray(source), return_index=True, return_inverse=True)
     k = np.bincount(inverse, weights=hits)
     c = np.bincount(inverse).astype(np.float64)
+    w = np.ones(len(k)) if weight is None else np.asarray(weight, dtype=np.float64)[first]
     n = len(k)
-    rate = k.sum() / c.sum()
+    rate = (w * k).sum() / (w * c).sum()
     if n < 2:
         return float(rate), float("nan")
-    variance = n / (n - 1) * np.sum((k - rate * c) ** 2) / c.sum() ** 2
+    variance = n / (n - 1) * np.sum((w * (k - rate * c)) ** 2) / (w * c).sum() ** 2
     return float(rate), float(math.sqrt(variance))
 
 
 def transported_rates(generator: str, params: dict, n_sources: int, copies: int, seed: int = 1,
                       chunk: int = 5000, shield_params: dict | None = None,
-                      progress: bool = False) -> dict[str, TransportedRate]:
+                      progress: bool = False, keep: Callable[[np.ndarray], np.ndarray] | None = None
+                      ) -> dict[str, TransportedRate]:
     """Label name (shield_end, P1, P2) -> `TransportedRate` of ``n_sources`` muons of ``generator``
-    (its ``params``) x ``copies`` phi rotations through fast-shield (``shield_params``)."""
+    (its ``params``) x ``copies`` phi rotations through fast-shield (``shield_params``).
+    ``fairship-file`` muons of a weighted file count with their ``w``; ``keep(source)``
+    (boolean per source index) restricts the rates to some source muons (a split)."""
     from shipfastsim.plugins.mlp_filter.labels import label_target_muons
 
     sample = label_target_muons(n_sources, copies, seed, chunk, shield_params=shield_params, gan_params=params,
                                 progress=progress, generator=generator)
-    sources = len(np.unique(sample.group))
+    weight = None
+    if generator == "fairship-file":  # the source index is the muon's number in the files
+        from shipfastsim.plugins.fairship_file import file_weights
+
+        w = file_weights(params["files"])
+        weight = None if np.all(w == w[0]) else w[sample.group]
+    rows = np.ones(len(sample.group), bool) if keep is None else keep(sample.group)
+    group = sample.group[rows]
+    sources = len(np.unique(group))
     rates = {}
     for label, hits in sample.labels.items():
-        rate, error = per_source_rate(hits, sample.group)
-        rates[label] = TransportedRate(label, rate, error, int(hits.sum()), len(np.unique(sample.group[hits])),
-                                       sources, len(hits))
+        rate, error = per_source_rate(hits[rows], group, None if weight is None else weight[rows])
+        rates[label] = TransportedRate(label, rate, error, int(hits[rows].sum()), len(np.unique(group[hits[rows]])),
+                                       sources, int(rows.sum()))
     return rates
 
 
@@ -89,3 +112,53 @@ def rate_ratio(candidate: TransportedRate, truth: TransportedRate) -> dict[str, 
     combined = math.hypot(candidate.error, truth.error)
     return {"ratio": ratio, "ratio_error": ratio * relative,
             "pull": (candidate.rate - truth.rate) / combined if combined > 0 else float("nan")}
+
+
+@dataclass
+class RateSelection:
+    """The after-transport rate as a model-selection criterion of a target generator.
+
+    ``truth``: the ``label`` rate of the training files' train and validation muons
+    (`from_files`); `penalty` measures a candidate (``generated`` muons x ``copies``
+    rotations of ``generator`` with the candidate's weights) and returns
+    ``weight * max(|pull| - free_pull, 0)``, added to the validation score: pulls within
+    ``free_pull`` cost nothing, so the distributions still choose among models that
+    reproduce the rate, and a model that misses it by 2.5 sigma costs more than the
+    score differences between good checkpoints (about 0.01-0.02).
+    """
+
+    generator: str
+    truth: TransportedRate
+    generated: int
+    copies: int
+    seed: int
+    label: str = "P1"
+    free_pull: float = 1.0
+    weight: float = 0.05
+
+    @classmethod
+    def from_files(cls, generator: str, files: list[str], generated: int, copies: int, truth_copies: int,
+                   seed: int, label: str = "P1") -> RateSelection:
+        """Measure the truth: every train and validation muon of ``files`` x ``truth_copies``."""
+        from shipfastsim.adapters.fairship import count_muons
+        from shipfastsim.validation.split import SPLITS, split_codes
+
+        muons = sum(count_muons(f) for f in files)
+        split = split_codes(muons) < SPLITS["validation"][1]
+        truth = transported_rates("fairship-file", {"files": [str(f) for f in files]}, muons, truth_copies, seed,
+                                  keep=lambda source: split[source])[label]
+        return cls(generator, truth, generated, copies, seed + 1, label)
+
+    def measure(self, save: Callable[[Path], object]) -> TransportedRate:
+        """The candidate's rate: ``save(path)`` writes its weights (and JSON) to ``path``."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{self.generator.replace('-', '_')}.safetensors"
+            save(path)
+            return transported_rates(self.generator, {"weights": str(path)}, self.generated, self.copies,
+                                     self.seed)[self.label]
+
+    def penalty(self, rate: TransportedRate) -> tuple[float, dict[str, float]]:
+        """``(penalty, rate_ratio(rate, truth))``."""
+        ratio = rate_ratio(rate, self.truth)
+        pull = ratio["pull"]
+        return (self.weight * max(abs(pull) - self.free_pull, 0.0) if math.isfinite(pull) else math.inf), ratio

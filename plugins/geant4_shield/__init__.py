@@ -21,7 +21,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_CUT_CM", "COUNTER_PREFIX", "make_transport", "propagate_batch"]
 
-DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 #: Production cut [cm] (see `transport.DEFAULT_CUT_CM` for why).
 DEFAULT_CUT_CM = 10.0
 COUNTER_PREFIX = "geant4-shield"

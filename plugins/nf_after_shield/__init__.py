@@ -41,7 +41,7 @@ from shipfastsim.components import (
     SampleNormalisation,
     Stage,
 )
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS as DECAY_VESSEL_WEIGHTS
 from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_VESSEL
@@ -66,7 +66,6 @@ __all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DAN
            "format_report", "model_sidecar"]
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
-DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 #: Latent sigmas that enrich P1 and P2 with the bundled model (measured: their muons sit in
 #: the latent tails, see `model`).  The composite model's are `nested.NESTED_SIGMAS`.
 DANGEROUS_SIGMAS = (1.3, 1.6)

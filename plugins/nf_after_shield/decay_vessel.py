@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipfastsim.components import ComponentSpec, Parameter, SampleNormalisation, Stage
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.plugins.nf_after_shield.entrance_box import from_entrance_box, to_entrance_box
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_decay_vessel.safetensors
 HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
 #: Every P1 muon of two transport runs no model was trained on (data seeds 16, 17), for validation.
 INDEPENDENT = Path(__file__).resolve().parent / "independent_decay_vessel.npz"
-DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
     """P1 muons per POT: the P1 fraction of the training transport (model JSON) times the
     shield-end rate, ``shield_end_muons_per_pot`` when given, else `transported_rate`."""

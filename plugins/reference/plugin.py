@@ -15,7 +15,7 @@ import torch
 
 from shipfastsim.batch import MuonBatch
 from shipfastsim.components import ChunkContext, ComponentSpec, Parameter, Stage
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.geometry import load_geometry
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.plugins.reference.summary import (
@@ -28,7 +28,6 @@ from shipfastsim.plugins.reference.transport import REFERENCE_STEPS, STOP_REASON
 
 __all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "transport_for", "propagate_batch"]
 
-DEFAULT_GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
 
 COMPONENT = ComponentSpec(
     name="reference-shield",
