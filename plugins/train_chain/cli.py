@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", choices=GENERATORS, default="flow-target",
                         help="chain: target-muon generator of the sample (bundled weights; default: %(default)s, "
                              "the default production chain's)")
+    parser.add_argument("--generator-weights", metavar="SAFETENSORS",
+                        help="chain: weights of --generator (default: its bundled weights), e.g. a flow-target "
+                             "trained on a FairShip production: the sample is made of its muons and its "
+                             "normalisation")
     parser.add_argument("--workers", type=int, default=2,
                         help="chain: local dask workers of the transport (any number gives the same sample)")
     parser.add_argument("--filter-epochs", type=int, help="chain: mlp-filter epochs (default: its TrainConfig)")
@@ -59,13 +63,19 @@ def settings_from_arguments(args: argparse.Namespace):
     if geometry.decay_vessel is None:
         raise UsageError(f"--geometry {args.geometry}: {geometry.name} has no decay_vessel section, which the P1 "
                          f"and P2 labels need")
+    weights = getattr(args, "generator_weights", None)
+    if weights is not None:
+        if not Path(weights).is_file() or not Path(weights).with_suffix(".json").is_file():
+            raise UsageError(f"--generator-weights {weights}: needs the .safetensors file and its .json beside it")
+        weights = str(Path(weights).resolve())
     muons = DEFAULT_MUONS if args.muons is None else args.muons
     for name, value in (("--muons", muons), ("--copies", args.copies), ("--workers", args.workers),
                         ("--chunk", args.chunk)):
         if value < 1:
             raise UsageError(f"{name} {value}: must be at least 1")
     sample = SampleSettings(geometry=str(Path(args.geometry).resolve()), truth=args.truth, generator=args.generator,
-                            muons=muons, copies=args.copies, seed=args.seed, chunk=args.chunk)
+                            muons=muons, copies=args.copies, seed=args.seed, chunk=args.chunk,
+                            generator_weights=weights)
     knobs = TrainingKnobs(flow_steps=args.max_steps, filter_epochs=args.filter_epochs, hidden=args.hidden,
                           layers=args.layers, batch_size=args.batch_size, eval_every=args.eval_every,
                           max_minutes=args.max_minutes)

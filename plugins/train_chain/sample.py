@@ -51,7 +51,9 @@ __all__ = ["SampleSettings", "ChainSample", "TransportTask", "make_sample", "loa
 class SampleSettings:
     """What the sample is made of: ``geometry`` (YAML path), ``truth`` (a `TRUTHS` name),
     ``generator`` (a `GENERATORS` name), ``muons`` generated target muons, ``copies`` phi
-    rotations of each, ``seed`` of the transport run, ``chunk`` generated muons per chunk."""
+    rotations of each, ``seed`` of the transport run, ``chunk`` generated muons per chunk,
+    ``generator_weights`` (the generator's weights file; None: its bundled weights), e.g. a
+    flow-target trained on a FairShip production with ``--weights-spill-pot``."""
 
     geometry: str
     truth: str
@@ -60,13 +62,15 @@ class SampleSettings:
     copies: int = 10
     seed: int = 12
     chunk: int = 5000
+    generator_weights: str | None = None
 
     def stages(self) -> tuple[Stage, Stage, Stage]:
         """The generator, phi-rotation and truth stages (validated parameters, defaults filled in)."""
         if self.truth not in TRUTHS or self.generator not in GENERATORS:
             raise UsageError(f"truth {self.truth!r}, generator {self.generator!r}: the chain takes a truth of "
                              f"{', '.join(TRUTHS)} and a generator of {', '.join(GENERATORS)}")
-        return (make_stage("generator", self.generator),
+        weights = {} if self.generator_weights is None else {"weights": self.generator_weights}
+        return (make_stage("generator", self.generator, weights),
                 make_stage("augmenter", "phi-rotation", {"copies": self.copies}),
                 make_stage("propagator", self.truth, {"geometry": self.geometry}, plane="shield_end"))
 
@@ -210,7 +214,8 @@ def make_sample(settings: SampleSettings, workers: int, progress: bool = False) 
     joined["weight"] = joined["weight"] / joined["weight"].mean()
     provenance = sample_record(settings.geometry, _truth_record(stages[2]),
                                target_record(settings.generator, stages[0].params.get("weights")), [settings.seed])
-    recipe = (f"{settings.generator} (bundled) x {settings.copies} phi-rotation -> {settings.truth} "
+    weights = "bundled" if settings.generator_weights is None else Path(settings.generator_weights).name
+    recipe = (f"{settings.generator} ({weights}) x {settings.copies} phi-rotation -> {settings.truth} "
               f"({Path(settings.geometry).name}) to shield_end and {geometry.decay_vessel.plane}; labels by "
               f"DecayVessel.labels; seed {settings.seed}")
     meta = {"settings": asdict(settings), "provenance": provenance, "recipe": recipe,

@@ -105,3 +105,31 @@ def test_a_truth_or_generator_the_chain_does_not_take_is_refused(vessel_geometry
         settings = SampleSettings(**{"geometry": str(vessel_geometry), "truth": "fast-shield"} | change)
         with pytest.raises(UsageError, match="the chain takes a truth of"):
             make_sample(settings, workers=1)
+
+
+def test_a_generator_of_ones_own_makes_the_sample(vessel_geometry, tmp_path):
+    """``generator_weights``: a flow-target trained here (a few steps on the holdout file)
+    makes the muons, and the provenance names its weights' digest, not the bundled ones."""
+    from shipfastsim.data import HOLDOUT_SAMPLE
+    from shipfastsim.plugins.flow_target.model import FlowConfig
+    from shipfastsim.plugins.flow_target.train import FlowTrainConfig, train_flow
+
+    config = FlowTrainConfig(seed=5, batch_size=128, max_steps=20, eval_every=20, val_generated=1000,
+                             select_on_trees=False, flow=FlowConfig(couplings=2, hidden=8, layers=1))
+    weights = train_flow([HOLDOUT_SAMPLE], tmp_path, config, progress=False).weights_path
+    common = dict(geometry=str(vessel_geometry), truth="fast-shield", muons=200, copies=2, seed=3, chunk=100)
+    own = make_sample(SampleSettings(**common, generator_weights=str(weights)), workers=1)
+    bundled = make_sample(SampleSettings(**common), workers=1)
+    assert not np.array_equal(own.target, bundled.target)
+    record = own.meta["provenance"]["target_generator"]
+    assert record["model_digest"] == "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert f"flow-target ({weights.name})" in own.meta["recipe"]
+
+
+def test_missing_generator_weights_are_a_usage_error(vessel_geometry, tmp_path, capsys):
+    from shipfastsim.cli import main
+    from tests.plugins.train_chain.conftest import chain_arguments
+
+    code = main(chain_arguments(vessel_geometry, tmp_path / "out", **{"--generator-weights": str(tmp_path / "x.st")}))
+    assert code != 0
+    assert "--generator-weights" in capsys.readouterr().err
