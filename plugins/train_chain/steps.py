@@ -4,7 +4,9 @@
    ``sample/sample.npz`` with the flows' ``training_data.npz`` and the filter's
    ``labelled_muons.npz`` made from it;
 2. ``nf-after-shield``, ``nf-decay-vessel``, ``mlp-filter``: each trained on the sample by
-   its own trainer (`TRAINERS`), in a folder of its name (weights, JSON with provenance);
+   its own trainer (`TRAINERS`), in a folder of its name (weights, JSON with provenance,
+   and the held-out rows of its split: ``holdout_shield_end.npz``, ``holdout_decay_vessel.npz``,
+   ``mlp_filter_holdout.npz``, the test samples of a bundled model);
 3. ``report``: each model against held-out truth with the gates (`report`), ``report.json``
    and ``report.md``.
 
@@ -31,6 +33,8 @@ from shipfastsim.plugins.train_chain.sample import SampleSettings, make_sample, 
 __all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "run_chain", "step_done"]
 
 MARKER = "done.json"
+#: nf-after-shield's held-out rows (`nf_after_shield.data.save_holdout`), beside its weights.
+HOLDOUT_SHIELD_END = "holdout_shield_end.npz"
 ARGUMENTS = "chain.json"
 
 
@@ -85,6 +89,7 @@ def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Pa
     from argparse import Namespace
 
     from shipfastsim.plugins.nf_after_shield.cli import train_nf_after_shield
+    from shipfastsim.plugins.nf_after_shield.data import load_training_data, save_holdout
 
     k = settings.knobs
     train_nf_after_shield(Namespace(input=[str(sample_dir / "training_data.npz")], output=output,
@@ -92,6 +97,8 @@ def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Pa
                                     max_minutes=k.max_minutes, batch_size=k.batch_size, hidden=k.hidden,
                                     layers=k.layers, quiet=not progress, peer=False,
                                     geometry=settings.sample.geometry))
+    # The model's test sample, as shipped beside the bundled one: held-out rows of its split.
+    save_holdout(load_training_data(sample_dir / "training_data.npz"), output / HOLDOUT_SHIELD_END)
 
 
 def _train_nf_decay_vessel(settings: ChainSettings, sample_dir: Path, output: Path, progress: bool) -> None:

@@ -69,3 +69,20 @@ def test_a_sample_too_small_for_the_filter_is_a_usage_error(tmp_path, vessel_geo
     settings = ChainSettings(SampleSettings(geometry=str(vessel_geometry), truth="fast-shield"))
     with pytest.raises(UsageError, match="more --muons"):
         TRAINERS["mlp-filter"](settings, tmp_path, tmp_path / "filter", False)
+
+
+def test_each_model_keeps_its_held_out_rows(resumed_chain):
+    """nf-after-shield's folder holds its test sample: rows of its trainer's holdout split only
+    (by target muon), every held-out P1 row among them, and the split's row count."""
+    from shipfastsim.plugins.nf_after_shield.data import load_training_data, split_indices
+    from shipfastsim.plugins.train_chain.steps import HOLDOUT_SHIELD_END
+
+    output = resumed_chain["output"]
+    data = load_training_data(output / "sample" / "training_data.npz")
+    holdout = split_indices(data.groups())["holdout"]
+    with np.load(output / "nf-after-shield" / HOLDOUT_SHIELD_END) as saved:
+        assert int(saved["holdout_rows"]) == len(holdout)
+        assert set(saved["event_id"]) <= set(data.groups()[holdout])
+        assert int((saved["label"] >= 1).sum()) == int((data.label[holdout] >= 1).sum()) > 0
+    assert (output / "nf-decay-vessel" / "holdout_decay_vessel.npz").is_file()
+    assert (output / "mlp-filter" / "mlp_filter_holdout.npz").is_file()
