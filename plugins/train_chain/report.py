@@ -10,7 +10,7 @@ which that model never trained or selected on:
   size allows) in the detail; and the P1 and P2 fractions of the inclusive model against
   the holdout's;
 * ``nf-decay-vessel``: muons drawn from the trained generator (its `sample_output`),
-  against the holdout P1 rows its trainer set aside (``holdout_decay_vessel.npz``), for
+  against the holdout P1 rows its trainer set aside and never trained on (``holdout_decay_vessel.npz``), for
   P1 and, among them, P2 (`validate.fidelity`); and its P2 share against the holdout's;
 * ``mlp-filter``: on its holdout split (model JSON): the recall at the working point
   against the target recall, and the calibrated P1 total against the observed one.
@@ -103,7 +103,10 @@ def nf_decay_vessel_gates(weights: Path, geometry: str, n_generate: int | None =
         truth, truth_label = holdout["state"].astype(np.float64), holdout["label"]
     stage = make_stage("generator", "nf-decay-vessel", {"weights": str(weights), "geometry": geometry})
     n = n_generate or max(4 * len(truth), 20_000)
-    out, _ = sample_output(stage, n, ChunkContext(0, 0, torch.Generator().manual_seed(seed), torch.device("cpu")))
+    try:
+        out, _ = sample_output(stage, n, ChunkContext(0, 0, torch.Generator().manual_seed(seed), torch.device("cpu")))
+    except RuntimeError as error:  # a model too poor to draw its own subsets fails, and the report says why
+        return [_gate("drawing P1 and P2 muons", math.nan, 0.0, False, str(error))]
     label = DecayVessel.from_geometry(load_geometry(geometry)).labels(*out[:, :6].T).numpy()
     candidate = torch.cat([out[:, [0, 1, 3, 4, 5]], -out[:, 6:7] / 13.0], 1).numpy()
     weight = out[:, 7].numpy()

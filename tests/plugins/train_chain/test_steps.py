@@ -86,3 +86,11 @@ def test_each_model_keeps_its_held_out_rows(resumed_chain):
         assert int((saved["label"] >= 1).sum()) == int((data.label[holdout] >= 1).sum()) > 0
     assert (output / "nf-decay-vessel" / "holdout_decay_vessel.npz").is_file()
     assert (output / "mlp-filter" / "mlp_filter_holdout.npz").is_file()
+
+
+def test_nf_decay_vessel_never_trains_on_its_holdout(resumed_chain):
+    """The report's nf-decay-vessel gates use its holdout split: the trainer must leave it out."""
+    import json
+
+    document = json.loads((resumed_chain["output"] / "nf-decay-vessel" / "nf_decay_vessel.json").read_text())
+    assert document["training"]["train_on_holdout_split"] is False
