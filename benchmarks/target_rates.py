@@ -1,10 +1,11 @@
 """After-transport rates of the target generators against their truth sample (fast-shield).
 
 Run:  nice python benchmarks/target_rates.py --output DIR [--sources 250000] [--copies 2]
-          [--truth-copies 10] [--sides truth flow-target gan-target]
+          [--truth-copies 10] [--sides truth flow-target gan-target] [--weights SIDE=PATH ...]
 
 Each target generator (flow-target, gan-target, bundled weights) gives ``--sources``
-muons x ``--copies`` phi rotations; the truth is every muon of the shipped 50k SHiP
+muons x ``--copies`` phi rotations (``--weights flow-target=PATH``: other weights than the
+bundled ones); the truth is every muon of the shipped 50k SHiP
 sample (which both were trained on) x ``--truth-copies``.  All go through the same
 fast-shield chain (`shipfastsim.plugins.gan_target.transport_rates`); each side's
 rates (shield_end, P1, P2 per generated muon, with per-source-muon standard errors) go
@@ -33,7 +34,9 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
         generator, params, sources, copies = ("fairship-file", {"files": [str(SHIP_SAMPLE)]},
                                                count_muons(SHIP_SAMPLE), args.truth_copies)
     else:
-        generator, params, sources, copies = side, {}, args.sources, args.copies
+        weights = dict(item.split("=", 1) for item in args.weights)
+        params = {"weights": weights[side]} if side in weights else {}
+        generator, sources, copies = side, args.sources, args.copies
     start = time.perf_counter()
     # About 10^4 rows per transport call: far larger calls run several times slower (cache).
     rates = transported_rates(generator, params, sources, copies, args.seed, max(1, 10_000 // copies), progress=True)
@@ -54,6 +57,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2, help="phi-rotated copies of each generator muon")
     parser.add_argument("--truth-copies", type=int, default=10, help="phi-rotated copies of each truth muon")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--weights", nargs="*", default=[], metavar="SIDE=PATH",
+                        help="a generator's weights instead of its bundled ones, e.g. "
+                             "flow-target=DIR/flow_target.safetensors")
     args = parser.parse_args()
     import torch
 
