@@ -100,7 +100,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="maximum generator steps (default: TrainConfig); chain: steps of both flows")
     parser.add_argument("--eval-every", type=int, help="generator steps between validations (default: TrainConfig)")
     parser.add_argument("--patience", type=int,
-                        help="validations without improvement before stopping (default: TrainConfig)")
+                        help="validations without improvement before stopping (default: TrainConfig); chain: "
+                             "both flows (default: all their steps)")
     parser.add_argument("--max-minutes", type=float, help="wall-clock safety limit [min] (default: TrainConfig)")
     parser.add_argument("--batch-size", type=int, help="muons per batch (default: TrainConfig)")
     parser.add_argument("--hidden", type=int,

@@ -98,7 +98,8 @@ def train_nf_after_shield(args: argparse.Namespace) -> int:
         data.save(output / "training_data.npz")
     defaults = TrainConfig()
     overrides = {k: v for k, v in (("steps", args.max_steps), ("eval_every", args.eval_every),
-                                   ("max_minutes", args.max_minutes), ("batch_size", args.batch_size))
+                                   ("max_minutes", args.max_minutes), ("batch_size", args.batch_size),
+                                   ("patience", getattr(args, "patience", None)))
                  if v is not None}
     flow_overrides = {k: getattr(args, k) for k in ("hidden", "layers") if getattr(args, k) is not None}
     config = TrainConfig(seed=args.seed, flow=type(defaults.flow)(**asdict(defaults.flow) | flow_overrides),

@@ -165,7 +165,8 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
                        hidden: int = 48, coupling: str = "autoregressive-spline", layers: int = 3, bins: int = 8,
                        p2_context: bool = True, p2_emphasis: float = 0.0, mirror_y: bool = True,
                        every_row: bool = True, geometry: str | Path = DEFAULT_GEOMETRY, batch_size: int = 2048,
-                       eval_every: int = 250, max_minutes: float = 150.0, progress: bool = True) -> Path:
+                       eval_every: int = 250, max_minutes: float = 150.0, patience: int = 0,
+                       progress: bool = True) -> Path:
     """Train the flow on the P1 rows of the training and validation splits of ``files``
     (`nf_after_shield.data.make_training_data` outputs, each split by target muon as for
     nf-after-shield, so their holdouts stay unseen); write weights, JSON and the holdout
@@ -179,7 +180,8 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     weight times the mean likelihood of a batch of P2 rows to the loss (tried; not the
     bundled recipe).  ``geometry``: the YAML whose decay vessel the files' labels come from
     (TRY_2025 for the bundled model); ``batch_size``, ``eval_every`` (steps between
-    validations), ``max_minutes`` (wall-clock limit) size the training."""
+    validations), ``max_minutes`` (wall-clock limit) and ``patience`` (validations without a
+    better loss before stopping; 0: never) size the training."""
     from dataclasses import asdict
 
     import numpy as np
@@ -216,6 +218,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     # where they were and gives the P2 density more of the network (sigmas 1: no structured latent).
     config = TrainConfig(seed=seed, steps=steps, batch_size=batch_size, subset_batch=1024 if p2_emphasis else 64,
                          lambdas=(0.0, p2_emphasis), eval_every=eval_every, max_minutes=max_minutes,
+                         patience=patience,
                          mirror_y=mirror_y,
                          train_on_holdout_split=every_row,
                          flow=FlowConfig(knots=48, hidden=hidden, coupling=coupling, layers=layers, bins=bins,

@@ -48,6 +48,8 @@ class TrainConfig:
     eval_every: int = 500
     min_selection_rows: int = 50  # a subset with fewer validation rows is left out of the selection score
     max_minutes: float = 30.0
+    # Stop after this many validations without a better validation loss (0: never; run all steps).
+    patience: int = 0
     # The rows of the data's own holdout split (15 %) train too: for data whose held-out
     # rows were set aside before (nf-decay-vessel); validation keeps its rows.
     train_on_holdout_split: bool = False
@@ -184,6 +186,8 @@ def train_flow(data: TrainingData, config: TrainConfig | None = None, progress: 
             history.append((step, value))
             if value < best:
                 best, best_step, best_state = value, step, copy.deepcopy(flow.state_dict())
+            elif config.patience and (step - best_step) // config.eval_every >= config.patience:
+                last = True  # no better validation loss for `patience` validations
             if progress:
                 print(f"  step {step}: train {float(loss.detach()):.4f} validation {value:.4f} "
                       f"(best {best:.4f} @ {best_step}; per subset " + ", ".join(f"{t:.3f}" for t in terms) + ")",

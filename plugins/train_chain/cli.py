@@ -4,7 +4,8 @@ Its own options are added to the ``train`` parser (`add_arguments`); the shared 
 size it: ``--muons`` generated target muons (default `DEFAULT_MUONS`, the bundled
 nf-after-shield recipe's), ``--copies`` phi rotations, ``--seed`` (the transport run's and
 every training's), ``--max-steps`` (both flows' steps), ``--hidden`` / ``--layers`` (all
-three networks), ``--batch-size``, ``--eval-every`` and ``--max-minutes``.
+three networks), ``--batch-size``, ``--eval-every``, ``--max-minutes`` and ``--patience``
+(both flows stop after that many validations without a better loss).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def settings_from_arguments(args: argparse.Namespace):
                             generator_weights=weights)
     knobs = TrainingKnobs(flow_steps=args.max_steps, filter_epochs=args.filter_epochs, hidden=args.hidden,
                           layers=args.layers, batch_size=args.batch_size, eval_every=args.eval_every,
-                          max_minutes=args.max_minutes)
+                          max_minutes=args.max_minutes, patience=args.patience)
     return ChainSettings(sample, knobs)
 
 

@@ -43,7 +43,8 @@ class TrainingKnobs:
     """Sizes of the three trainings (None: each trainer's own default): ``flow_steps`` of
     both flows, ``filter_epochs`` of the filter, ``hidden`` width and ``layers`` of all three
     networks, the flows' ``batch_size``, ``eval_every`` (flow steps between validations) and
-    the wall-clock limit ``max_minutes`` of each training."""
+    the wall-clock limit ``max_minutes`` of each training and the flows' ``patience``
+    (validations without a better loss before a flow stops)."""
 
     flow_steps: int | None = None
     filter_epochs: int | None = None
@@ -52,6 +53,7 @@ class TrainingKnobs:
     batch_size: int | None = None
     eval_every: int | None = None
     max_minutes: float | None = None
+    patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Pa
     train_nf_after_shield(Namespace(input=[str(sample_dir / "training_data.npz")], output=output,
                                     seed=settings.sample.seed, max_steps=k.flow_steps, eval_every=k.eval_every,
                                     max_minutes=k.max_minutes, batch_size=k.batch_size, hidden=k.hidden,
-                                    layers=k.layers, quiet=not progress, peer=False,
+                                    layers=k.layers, quiet=not progress, peer=False, patience=k.patience,
                                     geometry=settings.sample.geometry))
     # The model's test sample, as shipped beside the bundled one: held-out rows of its split.
     save_holdout(load_training_data(sample_dir / "training_data.npz"), output / HOLDOUT_SHIELD_END)
@@ -106,7 +108,7 @@ def _train_nf_decay_vessel(settings: ChainSettings, sample_dir: Path, output: Pa
 
     k = settings.knobs
     sizes = {"steps": k.flow_steps, "hidden": k.hidden, "layers": k.layers, "batch_size": k.batch_size,
-             "eval_every": k.eval_every, "max_minutes": k.max_minutes}
+             "eval_every": k.eval_every, "max_minutes": k.max_minutes, "patience": k.patience}
     # every_row False: the holdout split stays out of training, so the report's gates are on
     # muons the model never saw (the trainer's default trains on every row of a recipe that
     # has an independent transport run to test on).

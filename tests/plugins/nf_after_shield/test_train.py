@@ -162,3 +162,19 @@ def test_weighted_whitening_equals_duplicated_rows():
     duplicated.fit_whitening(g[again], charge[again])
     torch.testing.assert_close(weighted.white_mean, duplicated.white_mean, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(weighted.white_chol, duplicated.white_chol, rtol=2e-3, atol=0)
+
+
+def test_patience_stops_after_that_many_validations_without_a_better_loss(small_data):
+    """patience 2, a validation every 10 steps: training stops at the second validation after
+    the best one, neither of them better, long before its 600 steps (a learning rate of 0.03
+    makes the validation loss noisy early; at 0.003 it improves at every one of 60
+    validations); the weights kept are the best step's (patience 0, the default, runs every step)."""
+    config = dataclasses.replace(_short(), steps=600, patience=2, learning_rate=3e-2)
+    result = train_flow(small_data, config)
+    steps = [step for step, _ in result.history]
+    assert steps[-1] < 600
+    assert steps[-1] == result.best_step + 2 * config.eval_every
+    after = [value for step, value in result.history if step > result.best_step]
+    assert len(after) == 2 and min(after) >= result.best_loss
+    assert min(value for _, value in result.history) == result.best_loss
+    assert TrainConfig().patience == 0

@@ -94,3 +94,27 @@ def test_nf_decay_vessel_never_trains_on_its_holdout(resumed_chain):
 
     document = json.loads((resumed_chain["output"] / "nf-decay-vessel" / "nf_decay_vessel.json").read_text())
     assert document["training"]["train_on_holdout_split"] is False
+
+
+def test_patience_reaches_both_flows(monkeypatch, tmp_path, vessel_geometry):
+    """``--patience 3`` is recorded with the chain's arguments and given to both flows'
+    trainers (the trainers themselves are replaced here: only the wiring is tested)."""
+    from shipfastsim.cli import build_parser
+    from shipfastsim.plugins.nf_after_shield import cli as nf_cli
+    from shipfastsim.plugins.nf_after_shield import data as nf_data
+    from shipfastsim.plugins.nf_after_shield import decay_vessel
+    from shipfastsim.plugins.train_chain import steps
+    from shipfastsim.plugins.train_chain.cli import settings_from_arguments
+    from tests.plugins.train_chain.conftest import chain_arguments
+
+    args = build_parser().parse_args(chain_arguments(vessel_geometry, tmp_path / "out", **{"--patience": "3"}))
+    settings = settings_from_arguments(args)
+    assert settings.record()["training"]["patience"] == 3
+    seen = {}
+    monkeypatch.setattr(nf_cli, "train_nf_after_shield", lambda namespace: seen.setdefault("after", namespace.patience))
+    monkeypatch.setattr(decay_vessel, "train_decay_vessel", lambda *a, **k: seen.setdefault("vessel", k["patience"]))
+    monkeypatch.setattr(nf_data, "load_training_data", lambda path: None)
+    monkeypatch.setattr(nf_data, "save_holdout", lambda *a, **k: None)
+    steps.TRAINERS["nf-after-shield"](settings, tmp_path, tmp_path, False)
+    steps.TRAINERS["nf-decay-vessel"](settings, tmp_path, tmp_path, False)
+    assert seen == {"after": 3, "vessel": 3}
