@@ -235,12 +235,12 @@ class ModelSelection:
 
     def evaluate(self, step: int, module: MappedFeatureModule, device: str, losses: dict[str, float]) -> float:
         """Score ``module`` (moved to the CPU and back to ``device``) at ``step``; returns the score."""
-        score, per_feature, auc = validation_score(module.cpu(), self.sample.validation, self.seed, self.n_generated,
+        module = module.cpu()
+        score, per_feature, auc = validation_score(module, self.sample.validation, self.seed, self.n_generated,
                                                    self.trees, self.sample.validation_weights)
         scores = {"val_score": score, "val_w1_over_sigma": per_feature, "val_gbt_auc_physics": auc}
         if self.rates is not None:
-            candidate = module.cpu()
-            rate = self.rates.measure(lambda path: self.save(candidate, path, self.metadata))
+            rate = self.rates.measure(lambda path: self.save(module, path, self.metadata))
             penalty, ratio = self.rates.penalty(rate)
             scores |= {"val_distribution_score": score, "val_score": score + penalty, "val_transported_rate": {
                 "label": rate.label, "rate": rate.rate, "error": rate.error, "truth": self.rates.truth.rate,
@@ -249,7 +249,7 @@ class ModelSelection:
         self.history.append({"step": step} | losses | scores | {"minutes": (time.monotonic() - self.start) / 60})
         if score < self.best:
             self.best, self.best_step, self.stale = score, step, 0
-            self.save(module.cpu(), self.weights_path, self.metadata | {"best_step": step} | scores)
+            self.save(module, self.weights_path, self.metadata | {"best_step": step} | scores)
         else:
             self.stale += 1
         module.to(device)

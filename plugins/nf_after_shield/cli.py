@@ -17,10 +17,12 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-__all__ = ["DEFAULT_TARGET_MUONS", "train_nf_after_shield", "validation_report"]
+__all__ = ["DEFAULT_TARGET_MUONS", "HOLDOUT_SHIELD_END", "train_nf_after_shield", "validation_report"]
 
 #: flow-target muons (each transported in 10 phi-rotated copies) of the bundled model's data.
 DEFAULT_TARGET_MUONS = 1_500_000
+#: Held-out rows of the trained model's split (`data.save_holdout`), written beside its weights.
+HOLDOUT_SHIELD_END = "holdout_shield_end.npz"
 
 
 def validation_report(flow, data, n_generate: int | None = None, seed: int = 0, plot=None,
@@ -85,7 +87,7 @@ def _print_report(title: str, report: dict) -> None:
 
 def train_nf_after_shield(args: argparse.Namespace) -> int:
     """Make or read the data, train, validate, write (see module docstring)."""
-    from shipfastsim.plugins.nf_after_shield.data import load_training_data, make_training_data
+    from shipfastsim.plugins.nf_after_shield.data import load_training_data, make_training_data, save_holdout
     from shipfastsim.plugins.nf_after_shield.train import TrainConfig, train_flow, write_model
 
     output = Path(args.output)
@@ -113,6 +115,9 @@ def train_nf_after_shield(args: argparse.Namespace) -> int:
     report = validation_report(result.flow, data, plot=output / "nf_after_shield_subsets.png",
                                sigmas=(1.0, *DANGEROUS_SIGMAS), geometry=geometry)
     path = write_model(result, data, config, output, {"validation": report, "dangerous_sigmas": DANGEROUS_SIGMAS})
+    # The model's test sample beside its weights (held-out rows of its split), as the
+    # nf-decay-vessel and mlp-filter trainers write theirs.
+    save_holdout(data, output / HOLDOUT_SHIELD_END)
     _print_report("nf-after-shield", report)
     if getattr(args, "peer", False):
         peer = train_flow(data, config, progress=not args.quiet, peer=True)

@@ -33,8 +33,6 @@ from shipfastsim.plugins.train_chain.sample import SampleSettings, make_sample, 
 __all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "run_chain", "step_done"]
 
 MARKER = "done.json"
-#: nf-after-shield's held-out rows (`nf_after_shield.data.save_holdout`), beside its weights.
-HOLDOUT_SHIELD_END = "holdout_shield_end.npz"
 ARGUMENTS = "chain.json"
 
 
@@ -91,7 +89,6 @@ def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Pa
     from argparse import Namespace
 
     from shipfastsim.plugins.nf_after_shield.cli import train_nf_after_shield
-    from shipfastsim.plugins.nf_after_shield.data import load_training_data, save_holdout
 
     k = settings.knobs
     train_nf_after_shield(Namespace(input=[str(sample_dir / "training_data.npz")], output=output,
@@ -99,8 +96,6 @@ def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Pa
                                     max_minutes=k.max_minutes, batch_size=k.batch_size, hidden=k.hidden,
                                     layers=k.layers, quiet=not progress, peer=False, patience=k.patience,
                                     geometry=settings.sample.geometry))
-    # The model's test sample, as shipped beside the bundled one: held-out rows of its split.
-    save_holdout(load_training_data(sample_dir / "training_data.npz"), output / HOLDOUT_SHIELD_END)
 
 
 def _train_nf_decay_vessel(settings: ChainSettings, sample_dir: Path, output: Path, progress: bool) -> None:

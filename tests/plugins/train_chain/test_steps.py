@@ -74,8 +74,8 @@ def test_a_sample_too_small_for_the_filter_is_a_usage_error(tmp_path, vessel_geo
 def test_each_model_keeps_its_held_out_rows(resumed_chain):
     """nf-after-shield's folder holds its test sample: rows of its trainer's holdout split only
     (by target muon), every held-out P1 row among them, and the split's row count."""
+    from shipfastsim.plugins.nf_after_shield.cli import HOLDOUT_SHIELD_END
     from shipfastsim.plugins.nf_after_shield.data import load_training_data, split_indices
-    from shipfastsim.plugins.train_chain.steps import HOLDOUT_SHIELD_END
 
     output = resumed_chain["output"]
     data = load_training_data(output / "sample" / "training_data.npz")
@@ -101,7 +101,6 @@ def test_patience_reaches_both_flows(monkeypatch, tmp_path, vessel_geometry):
     trainers (the trainers themselves are replaced here: only the wiring is tested)."""
     from shipfastsim.cli import build_parser
     from shipfastsim.plugins.nf_after_shield import cli as nf_cli
-    from shipfastsim.plugins.nf_after_shield import data as nf_data
     from shipfastsim.plugins.nf_after_shield import decay_vessel
     from shipfastsim.plugins.train_chain import steps
     from shipfastsim.plugins.train_chain.cli import settings_from_arguments
@@ -113,8 +112,6 @@ def test_patience_reaches_both_flows(monkeypatch, tmp_path, vessel_geometry):
     seen = {}
     monkeypatch.setattr(nf_cli, "train_nf_after_shield", lambda namespace: seen.setdefault("after", namespace.patience))
     monkeypatch.setattr(decay_vessel, "train_decay_vessel", lambda *a, **k: seen.setdefault("vessel", k["patience"]))
-    monkeypatch.setattr(nf_data, "load_training_data", lambda path: None)
-    monkeypatch.setattr(nf_data, "save_holdout", lambda *a, **k: None)
     steps.TRAINERS["nf-after-shield"](settings, tmp_path, tmp_path, False)
     steps.TRAINERS["nf-decay-vessel"](settings, tmp_path, tmp_path, False)
     assert seen == {"after": 3, "vessel": 3}
