@@ -108,6 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="generator hidden width (default: GanConfig); chain: of all three networks")
     parser.add_argument("--layers", type=int,
                         help="generator hidden layers (default: GanConfig); chain: of all three networks")
+    parser.add_argument("--knots", type=int,
+                        help="nf-after-shield: knots of each Gaussianising map (default FlowConfig: 48; a shield "
+                             "whose muons have sharp edges in x and px needs more); chain: nf-after-shield's")
     parser.add_argument("--muons", type=int,
                         help="mlp-filter: gan-target muons to label with fast-shield (without --input; default "
                              "400000); chain: generated target muons of the sample (default 1500000)")

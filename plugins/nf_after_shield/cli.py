@@ -103,7 +103,8 @@ def train_nf_after_shield(args: argparse.Namespace) -> int:
                                    ("max_minutes", args.max_minutes), ("batch_size", args.batch_size),
                                    ("patience", getattr(args, "patience", None)))
                  if v is not None}
-    flow_overrides = {k: getattr(args, k) for k in ("hidden", "layers") if getattr(args, k) is not None}
+    flow_overrides = {k: getattr(args, k) for k in ("hidden", "layers", "knots")
+                      if getattr(args, k, None) is not None}
     config = TrainConfig(seed=args.seed, flow=type(defaults.flow)(**asdict(defaults.flow) | flow_overrides),
                          **overrides)
     result = train_flow(data, config, progress=not args.quiet)

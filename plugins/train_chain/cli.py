@@ -74,12 +74,15 @@ def settings_from_arguments(args: argparse.Namespace):
                         ("--chunk", args.chunk)):
         if value < 1:
             raise UsageError(f"{name} {value}: must be at least 1")
+    if getattr(args, "knots", None) is not None and args.knots < 4:
+        raise UsageError(f"--knots {args.knots}: a Gaussianising map needs at least 4 knots")
     sample = SampleSettings(geometry=str(Path(args.geometry).resolve()), truth=args.truth, generator=args.generator,
                             muons=muons, copies=args.copies, seed=args.seed, chunk=args.chunk,
                             generator_weights=weights)
     knobs = TrainingKnobs(flow_steps=args.max_steps, filter_epochs=args.filter_epochs, hidden=args.hidden,
                           layers=args.layers, batch_size=args.batch_size, eval_every=args.eval_every,
-                          max_minutes=args.max_minutes, patience=args.patience)
+                          max_minutes=args.max_minutes, patience=args.patience,
+                          knots=getattr(args, "knots", None))
     return ChainSettings(sample, knobs)
 
 

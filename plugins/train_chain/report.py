@@ -87,9 +87,10 @@ def nf_after_shield_gates(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     return gates
 
 
-def nf_decay_vessel_gates(weights: Path, geometry: str, n_generate: int | None = None, seed: int = 0
-                          ) -> list[dict[str, Any]]:
-    """Gates of nf-decay-vessel: its muons against the holdout P1 rows beside ``weights``."""
+def nf_decay_vessel_gates(weights: Path, geometry: str, n_generate: int | None = None, seed: int = 0,
+                          truth_file: Path | None = None) -> list[dict[str, Any]]:
+    """Gates of nf-decay-vessel: its muons against the holdout P1 rows beside ``weights``, or
+    against the P1 rows (``state``, ``label``) of ``truth_file``, e.g. an independent sample's."""
     import torch
 
     from shipfastsim.components import ChunkContext
@@ -99,7 +100,7 @@ def nf_decay_vessel_gates(weights: Path, geometry: str, n_generate: int | None =
     from shipfastsim.plugins.nf_after_shield.validate import fidelity
     from shipfastsim.stage_params import make_stage
 
-    with np.load(weights.parent / HOLDOUT.name) as holdout:
+    with np.load(truth_file or weights.parent / HOLDOUT.name) as holdout:
         truth, truth_label = holdout["state"].astype(np.float64), holdout["label"]
     stage = make_stage("generator", "nf-decay-vessel", {"weights": str(weights), "geometry": geometry})
     n = n_generate or max(4 * len(truth), 20_000)

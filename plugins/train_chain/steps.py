@@ -41,8 +41,9 @@ class TrainingKnobs:
     """Sizes of the three trainings (None: each trainer's own default): ``flow_steps`` of
     both flows, ``filter_epochs`` of the filter, ``hidden`` width and ``layers`` of all three
     networks, the flows' ``batch_size``, ``eval_every`` (flow steps between validations) and
-    the wall-clock limit ``max_minutes`` of each training and the flows' ``patience``
-    (validations without a better loss before a flow stops)."""
+    the wall-clock limit ``max_minutes`` of each training, the flows' ``patience``
+    (validations without a better loss before a flow stops) and ``knots`` of nf-after-shield's
+    Gaussianising maps."""
 
     flow_steps: int | None = None
     filter_epochs: int | None = None
@@ -52,6 +53,7 @@ class TrainingKnobs:
     eval_every: int | None = None
     max_minutes: float | None = None
     patience: int | None = None
+    knots: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Pa
     train_nf_after_shield(Namespace(input=[str(sample_dir / "training_data.npz")], output=output,
                                     seed=settings.sample.seed, max_steps=k.flow_steps, eval_every=k.eval_every,
                                     max_minutes=k.max_minutes, batch_size=k.batch_size, hidden=k.hidden,
-                                    layers=k.layers, quiet=not progress, peer=False, patience=k.patience,
+                                    layers=k.layers, knots=k.knots, quiet=not progress, peer=False,
+                                    patience=k.patience,
                                     geometry=settings.sample.geometry))
 
 

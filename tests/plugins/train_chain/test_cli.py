@@ -30,3 +30,10 @@ def test_counts_below_one_are_usage_errors(tmp_path, capsys, vessel_geometry):
                        "--geometry", str(vessel_geometry), option, "0"])
         assert status == 2 and f"{option} 0: must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_fewer_than_four_knots_is_a_usage_error(tmp_path, capsys, vessel_geometry):
+    status = main(["train", "chain", "--output", str(tmp_path / "x"), "--truth", "fast-shield",
+                   "--geometry", str(vessel_geometry), "--knots", "3"])
+    assert status == 2 and "--knots 3: a Gaussianising map needs at least 4 knots" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

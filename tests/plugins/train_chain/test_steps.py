@@ -115,3 +115,36 @@ def test_patience_reaches_both_flows(monkeypatch, tmp_path, vessel_geometry):
     steps.TRAINERS["nf-after-shield"](settings, tmp_path, tmp_path, False)
     steps.TRAINERS["nf-decay-vessel"](settings, tmp_path, tmp_path, False)
     assert seen == {"after": 3, "vessel": 3}
+
+
+def test_knots_reach_the_inclusive_flows_maps(monkeypatch, tmp_path, vessel_geometry):
+    """``--knots 96`` is recorded, reaches nf-after-shield's trainer and becomes the knots of
+    its Gaussianising maps (`FlowConfig.knots`); nf-decay-vessel keeps its own (the trainers'
+    training is replaced here: only the wiring is tested)."""
+    from shipfastsim.cli import build_parser
+    from shipfastsim.plugins.nf_after_shield import data as nf_data
+    from shipfastsim.plugins.nf_after_shield import decay_vessel
+    from shipfastsim.plugins.nf_after_shield import train as nf_train
+    from shipfastsim.plugins.train_chain import steps
+    from shipfastsim.plugins.train_chain.cli import settings_from_arguments
+    from tests.plugins.train_chain.conftest import chain_arguments
+
+    args = build_parser().parse_args(chain_arguments(vessel_geometry, tmp_path / "out", **{"--knots": "96"}))
+    settings = settings_from_arguments(args)
+    assert settings.record()["training"]["knots"] == 96
+
+    class Trained(Exception):
+        pass
+
+    def capture(data, config, progress=False):
+        raise Trained(config.flow.knots)
+
+    monkeypatch.setattr(nf_data, "load_training_data", lambda path: None)
+    monkeypatch.setattr(nf_train, "train_flow", capture)
+    with pytest.raises(Trained) as trained:
+        steps.TRAINERS["nf-after-shield"](settings, tmp_path, tmp_path, False)
+    assert trained.value.args == (96,)
+    seen = {}
+    monkeypatch.setattr(decay_vessel, "train_decay_vessel", lambda *a, **k: seen.update(k))
+    steps.TRAINERS["nf-decay-vessel"](settings, tmp_path, tmp_path, False)
+    assert "knots" not in seen
