@@ -183,7 +183,7 @@ def save_labelled(sample: LabelledMuons, path: str | Path) -> Path:
     """Write a sample as a compressed ``.npz`` (labels packed as uint8, metadata as JSON)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"state": sample.state.astype(np.float32), "group": sample.group, "weight": sample.weight,
+    arrays = {"state": sample.state.astype(np.float32, copy=False), "group": sample.group, "weight": sample.weight,
               "meta": np.frombuffer(json.dumps(sample.meta).encode(), dtype=np.uint8)}
     arrays |= {f"label_{k}": v.astype(np.uint8) for k, v in sample.labels.items()}
     np.savez_compressed(path, **arrays)

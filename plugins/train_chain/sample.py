@@ -23,6 +23,7 @@ sample come the flows' `TrainingData` (rows at the shield end) and the filter's
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -145,8 +146,13 @@ class ChainSample:
     meta: dict
 
     def save(self, path: Path) -> Path:
+        """Write the sample; the file appears whole or not at all (a partial write is a
+        temporary file), so a chain resumed after a crash can trust it."""
         arrays = {k: getattr(self, k) for k in ("target", "event_id", "weight", "at_end", "end", "label")}
-        np.savez_compressed(path, meta=np.frombuffer(json.dumps(self.meta).encode(), dtype=np.uint8), **arrays)
+        path = Path(path)
+        partial = path.with_name(path.stem + ".partial.npz")
+        np.savez_compressed(partial, meta=np.frombuffer(json.dumps(self.meta).encode(), dtype=np.uint8), **arrays)
+        os.replace(partial, path)
         return path
 
     def training_data(self) -> TrainingData:
@@ -166,7 +172,8 @@ class ChainSample:
         meta = {"generator": settings["generator"], "generated": settings["muons"], "copies": settings["copies"],
                 "seed": settings["seed"], "chunk": settings["chunk"], "propagator": settings["truth"],
                 "geometry": Path(settings["geometry"]).name, "provenance": self.meta["provenance"]}
-        return LabelledMuons(self.target.copy(), self.event_id, labels, self.weight.copy(), meta)
+        # the sample's own arrays, not copies: a sample of 10^8 copies is several GB
+        return LabelledMuons(self.target, self.event_id, labels, self.weight, meta)
 
 
 def load_sample(path: str | Path) -> ChainSample:
@@ -210,7 +217,11 @@ def make_sample(settings: SampleSettings, workers: int, progress: bool = False) 
         if progress:
             print(f"  transport: chunk {len(parts)}/{settings.n_chunks()} ({time.perf_counter() - start:.0f} s)",
                   flush=True)
-    joined = {k: np.concatenate([parts[c][k] for c in sorted(parts)]) for k in parts[0]}
+    # joined one array at a time, each chunk's part freed as it is used, so the peak memory is
+    # the sample plus one array, not twice the sample
+    order, joined = sorted(parts), {}
+    for key in list(parts[0]):
+        joined[key] = np.concatenate([parts[c].pop(key) for c in order])
     joined["weight"] = joined["weight"] / joined["weight"].mean()
     provenance = sample_record(settings.geometry, _truth_record(stages[2]),
                                target_record(settings.generator, stages[0].params.get("weights")), [settings.seed])

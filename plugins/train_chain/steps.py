@@ -11,7 +11,9 @@
    and ``report.md``.
 
 A step is done when its folder holds ``done.json`` (written last, by an atomic rename);
-a rerun skips the steps that are done and redoes an unfinished one from the start.  The
+a rerun skips the steps that are done and redoes an unfinished one from the start, except
+that an unfinished sample step whose ``sample.npz`` was written (whole: `ChainSample.save`)
+makes its other two files from it instead of transporting again.  The
 arguments are recorded in ``DIR/chain.json`` at the first run; a rerun whose arguments
 differ is refused, naming each difference.  ``workers`` is not recorded: the sample is the
 same for any number of workers, so a resumed run may use another.
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from shipfastsim.errors import UsageError
-from shipfastsim.plugins.train_chain.sample import SampleSettings, make_sample, sample_meta
+from shipfastsim.plugins.train_chain.sample import SampleSettings, load_sample, make_sample, sample_meta
 
 __all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "run_chain", "step_done"]
 
@@ -81,8 +83,15 @@ def _mark(directory: Path, step: str, seconds: float) -> None:
 def _sample_step(settings: ChainSettings, directory: Path, workers: int, progress: bool) -> None:
     from shipfastsim.plugins.mlp_filter.labels import save_labelled
 
-    sample = make_sample(settings.sample, workers, progress)
-    sample.save(directory / "sample.npz")
+    path = directory / "sample.npz"
+    if path.is_file():  # transported before a crash: written whole (`ChainSample.save`), not redone
+        sample = load_sample(path)
+        if sample.meta["settings"] != asdict(settings.sample):
+            raise UsageError(f"{path} was made with other settings ({sample.meta['settings']}): remove it, or "
+                             f"give another --output")
+    else:
+        sample = make_sample(settings.sample, workers, progress)
+        sample.save(path)
     sample.training_data().save(directory / "training_data.npz")
     save_labelled(sample.labelled(), directory / "labelled_muons.npz")
 

@@ -148,3 +148,44 @@ def test_knots_reach_the_inclusive_flows_maps(monkeypatch, tmp_path, vessel_geom
     monkeypatch.setattr(decay_vessel, "train_decay_vessel", lambda *a, **k: seen.update(k))
     steps.TRAINERS["nf-decay-vessel"](settings, tmp_path, tmp_path, False)
     assert "knots" not in seen
+
+
+def test_a_sample_step_killed_after_the_transport_resumes_from_its_sample(resumed_chain, monkeypatch, tmp_path):
+    """Killed after ``sample.npz`` was written (here: writing the filter's file fails), the
+    sample step's rerun makes ``training_data.npz`` and ``labelled_muons.npz`` from it without
+    transporting again, identical to those of the uninterrupted chain with the same arguments."""
+    from shipfastsim.cli import build_parser
+    from shipfastsim.plugins.mlp_filter import labels
+    from shipfastsim.plugins.nf_after_shield.data import load_training_data
+    from shipfastsim.plugins.train_chain import steps
+    from shipfastsim.plugins.train_chain.cli import settings_from_arguments
+    from tests.plugins.train_chain.conftest import Interrupted, chain_arguments
+
+    settings = settings_from_arguments(build_parser().parse_args(
+        chain_arguments(resumed_chain["geometry"], tmp_path / "out")))
+    directory = tmp_path / "sample"
+    directory.mkdir()
+    real_save = labels.save_labelled
+
+    def killed(*args, **kwargs):
+        raise Interrupted("planted: the run is killed writing labelled_muons.npz")
+
+    monkeypatch.setattr(labels, "save_labelled", killed)
+    with pytest.raises(Interrupted):
+        steps._sample_step(settings, directory, 1, False)
+    assert (directory / "sample.npz").is_file() and not (directory / "labelled_muons.npz").exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the sample was transported again")
+
+    monkeypatch.setattr(labels, "save_labelled", real_save)
+    monkeypatch.setattr(steps, "make_sample", refuse)
+    steps._sample_step(settings, directory, 1, False)
+    uninterrupted = resumed_chain["output"] / "sample"
+    resumed, expected = load_training_data(directory / "training_data.npz"), \
+        load_training_data(uninterrupted / "training_data.npz")
+    assert np.array_equal(resumed.state, expected.state) and np.array_equal(resumed.label, expected.label)
+    resumed, expected = labels.load_labelled(directory / "labelled_muons.npz"), \
+        labels.load_labelled(uninterrupted / "labelled_muons.npz")
+    assert np.array_equal(resumed.state, expected.state)
+    assert all(np.array_equal(resumed.labels[k], expected.labels[k]) for k in expected.labels)
