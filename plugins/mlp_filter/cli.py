@@ -49,14 +49,17 @@ def write_holdout(sample, net, threshold: float, label: str, output: Path, seed:
     return save_labelled(small, output / HOLDOUT_NAME)
 
 
-def train_mlp_filter(args: argparse.Namespace) -> int:
-    """Label (or read) muons, train the filter and write weights, sidecar and holdout copy."""
+def train_mlp_filter(args: argparse.Namespace, sample=None) -> int:
+    """Label (or read) muons, train the filter and write weights, sidecar and holdout copy;
+    ``sample``: labelled muons already in memory (`LabelledMuons`), used in place of ``args.input``."""
     from shipfastsim.plugins.mlp_filter.labels import concat_labelled, label_target_muons, load_labelled, save_labelled
     from shipfastsim.plugins.mlp_filter.train import TrainConfig, train_filter
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    if args.input:
+    if sample is not None:
+        pass
+    elif args.input:
         missing = [f for f in args.input if not Path(f).is_file()]
         if missing:
             raise FileNotFoundError(f"labelled .npz files not found: {missing}")

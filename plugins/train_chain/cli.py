@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="chain: local dask workers of the transport (any number gives the same sample)")
     parser.add_argument("--filter-epochs", type=int, help="chain: mlp-filter epochs (default: its TrainConfig)")
+    parser.add_argument("--filter-muons", type=int, metavar="N",
+                        help="chain: mlp-filter learns from the copies of the sample's first N generated muons "
+                             "(default 3000000, which fits in 24 GB)")
     parser.add_argument("--chunk", type=int, default=CHUNK,
                         help="chain: generated muons per transport chunk (chunk k draws from (seed, k), so it is "
                              "part of the sample's recipe; default: %(default)s)")
@@ -74,6 +77,8 @@ def settings_from_arguments(args: argparse.Namespace):
                         ("--chunk", args.chunk)):
         if value < 1:
             raise UsageError(f"{name} {value}: must be at least 1")
+    if getattr(args, "filter_muons", None) is not None and args.filter_muons < 1:
+        raise UsageError(f"--filter-muons {args.filter_muons}: must be at least 1")
     if getattr(args, "knots", None) is not None and args.knots < 4:
         raise UsageError(f"--knots {args.knots}: a Gaussianising map needs at least 4 knots")
     sample = SampleSettings(geometry=str(Path(args.geometry).resolve()), truth=args.truth, generator=args.generator,
@@ -82,7 +87,7 @@ def settings_from_arguments(args: argparse.Namespace):
     knobs = TrainingKnobs(flow_steps=args.max_steps, filter_epochs=args.filter_epochs, hidden=args.hidden,
                           layers=args.layers, batch_size=args.batch_size, eval_every=args.eval_every,
                           max_minutes=args.max_minutes, patience=args.patience,
-                          knots=getattr(args, "knots", None))
+                          knots=getattr(args, "knots", None), filter_muons=getattr(args, "filter_muons", None))
     return ChainSettings(sample, knobs)
 
 

@@ -35,6 +35,10 @@ from shipfastsim.plugins.train_chain.sample import SampleSettings, load_sample, 
 __all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "run_chain", "step_done"]
 
 MARKER = "done.json"
+#: Generated muons whose copies mlp-filter learns from, unless ``--filter-muons`` says otherwise:
+#: 3x10^7 rows at 10 copies, which trained in 4 minutes within 24 GB (a 1.2x10^8-row sample
+#: did not fit).
+FILTER_MUONS = 3_000_000
 ARGUMENTS = "chain.json"
 
 
@@ -44,8 +48,9 @@ class TrainingKnobs:
     both flows, ``filter_epochs`` of the filter, ``hidden`` width and ``layers`` of all three
     networks, the flows' ``batch_size``, ``eval_every`` (flow steps between validations) and
     the wall-clock limit ``max_minutes`` of each training, the flows' ``patience``
-    (validations without a better loss before a flow stops) and ``knots`` of nf-after-shield's
-    Gaussianising maps."""
+    (validations without a better loss before a flow stops), ``knots`` of nf-after-shield's
+    Gaussianising maps and ``filter_muons``, the generated muons whose copies the filter
+    learns from (the first ones; None: `FILTER_MUONS`)."""
 
     flow_steps: int | None = None
     filter_epochs: int | None = None
@@ -56,6 +61,7 @@ class TrainingKnobs:
     max_minutes: float | None = None
     patience: int | None = None
     knots: int | None = None
+    filter_muons: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,13 +134,22 @@ def _train_mlp_filter(settings: ChainSettings, sample_dir: Path, output: Path, p
     from argparse import Namespace
 
     from shipfastsim.plugins.mlp_filter.cli import train_mlp_filter
+    from shipfastsim.plugins.mlp_filter.labels import load_labelled
 
     k = settings.knobs
-    arguments = Namespace(input=[str(sample_dir / "labelled_muons.npz")], output=output, seed=settings.sample.seed,
+    # the copies of the first filter_muons generated muons (whole muons: the filter's splits
+    # keep a muon's copies together); the filter's trainer holds several copies of its rows,
+    # so 1.2x10^8 rows do not fit in 24 GB
+    labelled = load_labelled(sample_dir / "labelled_muons.npz")
+    limit = FILTER_MUONS if k.filter_muons is None else k.filter_muons
+    if labelled.group.max() >= limit:
+        labelled = labelled.select(labelled.group < limit)
+    labelled.meta["filter_muons"] = min(limit, settings.sample.muons)
+    arguments = Namespace(input=[], output=output, seed=settings.sample.seed,
                           max_steps=k.filter_epochs, patience=None, max_minutes=k.max_minutes, batch_size=None,
                           hidden=k.hidden, layers=k.layers, label="P1", quiet=not progress)
     try:
-        train_mlp_filter(arguments)
+        train_mlp_filter(arguments, labelled)
     except ValueError as error:  # too few P1 muons for the working point: the sample is too small
         raise UsageError(f"mlp-filter cannot be trained on this sample: {error}; run the chain with more --muons "
                          f"in another --output") from error

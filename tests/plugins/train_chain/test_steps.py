@@ -189,3 +189,26 @@ def test_a_sample_step_killed_after_the_transport_resumes_from_its_sample(resume
         labels.load_labelled(uninterrupted / "labelled_muons.npz")
     assert np.array_equal(resumed.state, expected.state)
     assert all(np.array_equal(resumed.labels[k], expected.labels[k]) for k in expected.labels)
+
+
+def test_the_filter_learns_from_the_first_filter_muons(resumed_chain, monkeypatch, tmp_path):
+    """``--filter-muons 1000``: mlp-filter's trainer gets every copy of generated muons 0-999
+    of the sample and nothing else (its trainer is replaced here: only the selection is tested)."""
+    from shipfastsim.cli import build_parser
+    from shipfastsim.plugins.mlp_filter import cli as filter_cli
+    from shipfastsim.plugins.mlp_filter.labels import load_labelled
+    from shipfastsim.plugins.train_chain.cli import settings_from_arguments
+    from tests.plugins.train_chain.conftest import chain_arguments
+
+    settings = settings_from_arguments(build_parser().parse_args(
+        chain_arguments(resumed_chain["geometry"], tmp_path / "out", **{"--filter-muons": "1000"})))
+    assert settings.record()["training"]["filter_muons"] == 1000
+    seen = {}
+    monkeypatch.setattr(filter_cli, "train_mlp_filter", lambda arguments, sample: seen.setdefault("sample", sample))
+    TRAINERS["mlp-filter"](settings, resumed_chain["output"] / "sample", tmp_path, False)
+    everything = load_labelled(resumed_chain["output"] / "sample" / "labelled_muons.npz")
+    first = everything.group < 1000
+    assert 0 < first.sum() < len(everything)
+    assert np.array_equal(seen["sample"].state, everything.state[first])
+    assert np.array_equal(seen["sample"].labels["P1"], everything.labels["P1"][first])
+    assert seen["sample"].meta["filter_muons"] == 1000
