@@ -48,8 +48,10 @@ from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_
 from shipfastsim.plugins.nf_after_shield.sampling import (
     NOISE_WIDTH,
     draw_noise,
+    envelope,
     model_sidecar,
     muons_from_output,
+    outside_envelope,
     run_engine,
     transported_rate,
 )
@@ -169,16 +171,16 @@ def _build(stage: Stage):
     # the composite model's latent sigma acts on its nested latent (`nested`), not on this flow
     sigma = stage.params["latent_sigma"] if stage.params["p1_source"] == "inclusive" else 1.0
     module = NoiseToMuon(load_flow(stage.params["weights"], stage.device), sigma).eval()
-    z_plane = module.flow.config.z_plane
+    z_plane, bounds = module.flow.config.z_plane, envelope(module.flow)
     if stage.params["backend"] == "onnxruntime":
         from shipfastsim.adapters.onnx_runtime import OnnxRuntimeModule
 
-        return OnnxRuntimeModule(_describe(module, stage.params["weights"])), z_plane
+        return OnnxRuntimeModule(_describe(module, stage.params["weights"])), z_plane, bounds
     if stage.device.type == "cpu":
         from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
 
-        return cpu_engine(module.flow, module.sigma), z_plane
-    return module, z_plane
+        return cpu_engine(module.flow, module.sigma), z_plane, bounds
+    return module, z_plane, bounds
 
 
 @hookimpl
@@ -195,11 +197,23 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
     if stage.component != COMPONENT.name:
         return None
     stage = _with_defaults(stage, COMPONENT)
-    engine, z_plane = stage.cached("model", lambda: _build(stage))
+    engine, z_plane, bounds = stage.cached("model", lambda: _build(stage))
+
+    def make(n: int) -> torch.Tensor:
+        return run_engine(engine, draw_noise(n, context.generator).to(stage.device))
+
+    def outside(rows: torch.Tensor) -> torch.Tensor:
+        return outside_envelope(rows, *bounds)
+
+    # Muons outside the range of the transported training sample are redrawn: the flow
+    # restricted to that range, exactly (at latent_sigma != 1 the weights' normalisation then
+    # moves by the difference of the two outside fractions, about 10^-4).
     if stage.params["p1_source"] == "nf-decay-vessel":
-        out = _with_decay_vessel_muons(stage, engine, z_plane, n_muons, context)
+        out = _with_decay_vessel_muons(stage, make, outside, z_plane, n_muons, context)
     else:
-        out = run_engine(engine, draw_noise(n_muons, context.generator).to(stage.device))
+        from shipfastsim.plugins.gan_target import redraw_rejected
+
+        out = redraw_rejected(make(n_muons), make, outside, what="outside the transported range")
     batch = muons_from_output(out, context.first_muon, stage.device, z_plane)
     from shipfastsim.geometry.decay_vessel import subset_labels
 
@@ -207,7 +221,7 @@ def shipfastsim_generate_muons(stage: Stage, n_muons: int, context: ChunkContext
     return batch
 
 
-def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int, context: ChunkContext
+def _with_decay_vessel_muons(stage: Stage, make, outside, z_plane: float, n_muons: int, context: ChunkContext
                              ) -> torch.Tensor:
     """Rows of the composite model of ``p1_source: nf-decay-vessel``: each muon is, with
     probability p_1 (the P1 fraction of nf-decay-vessel's training transport), a muon of
@@ -251,11 +265,9 @@ def _with_decay_vessel_muons(stage: Stage, engine, z_plane: float, n_muons: int,
         z = torch.full_like(rows[:, 0], z_plane)
         return vessel.labels(rows[:, 0], rows[:, 1], z, rows[:, 3], rows[:, 4], rows[:, 5]).to(rows.device) >= 1
 
-    def make(n: int) -> torch.Tensor:
-        return run_engine(engine, draw_noise(n, context.generator).to(stage.device))
-
     def outside_p1(n: int) -> torch.Tensor:  # float64: the specialist's muons sit inside the aperture to its rounding
-        return redraw_rejected(make(n).double(), make, in_p1, what="in P1")
+        return redraw_rejected(make(n).double(), make, lambda rows: in_p1(rows) | outside(rows),
+                               what="in P1 or outside the transported range")
 
     if nested is not None:  # the nested latent: its radius picks the component first
         chosen = nested.draw_p1(n_muons, sigma, context.generator).to(stage.device)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
     from shipfastsim.batch import MuonBatch
 
-__all__ = ["NOISE_WIDTH", "model_sidecar", "transported_rate", "draw_noise", "muons_from_output", "run_engine"]
+__all__ = ["NOISE_WIDTH", "model_sidecar", "transported_rate", "draw_noise", "muons_from_output", "run_engine",
+           "envelope", "outside_envelope"]
 
 #: Noise columns per muon: 5 standard normals (latent), 1 uniform (charge).
 NOISE_WIDTH = 6
@@ -89,3 +90,27 @@ def run_engine(engine, noise: torch.Tensor) -> torch.Tensor:
 
     with torch.inference_mode():
         return engine.columns(noise).T if isinstance(engine, FastNoiseToMuon) else run_chunked(engine, noise)
+
+
+def envelope(flow) -> tuple[torch.Tensor, torch.Tensor]:
+    """The range of the flow's training sample in its features (x, y [cm], px/pz, py/pz,
+    log pz [GeV/c]): the outer knots of its Gaussianising maps, which sit at the sample's
+    minimum and maximum (`fit_quantile_map`); float64."""
+    knots = flow.knots_f.double()
+    return knots[:, 0], knots[:, -1]
+
+
+def outside_envelope(rows: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Whether each engine row [n, 8] (x, y, z, px, py, pz, PDG, weight) lies outside the
+    training sample's range (`envelope`), or has pz <= 0 or a non-finite value.  The flow's
+    latent tails reach there (about 2-4 in 10^4 muons of the bundled models, some above the
+    beam momentum): extrapolation beyond anything that was transported."""
+    import torch
+
+    r = rows.double()
+    pz = r[:, 5]
+    with torch.no_grad():
+        features = torch.stack([r[:, 0], r[:, 1], r[:, 3] / pz, r[:, 4] / pz, torch.log(pz)], 1)
+        inside = (pz > 0) & torch.isfinite(features).all(1) & ((features >= low.to(r.device))
+                                                               & (features <= high.to(r.device))).all(1)
+    return ~inside
