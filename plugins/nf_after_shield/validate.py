@@ -42,18 +42,25 @@ class GeneratedSample:
 def generate(flow: MuonFlow, n: int, sigma: float, vessel: DecayVessel, seed: int = 0,
              chunk: int = 65536) -> GeneratedSample:
     """``n`` muons of the flow at latent ``sigma`` (the plugin's CPU engine, `fast.cpu_engine`:
-    the `NoiseToMuon` graph's output), labelled by ``vessel``."""
+    the `NoiseToMuon` graph's output, with the plugin's redraw of muons outside the training
+    sample's range), labelled by ``vessel``."""
+    from shipfastsim.plugins.gan_target import redraw_rejected
     from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
+    from shipfastsim.plugins.nf_after_shield.sampling import envelope, outside_envelope
 
     generator = torch.Generator().manual_seed(seed)
     module = cpu_engine(flow, sigma)
-    parts = []
+
+    def make(m: int) -> torch.Tensor:
+        noise = torch.cat([torch.randn(m, 5, generator=generator), torch.rand(m, 1, generator=generator)], 1)
+        return module(noise).double()
+
     with torch.inference_mode():
-        for first in range(0, n, chunk):
-            m = min(chunk, n - first)
-            noise = torch.cat([torch.randn(m, 5, generator=generator), torch.rand(m, 1, generator=generator)], 1)
-            parts.append(module(noise).double())
-    out = torch.cat(parts)
+        out = torch.cat([make(min(chunk, n - first)) for first in range(0, n, chunk)])
+        # as the plugin writes them: muons outside the training sample's range redrawn
+        bounds = envelope(flow)
+        out = redraw_rejected(out, make, lambda rows: outside_envelope(rows, *bounds),
+                              what="outside the transported range")
     labels = vessel.labels(out[:, 0], out[:, 1], out[:, 2], out[:, 3], out[:, 4], out[:, 5])
     state = torch.cat([out[:, [0, 1, 3, 4, 5]], -out[:, 6:7] / 13.0], 1)
     return GeneratedSample(state.numpy(), out[:, 7].numpy(), labels.numpy())
