@@ -51,7 +51,9 @@ the P0 boosted-trees AUC on the validation split (24, 48, 96 knots: 0.546, 0.540
 the maps alone, with a perfect Gaussian latent, leave x and tx at AUC 0.57, 0.54, 0.52)
 and worsen P1 (AUC 0.70, 0.72, 0.73).  The bundled model has 48: with 24 the same
 training emitted non-finite muons at latent sigma 1.3 (24 in 2e6, exp(log pz) overflowing
-in the latent tails), with 48 and 96 none in 2e6.  Units: cm, GeV/c.
+in the latent tails), with 48 and 96 none in 2e6.  TRY_2026's shield end has sharp steps in x
+at the iron edges, where 48 knots hold the P0 AUC at 0.57 on 400,000 rows whatever the flow;
+192 knots (``train --knots``) give 0.559 (docs/try2026.md).  Units: cm, GeV/c.
 """
 
 from __future__ import annotations
