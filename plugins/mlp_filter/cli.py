@@ -16,8 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from shipfastsim.plugins.mlp_filter.labels import LabelledMuons
 
 __all__ = ["train_mlp_filter", "write_holdout", "HOLDOUT_NAME", "HOLDOUT_ROWS"]
 
@@ -49,22 +53,20 @@ def write_holdout(sample, net, threshold: float, label: str, output: Path, seed:
     return save_labelled(small, output / HOLDOUT_NAME)
 
 
-def train_mlp_filter(args: argparse.Namespace, sample=None) -> int:
+def train_mlp_filter(args: argparse.Namespace, sample: LabelledMuons | None = None) -> int:
     """Label (or read) muons, train the filter and write weights, sidecar and holdout copy;
-    ``sample``: labelled muons already in memory (`LabelledMuons`), used in place of ``args.input``."""
+    ``sample``: labelled muons already in memory, used in place of ``args.input``."""
     from shipfastsim.plugins.mlp_filter.labels import concat_labelled, label_target_muons, load_labelled, save_labelled
     from shipfastsim.plugins.mlp_filter.train import TrainConfig, train_filter
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    if sample is not None:
-        pass
-    elif args.input:
+    if sample is None and args.input:
         missing = [f for f in args.input if not Path(f).is_file()]
         if missing:
             raise FileNotFoundError(f"labelled .npz files not found: {missing}")
         sample = concat_labelled([load_labelled(f) for f in args.input])
-    else:
+    elif sample is None:
         muons = 400_000 if args.muons is None else args.muons
         sample = label_target_muons(muons, copies=args.copies, seed=args.seed, progress=not args.quiet)
         save_labelled(sample, output / "labelled_muons.npz")
