@@ -53,7 +53,7 @@ and worsen P1 (AUC 0.70, 0.72, 0.73).  The bundled model has 48: with 24 the sam
 training emitted non-finite muons at latent sigma 1.3 (24 in 2e6, exp(log pz) overflowing
 in the latent tails), with 48 and 96 none in 2e6.  TRY_2026's shield end has sharp steps in x
 at the iron edges, where 48 knots hold the P0 AUC at 0.57 on 400,000 rows whatever the flow;
-192 knots (``train --knots``) give 0.559 (docs/try2026.md).  Units: cm, GeV/c.
+192 knots (``train --knots``) give 0.559 after 5,000 steps, 0.542 after 15,000 (docs/try2026.md).  Units: cm, GeV/c.
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ TRY_2026 = GEOMETRY_DIR / "ship_try2026.yaml"
 NF_DIR = NF_WEIGHTS.parent / "try2026"
 FILTER_DIR = FILTER_WEIGHTS.parent / "try2026"
 #: The gates (docs/physics/index.md); measured on these 60,000 held-out rows: W1/sigma at most
-#: 0.018 (py), AUC 0.536.  On 400,000 rows a side the AUC is 0.55-0.56: with that much power
-#: the model fails the AUC gate (docs/try2026.md).
+#: 0.014 (py), AUC 0.522 (on 400,000 rows a side in the trainer's report: 0.542).
 P0_W1_BOUND, P0_AUC_BOUND = 0.05, 0.55
 #: nf-decay-vessel on the 3,431 held-out P1 muons, measured over three generation seeds:
 #: W1/sigma x 0.012, y 0.028, px 0.016, py 0.050-0.057, pz 0.020, charge 0.011 (py above the
