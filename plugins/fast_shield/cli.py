@@ -1,6 +1,6 @@
 """``shipfastsim tables build``: (re)build the fast-shield step tables from the reference physics or Geant4.
 
-The materials are those of the geometry (default: the shipped TRY_2025 design); the
+The materials are those of the geometry (default: the default geometry, TRY_2026); the
 file is written under its versioned name (format version and settings hash, which
 includes the physics) into ``--output`` when that is a directory, else to that path.
 ``--physics geant4`` samples Geant4 steps (`shipfastsim.plugins.geant4_shield.step_tables`)

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from shipfastsim.components import ChunkContext, ComponentSpec, ExportDescription, FilterDecision, Parameter, Stage
+from shipfastsim.configs import DEFAULT_MODEL_SET
 from shipfastsim.hookspecs import hookimpl
 
 __all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "COUNTER_PREFIX", "working_threshold", "filter_report"]
 
-#: The bundled classifier (label P1), its JSON sidecar beside it.
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "mlp_filter.safetensors"
+#: The bundled classifier (label P1) for the default geometry (`DEFAULT_MODEL_SET`), its JSON sidecar beside it.
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / DEFAULT_MODEL_SET / "mlp_filter.safetensors"
 #: Counter keys: ``mlp-filter/<stage index>/<what>``.
 COUNTER_PREFIX = "mlp-filter"
 

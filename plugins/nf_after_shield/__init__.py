@@ -1,7 +1,7 @@
 """Generator ``nf-after-shield`` (structured normalising flow) and filter ``decay-vessel-subset``.
 
 ``nf-after-shield`` draws muons directly at the end of the muon shield (``shield_end``
-plane of ``configs/geometry/ship_try2025.yaml``): x, y, z [cm], px, py, pz [GeV/c], PDG
+plane of the default geometry, ``configs/geometry/ship_try2026.yaml``): x, y, z [cm], px, py, pz [GeV/c], PDG
 id, from a RealNVP coupling flow (`model`) trained with the structured loss (`train`)
 on fast-shield-transported flow-target muons (`data`: the default chain).  ``latent_sigma`` != 1 samples the
 latent from N(0, sigma^2 I); at `DANGEROUS_SIGMAS` (1.3, 1.6) this concentrates the
@@ -41,7 +41,7 @@ from shipfastsim.components import (
     SampleNormalisation,
     Stage,
 )
-from shipfastsim.configs import DEFAULT_GEOMETRY
+from shipfastsim.configs import DEFAULT_GEOMETRY, DEFAULT_MODEL_SET
 from shipfastsim.hookspecs import hookimpl
 from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS as DECAY_VESSEL_WEIGHTS
 from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT as DECAY_VESSEL
@@ -67,7 +67,8 @@ __all__ = ["COMPONENT", "SUBSET_FILTER", "DECAY_VESSEL", "BUNDLED_WEIGHTS", "DAN
            "NOISE_WIDTH", "draw_noise", "run_engine", "muons_from_output", "transported_rate", "subset_counters",
            "format_report", "model_sidecar"]
 
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_after_shield.safetensors"
+#: The bundled flow for the default geometry (`DEFAULT_MODEL_SET`), its JSON beside it.
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / DEFAULT_MODEL_SET / "nf_after_shield.safetensors"
 #: Latent sigmas that enrich P1 and P2 with the bundled model (measured: their muons sit in
 #: the latent tails, see `model`).  The composite model's are `nested.NESTED_SIGMAS`.
 DANGEROUS_SIGMAS = (1.3, 1.6)

@@ -32,7 +32,7 @@ def validation_report(flow, data, n_generate: int | None = None, seed: int = 0, 
     table; ``n_generate`` muons per sigma (default: 4 per holdout row, at most 2 M, so that the
     inclusive model's P1 outnumbers the holdout's); at most ``max_rows`` random rows a side enter
     a fidelity row (P0: the boosted trees' time); ``plot``: a PNG path; ``geometry``: the YAML whose
-    decay vessel labels the generated muons (default TRY_2025, the bundled model's)."""
+    decay vessel labels the generated muons (default: the default geometry, the bundled model's)."""
     import numpy as np
 
     from shipfastsim.geometry import load_geometry

@@ -3,7 +3,7 @@
 Recipe (`make_training_data`), the default production chain (configs/default.yaml):
 ``n_target`` muons from the bundled ``flow-target`` generator, ``copies`` (10) copies of
 each rotated about the beam axis by independent uniform angles (``phi-rotation``),
-transported by ``fast-shield`` (committed tables, TRY_2025) through the
+transported by ``fast-shield`` (committed tables, the default geometry) through the
 ``shield_end`` and ``decay_vessel`` recording planes in one pass.  The stages are called
 through their plugin hooks, as a production run calls them.  Every muon that reaches
 ``shield_end`` is a row (x, y, px, py, pz, charge at the shield end) with its target
@@ -156,8 +156,8 @@ def make_training_data(n_target: int, seed: int = 12, chunk: int = 20_000, worke
     # what _start_worker transports with: fast-shield's defaults and the bundled flow-target
     provenance = sample_record(DEFAULT_GEOMETRY, truth_record("fast-shield", DEFAULT_TABLES),
                                target_record("flow-target", FLOW_WEIGHTS), [seed])
-    recipe = (f"flow-target (bundled) x {COPIES} phi-rotation -> fast-shield (committed tables, ship_try2025.yaml) "
-              f"to shield_end and decay_vessel; labels by DecayVessel.labels; seed {seed}")
+    recipe = (f"flow-target (bundled) x {COPIES} phi-rotation -> fast-shield (committed tables, "
+              f"{DEFAULT_GEOMETRY.name}) to shield_end and decay_vessel; labels by DecayVessel.labels; seed {seed}")
     return TrainingData(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                         n_target * COPIES, time.perf_counter() - start,
                         load_geometry(DEFAULT_GEOMETRY).plane("shield_end").z,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipfastsim.components import ComponentSpec, Parameter, SampleNormalisation, Stage
-from shipfastsim.configs import DEFAULT_GEOMETRY
+from shipfastsim.configs import DEFAULT_GEOMETRY, DEFAULT_MODEL_SET
 from shipfastsim.plugins.nf_after_shield.entrance_box import from_entrance_box, to_entrance_box
 
 if TYPE_CHECKING:
@@ -43,10 +43,13 @@ if TYPE_CHECKING:
 __all__ = ["COMPONENT", "BUNDLED_WEIGHTS", "HOLDOUT", "INDEPENDENT", "to_entrance_box", "from_entrance_box",
            "p2_shares", "sample_output", "generate", "train_decay_vessel"]
 
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "nf_decay_vessel.safetensors"
-HOLDOUT = Path(__file__).resolve().parent / "holdout_decay_vessel.npz"
-#: Every P1 muon of two transport runs no model was trained on (data seeds 16, 17), for validation.
-INDEPENDENT = Path(__file__).resolve().parent / "independent_decay_vessel.npz"
+#: The bundled flow for the default geometry (`DEFAULT_MODEL_SET`), its JSON beside it.
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / DEFAULT_MODEL_SET / "nf_decay_vessel.safetensors"
+#: The held-out P1 rows of its training transport.
+HOLDOUT = BUNDLED_WEIGHTS.parent / "holdout_decay_vessel.npz"
+#: Every P1 muon of transport runs no model was trained on, for validation (TRY_2025: data
+#: seeds 16 and 17; TRY_2026: the chain samples of seeds 2026 and 2027, docs/try2026.md).
+INDEPENDENT = BUNDLED_WEIGHTS.parent / "independent_decay_vessel.npz"
 def _normalisation(params: dict[str, Any]) -> SampleNormalisation:
     """P1 muons per POT: the P1 fraction of the training transport (model JSON) times the
     shield-end rate, ``shield_end_muons_per_pot`` when given, else `transported_rate`."""
@@ -179,7 +182,7 @@ def train_decay_vessel(files: list[str | Path], output: str | Path, steps: int =
     holdout rows are not the files' holdout, so they train too).  ``p2_emphasis`` adds that
     weight times the mean likelihood of a batch of P2 rows to the loss (tried; not the
     bundled recipe).  ``geometry``: the YAML whose decay vessel the files' labels come from
-    (TRY_2025 for the bundled model); ``batch_size``, ``eval_every`` (steps between
+    (the default geometry for the bundled model); ``batch_size``, ``eval_every`` (steps between
     validations), ``max_minutes`` (wall-clock limit) and ``patience`` (validations without a
     better loss before stopping; 0: never) size the training."""
     from dataclasses import asdict

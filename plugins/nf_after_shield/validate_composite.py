@@ -4,13 +4,16 @@ The composite model is ``nf-after-shield`` with ``p1_source: nf-decay-vessel``; 
 latent (`nested`) at ``latent_sigma`` sigma_1 concentrates the muons on P1, at sigma_2 on P2,
 with exact weights.  Each sample comes from the generator stage itself (the plugin hook, as a
 production run calls it) and is labelled with the geometric rule (`DecayVessel.labels`).
-Truths, none of them trained on: the P1 and P2 muons of the holdout splits
-(``holdout_decay_vessel.npz``, 13,955 / 2,538) and of two further transport runs
-(``independent_decay_vessel.npz``, 53,375 / 9,736), and for all muons the 60,000 random rows
-of ``holdout_shield_end.npz``.  Metrics as in `validate.fidelity` (W1/sigma per feature, the
-boosted-trees AUC, weighted candidates).
+Truths, none of them trained on, beside the bundled models of the default geometry: the P1
+and P2 muons of the holdout splits (``holdout_decay_vessel.npz``; TRY_2025: 13,955 / 2,538)
+and of further transport runs (``independent_decay_vessel.npz``; TRY_2025: 53,375 / 9,736),
+and for all muons the 60,000 random rows of ``holdout_shield_end.npz``.  Metrics as in
+`validate.fidelity` (W1/sigma per feature, the boosted-trees AUC, weighted candidates).
 
-    python -m shipfastsim.plugins.nf_after_shield.validate_composite [--seeds 8 9] [--plot PNG]
+    python -m shipfastsim.plugins.nf_after_shield.validate_composite [--seeds 8 9] [--plot PNG] [--models DIR]
+
+``--models`` is a directory of bundled models with their truths (default: the default
+geometry's, e.g. ``plugins/nf_after_shield/try2025`` for TRY_2025's).
 
 prints one table per generation seed (docs/physics/nf-after-shield.md gives seeds 8-11) and, with
 ``--plot``, the histograms of the first seed.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,21 +32,40 @@ from shipfastsim.plugins.nf_after_shield.decay_vessel import HOLDOUT, INDEPENDEN
 from shipfastsim.plugins.nf_after_shield.nested import NESTED_SIGMAS
 from shipfastsim.plugins.nf_after_shield.validate import FidelityRow, GeneratedSample, fidelity, format_fidelity
 
-__all__ = ["SHIELD_END_HOLDOUT", "composite_sample", "load_truths", "composite_fidelity", "plot_composite",
-           "holdout_p2_deviation"]
+__all__ = ["SHIELD_END_HOLDOUT", "model_set_params", "composite_sample", "load_truths", "composite_fidelity",
+           "plot_composite", "holdout_p2_deviation"]
 
-SHIELD_END_HOLDOUT = Path(__file__).resolve().parent / "holdout_shield_end.npz"
+SHIELD_END_HOLDOUT = HOLDOUT.parent / "holdout_shield_end.npz"
 
 
-def composite_sample(n: int, seed: int, sigma: float) -> GeneratedSample:
-    """``n`` muons of the composite model at latent ``sigma`` from the generator hook, with
-    their weights and geometric labels."""
+def model_set_params(models: str | Path | None = None) -> dict[str, Any]:
+    """The composite model's parameters for the models in directory ``models`` (default: the
+    bundled ones of the default geometry): both flows' weights and the geometry that their
+    JSON records (a file of ``configs/geometry``)."""
+    from shipfastsim.configs import GEOMETRY_DIR
+    from shipfastsim.plugins.nf_after_shield import COMPONENT
+    from shipfastsim.provenance import read_provenance
+
+    directory = Path(models) if models else HOLDOUT.parent
+    weights = directory / "nf_after_shield.safetensors"
+    record = read_provenance(weights)
+    if not record or not record.get("geometry"):
+        raise ValueError(f"{weights} records no training geometry")
+    return COMPONENT.defaults() | {"weights": str(weights),
+                                   "p1_weights": str(directory / "nf_decay_vessel.safetensors"),
+                                   "geometry": str(GEOMETRY_DIR / record["geometry"]["file"])}
+
+
+def composite_sample(n: int, seed: int, sigma: float, models: str | Path | None = None) -> GeneratedSample:
+    """``n`` muons of the composite model (of the models in directory ``models``, default the
+    bundled ones) at latent ``sigma`` from the generator hook, with their weights and
+    geometric labels."""
     from shipfastsim.components import ChunkContext, Stage
     from shipfastsim.geometry.decay_vessel import subset_labels
     from shipfastsim.plugins.nf_after_shield import COMPONENT, _vessel
     from shipfastsim.registry import get_registry
 
-    params = COMPONENT.defaults() | {"p1_source": "nf-decay-vessel", "latent_sigma": sigma}
+    params = model_set_params(models) | {"p1_source": "nf-decay-vessel", "latent_sigma": sigma}
     stage = Stage("generator", COMPONENT.name, params, torch.device("cpu"))
     context = ChunkContext(chunk_index=0, first_muon=0, generator=torch.Generator().manual_seed(seed),
                            device=torch.device("cpu"))
@@ -51,27 +74,31 @@ def composite_sample(n: int, seed: int, sigma: float) -> GeneratedSample:
     return GeneratedSample(state.numpy(), batch.weight.numpy(), subset_labels(batch, _vessel(stage)).numpy())
 
 
-def load_truths() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_truths(models: str | Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(state [n, 6], label) of the P1 truths ("holdout", "independent") and of the random
-    shield-end rows ("all muons": label of each row)."""
+    shield-end rows ("all muons": label of each row), beside the models in directory
+    ``models`` (default: the bundled ones)."""
+    directory = Path(models) if models else HOLDOUT.parent
     truths = {}
     for name, path in (("holdout", HOLDOUT), ("independent", INDEPENDENT)):
-        with np.load(path, allow_pickle=False) as f:
+        with np.load(directory / path.name, allow_pickle=False) as f:
             truths[name] = (f["state"].astype(np.float64), f["label"])
-    with np.load(SHIELD_END_HOLDOUT, allow_pickle=False) as f:
+    with np.load(directory / SHIELD_END_HOLDOUT.name, allow_pickle=False) as f:
         random = f["random"]
         truths["all muons"] = (f["state"][random].astype(np.float64), f["label"][random])
     return truths
 
 
 def composite_fidelity(seed: int, truths: dict[str, tuple[np.ndarray, np.ndarray]], n_sigma_1: int = 90_000,
-                       n_sigma_2: int = 60_000) -> tuple[list[FidelityRow], dict[float, GeneratedSample]]:
+                       n_sigma_2: int = 60_000, models: str | Path | None = None
+                       ) -> tuple[list[FidelityRow], dict[float, GeneratedSample]]:
     """Rows: P1 and P2 of the sigma_1 sample and P2 of the sigma_2 sample against both P1
     truths, and the whole sigma_1 sample and an inclusive (sigma 1) one against the random
     shield-end rows; all weighted.  With the samples, by sigma."""
     sigma_1, sigma_2 = NESTED_SIGMAS
-    samples = {1.0: composite_sample(n_sigma_1, seed, 1.0), sigma_1: composite_sample(n_sigma_1, seed, sigma_1),
-               sigma_2: composite_sample(n_sigma_2, seed, sigma_2)}
+    samples = {1.0: composite_sample(n_sigma_1, seed, 1.0, models),
+               sigma_1: composite_sample(n_sigma_1, seed, sigma_1, models),
+               sigma_2: composite_sample(n_sigma_2, seed, sigma_2, models)}
     rows = []
     for sigma, depth in ((sigma_1, 1), (sigma_1, 2), (sigma_2, 2)):
         s = samples[sigma]
@@ -138,11 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[8], help="generation seeds (default 8)")
     parser.add_argument("--plot", default=None, help="PNG of the first seed's histograms")
+    parser.add_argument("--models", default=None, type=Path,
+                        help="directory of the models and their truths (default: the bundled models of the default "
+                             "geometry; plugins/nf_after_shield/try2025 for TRY_2025's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    truths = load_truths()
+    truths = load_truths(args.models)
     for k, seed in enumerate(args.seeds):
-        rows, samples = composite_fidelity(seed, truths)
+        rows, samples = composite_fidelity(seed, truths, models=args.models)
         print(f"seed {seed}: the composite model's samples, weighted, against transported truth")
         print(format_fidelity(rows))
         if k == 0 and args.plot:

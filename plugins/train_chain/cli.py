@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--geometry", help="chain: shield geometry YAML the sample is transported through; "
                                            "nf-after-shield: the geometry whose decay vessel labels the validation "
-                                           "muons (default: TRY_2025, the bundled data's)")
+                                           "muons (default: the default geometry, TRY_2026)")
     parser.add_argument("--truth", choices=TRUTHS, help="chain: the propagator that makes the training sample")
     parser.add_argument("--generator", choices=GENERATORS, default="flow-target",
                         help="chain: target-muon generator of the sample (bundled weights; default: %(default)s, "

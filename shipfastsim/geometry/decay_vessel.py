@@ -11,7 +11,7 @@ label every muon with the deepest subset it belongs to:
 
 The vessel's inner volume is a pyramidal frustum whose half-widths grow linearly in
 z from the entrance to the exit (FairShip's helium vessel, see the ``decay_vessel``
-section of ``configs/geometry/ship_try2025.yaml`` and its sources).  A straight track
+section of ``configs/geometry/ship_try2026.yaml`` and its sources).  A straight track
 has x linear in z, so ``|x(z)| - half_x(z)`` is convex in z and its maximum over the
 vessel is at one of the two ends: "inside all the way" is exactly "inside at the
 entrance and inside at the exit", which is what `DecayVessel.labels` tests.

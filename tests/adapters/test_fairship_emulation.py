@@ -29,9 +29,10 @@ from shipfastsim.units import MUON_MASS, FairShipFrame
 
 ROOT = pytest.importorskip("ROOT")
 
-#: z of the end of the TRY_2025 muon shield in FairShip's frame [cm] (geometry_config.py,
-#: see ../shared/notes/fairship.md): where fast-shield records the plane shield_end.
-SHIELD_END_Z = 3148.66
+#: z of the end of the TRY_2026 muon shield (the default geometry) in FairShip's frame [cm]: the
+#: end of Magn7, 2793 + 2 x 200 cm (geometry_config.py shield_db["TRY_2026"], cited in
+#: configs/geometry/ship_try2026.yaml): where fast-shield records the plane shield_end.
+SHIELD_END_Z = 3193.0
 
 MACRO = r"""
 #include "TChain.h"
@@ -295,7 +296,7 @@ def test_shield_end_file_gives_fairship_muons_on_the_shield_end_plane(fairship, 
     assert "--phiRandom" not in summary["fairship"][0]["command"]
     assert reader.leaves == 16 and not reader.readsOrigin
     assert len(muon["pdg"]) == summary["muons_out"] > 0
-    np.testing.assert_allclose(muon["vz"], SHIELD_END_Z, rtol=0, atol=2e-4)  # float32 metres near -18.5 m
+    np.testing.assert_allclose(muon["vz"], SHIELD_END_Z, rtol=0, atol=2e-4)  # float32 metres near -18.1 m
     assert np.all(muon["pz"] > 0) and set(np.unique(muon["pdg"])) <= {13.0, -13.0}
     assert muon["weight"].sum() == pytest.approx(summary["weight_out"], rel=1e-5)
     assert dummy["pdg"].tolist() == muon["pdg"].tolist()  # pythiaid = the muon's PDG id (gan-target)

@@ -4,9 +4,9 @@ and no output folder; bad command-line values are refused the same way."""
 import pytest
 
 from shipfastsim.cli import main
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 
-GEOMETRY = GEOMETRY_DIR / "ship_try2025.yaml"
+GEOMETRY = DEFAULT_GEOMETRY  # what a stage that names no geometry uses
 
 
 @pytest.fixture

@@ -44,9 +44,9 @@ def test_geometry_record_names_the_field_model():
 
 
 @pytest.mark.parametrize("weights, geometry, truth, target", [
-    ("nf_after_shield/nf_after_shield.safetensors", "TRY_2025", "fast-shield", "flow-target"),
-    ("nf_after_shield/nf_decay_vessel.safetensors", "TRY_2025", "fast-shield", "flow-target"),
-    ("mlp_filter/mlp_filter.safetensors", "TRY_2025", "fast-shield", "gan-target"),
+    ("nf_after_shield/try2025/nf_after_shield.safetensors", "TRY_2025", "fast-shield", "flow-target"),
+    ("nf_after_shield/try2025/nf_decay_vessel.safetensors", "TRY_2025", "fast-shield", "flow-target"),
+    ("mlp_filter/try2025/mlp_filter.safetensors", "TRY_2025", "fast-shield", "gan-target"),
     ("flow_target/flow_target.safetensors", None, None, None),
     ("gan_target/gan_target.safetensors", None, None, None),
 ])
@@ -57,7 +57,8 @@ def test_bundled_models_record_what_they_learnt_from(weights, geometry, truth, t
         (data,) = record["training_data"]
         assert data["file"] == "ship_gan_target_muons_50k.root"
         return
-    # the geometry they learnt is today's TRY_2025 file, so the shipped configs pass `check`
+    # the geometry they learnt is today's TRY_2025 file, so the shipped try2025 configs pass `check`
+    # (the TRY_2026 models' records: tests/plugins/try2026)
     assert record["geometry"]["name"] == geometry and record["geometry"]["digest"] == geometry_digest(TRY_2025)
     assert record["geometry"]["field"] == {"model": "flux-conserving", "polarity": "signed-B", "map": None}
     assert record["truth"]["propagator"] == truth and record["truth"]["tables"] == "step_tables_v4_4b4f286b6563.npz"
@@ -90,8 +91,8 @@ def test_samples_learnt_together_join_their_seeds_and_must_agree():
 
 
 def _dangerous_on(geometry, allow: bool | None = None) -> dict:
-    """configs/dangerous_muons.yaml (mlp-filter, trained on TRY_2025) with the propagator on ``geometry``."""
-    document = yaml.safe_load((CONFIG_DIR / "dangerous_muons.yaml").read_text())
+    """configs/try2025_dangerous_muons.yaml (mlp-filter, trained on TRY_2025) with the propagator on ``geometry``."""
+    document = yaml.safe_load((CONFIG_DIR / "try2025_dangerous_muons.yaml").read_text())
     propagator = next(s for s in document["stages"] if "propagator" in s)
     propagator["params"] = (propagator.get("params") or {}) | {"geometry": str(geometry)}
     if allow is not None:
@@ -122,7 +123,7 @@ def test_allowed_mismatch_runs_and_the_summary_says_so(tmp_path):
     from shipfastsim.runner import run_production
     from shipfastsim.summary import format_summary
 
-    document = copy.deepcopy(yaml.safe_load((CONFIG_DIR / "after_shield_nf.yaml").read_text()))
+    document = copy.deepcopy(yaml.safe_load((CONFIG_DIR / "try2025_after_shield_nf.yaml").read_text()))
     document["stages"][0]["params"] = (document["stages"][0].get("params") or {}) | {"geometry": str(TRY_2026)}
     with pytest.raises(ConfigError, match="nf-after-shield"):
         validate_document(copy.deepcopy(document), CONFIG_DIR)
@@ -147,7 +148,7 @@ def test_a_model_the_stage_does_not_use_is_not_checked():
     from shipfastsim.provenance import mismatches
     from shipfastsim.registry import get_registry
 
-    retrained_elsewhere = {"geometry": str(TRY_2026)}
+    retrained_elsewhere = {"geometry": str(TRY_2025)}  # the bundled (default) models learnt TRY_2026
     inclusive = make_stage("generator", "nf-after-shield", retrained_elsewhere | {"p1_source": "inclusive"})
     composite = make_stage("generator", "nf-after-shield", retrained_elsewhere | {"p1_source": "nf-decay-vessel"})
     assert [m.split(" was ")[0] for _, m in mismatches([inclusive], get_registry())] == [

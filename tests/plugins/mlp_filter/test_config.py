@@ -1,20 +1,24 @@
-"""configs/dangerous_muons.yaml runs end to end (a small slice of it) with the filter's report."""
+"""configs/dangerous_muons.yaml (TRY_2026, the default) and configs/try2025_dangerous_muons.yaml
+run end to end (a small slice of each) with the filter's report."""
 
 import json
+
+import pytest
 
 from shipfastsim.adapters.fairship import read_ntuple
 from shipfastsim.cli import main
 from shipfastsim.configs import CONFIG_DIR
 
 
-def test_dangerous_muons_config_runs_the_filtered_chain(tmp_path, capsys):
+@pytest.mark.parametrize(("name", "generator"), [("dangerous_muons.yaml", "flow-target"),
+                                               ("try2025_dangerous_muons.yaml", "gan-target")])
+def test_dangerous_muons_config_runs_the_filtered_chain(tmp_path, capsys, name, generator):
     output = tmp_path / "dangerous.root"
-    status = main(["run", str(CONFIG_DIR / "dangerous_muons.yaml"), "--events", "3000", "--output", str(output),
-                   "--overwrite"])
+    status = main(["run", str(CONFIG_DIR / name), "--events", "3000", "--output", str(output), "--overwrite"])
     assert status == 0 and output.is_file()
     summary = json.loads((tmp_path / "dangerous.summary.json").read_text())
     stages = {s["component"]: s for s in summary["stages"]}
-    assert list(stages) == ["gan-target", "phi-rotation", "mlp-filter", "fast-shield", "decay-vessel-subset"]
+    assert list(stages) == [generator, "phi-rotation", "mlp-filter", "fast-shield", "decay-vessel-subset"]
     filtered = stages["mlp-filter"]
     assert filtered["muons_in"] == 30000 and filtered["muons_out"] < filtered["muons_in"]
     # Russian roulette: the weighted total after the filter estimates the one before it, within

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import yaml
 
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.plugins.fast_shield import COMPONENT, make_transport
 from shipfastsim.plugins.mlp_filter.labels import label_states, label_target_muons
 
@@ -32,8 +32,8 @@ def test_the_sample_records_what_it_was_made_from():
 
     first = label_target_muons(CHUNK, copies=COPIES, seed=7, chunk=CHUNK)
     record = first.meta["provenance"]
-    assert record["geometry"]["name"] == "TRY_2025"
-    assert record["geometry"]["digest"] == geometry_digest(GEOMETRY_DIR / "ship_try2025.yaml")
+    assert record["geometry"]["name"] == "TRY_2026"  # fast-shield's default geometry
+    assert record["geometry"]["digest"] == geometry_digest(DEFAULT_GEOMETRY)
     assert record["truth"] == {"propagator": "fast-shield", "tables": DEFAULT_TABLES.name,
                                "tables_digest": file_digest(DEFAULT_TABLES)}
     assert record["target_generator"]["model_digest"] == file_digest(BUNDLED_WEIGHTS)
@@ -53,7 +53,7 @@ def test_p1_and_p2_follow_the_vessel_dimensions_of_the_geometry_file():
                                       tx * pz, ty * pz, pz, rng.choice([-1.0, 1.0], n)], axis=1))
     transport = make_transport(COMPONENT.defaults())
     labels = label_states(transport, state, torch.Generator().manual_seed(11))
-    doc = yaml.safe_load((GEOMETRY_DIR / "ship_try2025.yaml").read_text())
+    doc = yaml.safe_load(DEFAULT_GEOMETRY.read_text())
     vessel = doc["decay_vessel"]
     plane = next(p for p in doc["planes"] if p["name"] == vessel["plane"])
     hits = transport.propagate(state[:, :3], state[:, 3:6], state[:, 6], ["shield_end", plane["name"]],

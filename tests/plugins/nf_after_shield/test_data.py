@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from shipfastsim.configs import GEOMETRY_DIR
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.geometry import load_geometry
 from shipfastsim.geometry.decay_vessel import DecayVessel
 from shipfastsim.plugins.nf_after_shield.data import COPIES, SPLIT_FRACTIONS, make_training_data, split_indices
@@ -40,12 +40,13 @@ def test_rows_are_transported_copies_with_their_labels(small_runs):
     data, _ = small_runs
     assert data.n_target == 200 * COPIES
     counts = np.bincount(data.groups(), minlength=200)
-    assert counts.max() <= COPIES and 0.5 < len(data.label) / data.n_target < 0.95  # 74.7 % reach the shield end
+    # the default geometry, TRY_2026: 69.4 % reach the shield end (z = 3193 cm, end of Magn7)
+    assert counts.max() <= COPIES and 0.5 < len(data.label) / data.n_target < 0.9
     assert np.all(data.state[:, 4] > 0) and set(np.unique(data.state[:, 5])) <= {-1.0, 1.0}
-    assert data.z_plane == 3148.66
+    assert data.z_plane == 3193.0
     # the transport's labels (state at the vessel entrance) are those of the straight track
-    # from the shield end: the 163 cm between them are air without field
-    vessel = DecayVessel.from_geometry(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+    # from the shield end: the 119 cm between them are air without field
+    vessel = DecayVessel.from_geometry(load_geometry(DEFAULT_GEOMETRY))
     s = data.state
     straight = vessel.labels(s[:, 0], s[:, 1], np.full(len(s), data.z_plane), s[:, 2], s[:, 3], s[:, 4]).numpy()
     assert np.array_equal(straight, data.label)

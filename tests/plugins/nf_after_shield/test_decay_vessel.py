@@ -1,4 +1,4 @@
-"""nf-decay-vessel by inference on the bundled weights: the entrance-box coordinates by hand,
+"""nf-decay-vessel by inference on the TRY_2025 weights: the entrance-box coordinates by hand,
 every muon in P1, fidelity on held-out transported P1 muons, and the per-spill normalisation."""
 
 from __future__ import annotations
@@ -11,22 +11,19 @@ import pytest
 import torch
 
 from shipfastsim.components import ChunkContext, Stage
-from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.geometry import load_geometry
 from shipfastsim.geometry.decay_vessel import DecayVessel, subset_labels
-from shipfastsim.plugins.nf_after_shield.decay_vessel import (
-    BUNDLED_WEIGHTS,
-    COMPONENT,
-    HOLDOUT,
-    INDEPENDENT,
-    from_entrance_box,
-    to_entrance_box,
-)
+from shipfastsim.plugins.nf_after_shield.decay_vessel import COMPONENT, from_entrance_box, to_entrance_box
 from shipfastsim.registry import get_registry
 from shipfastsim.validation.metrics import wasserstein1
 from shipfastsim.validation.two_sample import gbt_auc
 
-VESSEL = DecayVessel.from_geometry(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+from .conftest import DECAY_VESSEL_WEIGHTS as BUNDLED_WEIGHTS
+from .conftest import TRY2025_GEOMETRY, TRY2025_MODELS, TRY2025_PARAMS
+
+HOLDOUT = TRY2025_MODELS / "holdout_decay_vessel.npz"
+INDEPENDENT = TRY2025_MODELS / "independent_decay_vessel.npz"
+VESSEL = DecayVessel.from_geometry(load_geometry(TRY2025_GEOMETRY))
 Z_PLANE = 3148.66  # cm, shield_end of ship_try2025.yaml
 NAME = COMPONENT.name
 
@@ -76,8 +73,9 @@ def test_every_muon_enters_the_vessel(generate_nf):
 
 @pytest.fixture(scope="module")
 def generated() -> tuple[np.ndarray, np.ndarray]:
-    """60k muons of the bundled model (seed 8): rows (x, y, px, py, pz, charge) and subset labels."""
-    stage = Stage(kind="generator", component=NAME, params=COMPONENT.defaults(), device=torch.device("cpu"))
+    """60k muons of the TRY_2025 model (seed 8): rows (x, y, px, py, pz, charge) and subset labels."""
+    stage = Stage(kind="generator", component=NAME, params=COMPONENT.defaults() | TRY2025_PARAMS[NAME],
+                  device=torch.device("cpu"))
     context = ChunkContext(chunk_index=0, first_muon=0, generator=torch.Generator().manual_seed(8),
                            device=torch.device("cpu"))
     batch = get_registry().hook.shipfastsim_generate_muons(stage=stage, n_muons=60_000, context=context)
@@ -147,14 +145,9 @@ def test_fidelity_in_the_features_at_the_vessel_entrance(generated):
 
 
 def test_p2_only_carries_the_transported_share_as_weight(generate_nf):
-    """``p2_share: 1`` (configs/decay_vessel_p2.yaml): every muon in P2, each weighing the
-    training transport's P2 share of its charge (model JSON), so the weights sum to the P2
-    muons among the P1 muons the normalisation stands for."""
-    from shipfastsim.config import load_config
-    from shipfastsim.configs import CONFIG_DIR
-
-    config = load_config(CONFIG_DIR / "decay_vessel_p2.yaml")
-    assert config.stages[0].component == NAME and config.stages[0].params["p2_share"] == 1.0
+    """``p2_share: 1`` (as configs/decay_vessel_p2.yaml with the default models): every muon in
+    P2, each weighing the training transport's P2 share of its charge (model JSON), so the
+    weights sum to the P2 muons among the P1 muons the normalisation stands for."""
     shares = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())["data"]["p2_share_by_charge"]
     batch, _ = generate_nf(20_000, seed=6, component=NAME, p2_share=1.0)
     assert torch.all(subset_labels(batch, VESSEL) == 2)
@@ -173,7 +166,7 @@ def test_normalisation_is_the_transported_p1_fraction(holdout):
     for n, k in ((int(holdout["holdout_rows"]), len(holdout["label"])),
                  (int(independent["rows_at_shield_end"]), len(independent["label"]))):
         assert abs(k / n - p1) < 3.0 * math.sqrt(p1 / n), (k / n, p1)
-    norm = COMPONENT.normalisation(COMPONENT.defaults() | {"shield_end_muons_per_pot": 1.125e-7})
+    norm = COMPONENT.normalisation(COMPONENT.defaults() | TRY2025_PARAMS[NAME] | {"shield_end_muons_per_pot": 1.125e-7})
     assert norm.muons_per_pot == pytest.approx(1.125e-7 * data["p1_rows"] / data["rows_at_shield_end"], rel=1e-12)
 
 

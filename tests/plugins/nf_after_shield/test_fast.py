@@ -1,5 +1,5 @@
 """The fast inference path (`FastNoiseToMuon`) against the reference graph `NoiseToMuon`
-on the bundled weights, and its reproducibility: a chunk's muons do not depend on the
+on the TRY_2025 weights, and its reproducibility: a chunk's muons do not depend on the
 number of threads, on the rows sharing a call, or on a fork of the process."""
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ import torch
 
 from shipfastsim.adapters.onnx_export import get_export_description
 from shipfastsim.plugins.gan_target import run_chunked
-from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS, DANGEROUS_SIGMAS
+from shipfastsim.plugins.nf_after_shield import DANGEROUS_SIGMAS
 from shipfastsim.plugins.nf_after_shield.fast import BLOCK, FastNoiseToMuon
 from shipfastsim.plugins.nf_after_shield.model import DIM, NoiseToMuon, load_flow
 from tests.adapters.onnx_cases import RTOL, deviation
+
+from .conftest import AFTER_SHIELD_WEIGHTS
 
 N_NOISE = 3 * BLOCK + 123  # whole blocks and a zero-padded last one
 
 
 @pytest.fixture(scope="module")
 def flow():
-    return load_flow(BUNDLED_WEIGHTS)
+    return load_flow(AFTER_SHIELD_WEIGHTS)
 
 
 @pytest.fixture(scope="module")

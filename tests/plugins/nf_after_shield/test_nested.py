@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from shipfastsim.geometry.decay_vessel import subset_labels
-from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS
 from shipfastsim.plugins.nf_after_shield.nested import NESTED_SIGMAS, NestedLatent
 from shipfastsim.plugins.nf_after_shield.validate import format_fidelity
 
+from .conftest import DECAY_VESSEL_WEIGHTS, TRY2025_MODELS
 from .test_plugin import P1_FRACTION, VESSEL
 
-#: The training transport's P2 share of the P1 muons by charge (nf_decay_vessel.json).
-P2_SHARE = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())["data"]["p2_share_by_charge"]
+#: The training transport's P2 share of the P1 muons by charge (nf_decay_vessel.json of TRY_2025).
+P2_SHARE = json.loads(DECAY_VESSEL_WEIGHTS.with_suffix(".json").read_text())["data"]["p2_share_by_charge"]
 
 
 def chi2_5_cdf(x: float) -> float:
@@ -95,7 +95,7 @@ def test_samples_of_the_nested_latent_meet_the_gate():
     so it is bounded by 0.56."""
     from shipfastsim.plugins.nf_after_shield.validate_composite import composite_fidelity, load_truths
 
-    rows, _ = composite_fidelity(8, load_truths())
+    rows, _ = composite_fidelity(8, load_truths(TRY2025_MODELS), models=TRY2025_MODELS)
     print(format_fidelity(rows))
     assert len(rows) == 8
     for row in rows:
@@ -106,19 +106,27 @@ def test_samples_of_the_nested_latent_meet_the_gate():
 
 
 def test_latent_sigma_config_writes_the_spills_decay_vessel_muons(tmp_path):
-    """configs/after_shield_latent_sigma.yaml at 100,000 events: the composite model at sigma_1,
-    only P1 muons written, read back from the FairShip ntuple, and their per-spill weights
-    sum to the spill's P1 muons, 4.5e6 x p_1 = 5,373.9 (hand calculation), within 4 standard
-    errors of the weighted sum."""
+    """configs/after_shield_latent_sigma.yaml (the default, TRY_2026 models) at 100,000 events:
+    the composite model at sigma_1, only P1 muons written, read back from the FairShip ntuple:
+    their share is the nested radius's q_1 (closed form from the model JSON's p_1 and P2 shares:
+    30.6 % for TRY_2026, 4 standard errors), and their per-spill weights sum to the spill's P1
+    muons, 4e13 x 1.0506e-7 x p_1 = 1,109.4 (hand calculation), within 4 standard errors of the
+    weighted sum."""
     import yaml
 
     from shipfastsim.adapters.fairship import read_ntuple
     from shipfastsim.config import load_config
-    from shipfastsim.configs import CONFIG_DIR
+    from shipfastsim.configs import CONFIG_DIR, DEFAULT_GEOMETRY
+    from shipfastsim.geometry import load_geometry
+    from shipfastsim.geometry.decay_vessel import DecayVessel
+    from shipfastsim.plugins.nf_after_shield.decay_vessel import BUNDLED_WEIGHTS
     from shipfastsim.runner import run_production
 
+    data = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())["data"]
+    p1 = data["p1_rows"] / data["rows_at_shield_end"]
+    q1 = chi2_5_cdf(NestedLatent(p1, data["p2_share_by_charge"]).radius_p1 ** 2 / NESTED_SIGMAS[0] ** 2)
     config = yaml.safe_load((CONFIG_DIR / "after_shield_latent_sigma.yaml").read_text())
-    assert config["stages"][0]["params"] == {"muons_per_pot": 1.125e-7, "p1_source": "nf-decay-vessel",
+    assert config["stages"][0]["params"] == {"muons_per_pot": 1.0506e-7, "p1_source": "nf-decay-vessel",
                                              "latent_sigma": NESTED_SIGMAS[0]}
     config["run"] |= {"events": 100_000, "chunk_size": 50_000}
     config["run"]["output"]["path"] = str(tmp_path / "p1.root")
@@ -127,8 +135,9 @@ def test_latent_sigma_config_writes_the_spills_decay_vessel_muons(tmp_path):
     run_production(load_config(path), progress=False)
     written, _ = read_ntuple(tmp_path / "p1.root")
     w = written.weight.double()
-    assert torch.all(subset_labels(written, VESSEL) >= 1) and 60_000 < len(written) < 70_000
-    expected = 4.5e6 * P1_FRACTION
+    assert torch.all(subset_labels(written, DecayVessel.from_geometry(load_geometry(DEFAULT_GEOMETRY))) >= 1)
+    assert abs(len(written) / 100_000 - q1) < 4 * math.sqrt(q1 * (1 - q1) / 100_000), (len(written), q1)
+    expected = 4e13 * 1.0506e-7 * p1
     error = float(torch.sqrt((w * w).sum()))  # of the weighted sum
     assert abs(float(w.sum()) - expected) < 4 * error, (float(w.sum()), expected, error)
 
@@ -145,7 +154,8 @@ def test_held_out_p2_muons_differ_from_the_independent_truth_beyond_their_size()
         load_truths,
     )
 
-    deviation = holdout_p2_deviation(composite_sample(60_000, 8, NESTED_SIGMAS[1]), load_truths(), subsets=100)
+    deviation = holdout_p2_deviation(composite_sample(60_000, 8, NESTED_SIGMAS[1], TRY2025_MODELS),
+                                     load_truths(TRY2025_MODELS), subsets=100)
     print(deviation)
     assert deviation["holdout vs independent"] == pytest.approx(0.046, abs=0.002)  # two fixed samples
     assert deviation["holdout vs independent"] > deviation["subset vs independent, 95 %"]

@@ -12,18 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.geometry import load_geometry
 from shipfastsim.geometry.decay_vessel import DecayVessel, subset_labels
 from shipfastsim.plugins.gan_target import run_chunked
 from shipfastsim.plugins.nf_after_shield.data import TrainingData
-from shipfastsim.plugins.nf_after_shield.decay_vessel import HOLDOUT, from_entrance_box, to_entrance_box
+from shipfastsim.plugins.nf_after_shield.decay_vessel import from_entrance_box, to_entrance_box
 from shipfastsim.plugins.nf_after_shield.model import FlowConfig, save_flow
 from shipfastsim.plugins.nf_after_shield.p2_flag import FlaggedNoiseToMuon, sample_flagged
 from shipfastsim.plugins.nf_after_shield.train import TrainConfig, train_flow
 from shipfastsim.validation.metrics import wasserstein1
 
-VESSEL = DecayVessel.from_geometry(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+from .conftest import TRY2025_GEOMETRY, TRY2025_MODELS
+
+HOLDOUT = TRY2025_MODELS / "holdout_decay_vessel.npz"
+VESSEL = DecayVessel.from_geometry(load_geometry(TRY2025_GEOMETRY))
 #: Shares far from the transport's (18 % of either charge), so the flow's own share cannot pass.
 SHARES = {"mu-": 0.08, "mu+": 0.6}
 

@@ -1,4 +1,4 @@
-"""nf-after-shield by inference on the bundled weights: contract, exact weights, enrichment, run report, filter."""
+"""nf-after-shield by inference on the TRY_2025 weights: contract, exact weights, enrichment, run report, filter."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch
 import yaml
 
 from shipfastsim.config import ConfigError, load_config
-from shipfastsim.configs import GEOMETRY_DIR
 from shipfastsim.geometry import load_geometry
 from shipfastsim.geometry.decay_vessel import DecayVessel, subset_labels
 from shipfastsim.plugins.nf_after_shield import DANGEROUS_SIGMAS, format_report
@@ -16,7 +15,9 @@ from shipfastsim.runner import run_production
 from shipfastsim.units import MUON_PDG_IDS
 from shipfastsim.validation.two_sample import gbt_auc
 
-VESSEL = DecayVessel.from_geometry(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+from .conftest import AFTER_SHIELD_WEIGHTS, TRY2025_GEOMETRY, TRY2025_MODELS, TRY2025_PARAMS
+
+VESSEL = DecayVessel.from_geometry(load_geometry(TRY2025_GEOMETRY))
 #: P1 fraction of nf-decay-vessel's training transport: 93,116 P1 muons of 77,973,876 at the
 #: shield end (nf_decay_vessel.json, written by the recipe).
 P1_FRACTION = 93_116 / 77_973_876
@@ -58,8 +59,10 @@ def test_run_report_and_subset_filter(tmp_path):
     config = {"version": 1,
               "run": {"events": 40000, "chunk_size": 20000, "seed": 3, "device": "cpu",
                       "output": {"path": str(tmp_path / "dangerous.root"), "format": "fairship-root"}},
-              "stages": [{"generator": "nf-after-shield", "params": {"latent_sigma": DANGEROUS_SIGMAS[0]}},
-                         {"filter": "decay-vessel-subset", "params": {"subset": "P1"}}]}
+              "stages": [{"generator": "nf-after-shield",
+                          "params": {"latent_sigma": DANGEROUS_SIGMAS[0]} | TRY2025_PARAMS["nf-after-shield"]},
+                         {"filter": "decay-vessel-subset",
+                          "params": {"subset": "P1", "geometry": str(TRY2025_GEOMETRY)}}]}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     summary = run_production(load_config(path), progress=False)
@@ -85,7 +88,8 @@ def test_bad_latent_sigma_is_a_config_error(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize(("name", "events"), [("after_shield_nf.yaml", 4_500_000),
+@pytest.mark.parametrize(("name", "events"), [("after_shield_nf.yaml", 4_200_000),
+                                              ("try2025_after_shield_nf.yaml", 4_500_000),
                                               ("after_shield_latent_sigma.yaml", 500_000),
                                               ("after_shield_dangerous.yaml", 500_000)])
 def test_production_configs_validate(name, events):
@@ -142,13 +146,12 @@ def _inside_training_range(state: np.ndarray, knots: np.ndarray) -> np.ndarray:
 
 
 def _engine_rows(n: int, seed: int) -> np.ndarray:
-    """The bundled flow's CPU engine on the noise of a chunk of ``seed``: (x, y, px, py, pz) [n, 5]."""
-    from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS
+    """The TRY_2025 flow's CPU engine on the noise of a chunk of ``seed``: (x, y, px, py, pz) [n, 5]."""
     from shipfastsim.plugins.nf_after_shield.fast import cpu_engine
     from shipfastsim.plugins.nf_after_shield.model import load_flow
     from shipfastsim.plugins.nf_after_shield.sampling import draw_noise, run_engine
 
-    raw = run_engine(cpu_engine(load_flow(BUNDLED_WEIGHTS)), draw_noise(n, torch.Generator().manual_seed(seed)))
+    raw = run_engine(cpu_engine(load_flow(AFTER_SHIELD_WEIGHTS)), draw_noise(n, torch.Generator().manual_seed(seed)))
     return raw[:, [0, 1, 3, 4, 5]].double().numpy()
 
 
@@ -158,12 +161,11 @@ def test_no_muon_outside_the_transported_range(generate_nf, p1_source):
     the redraw: 176 of 10^6 muons of the bundled model outside it): those muons are redrawn,
     so none is written, and (inclusive model) every
     other muon is the engine's own, untouched."""
-    from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS
     from shipfastsim.plugins.nf_after_shield.model import load_flow
     n = 400_000
     batch, _ = generate_nf(n, seed=41, p1_source=p1_source)
     state = _physics(batch).astype(np.float64)
-    knots = load_flow(BUNDLED_WEIGHTS).knots_f.double().numpy()
+    knots = load_flow(AFTER_SHIELD_WEIGHTS).knots_f.double().numpy()
     assert len(state) == n and np.isfinite(state).all() and _inside_training_range(state, knots).all()
     if p1_source == "inclusive":
         raw = _engine_rows(n, 41)
@@ -240,18 +242,15 @@ def test_decay_vessel_muons_from_the_specialist(generate_nf):
     the specialist's training transport's (0.1194 %; measured 0.1209 % of 5e6), and the P1
     muons pass the P1 gate against the 53,375 independent P1 muons (measured AUC 0.501
     with 6,044 generated; the inclusive flow's own: 0.73-0.82)."""
-    from shipfastsim.plugins.nf_after_shield.decay_vessel import INDEPENDENT
-
     n = 3_000_000
     plain, _ = generate_nf(n, seed=31)
     mixed, context = generate_nf(n, seed=31, p1_source="nf-decay-vessel")
     plain_p1, mixed_p1 = subset_labels(plain, VESSEL) >= 1, subset_labels(mixed, VESSEL) >= 1
     same = (plain.x == mixed.x) & (plain.px == mixed.px) & (plain.pz == mixed.pz)
     # rows the engine put outside the training range are redrawn, in each sampler by its own draws
-    from shipfastsim.plugins.nf_after_shield import BUNDLED_WEIGHTS
     from shipfastsim.plugins.nf_after_shield.model import load_flow
 
-    redrawn = torch.from_numpy(~_inside_training_range(_engine_rows(n, 31), load_flow(BUNDLED_WEIGHTS
+    redrawn = torch.from_numpy(~_inside_training_range(_engine_rows(n, 31), load_flow(AFTER_SHIELD_WEIGHTS
                                                                                       ).knots_f.double().numpy()))
     # outside P1: the inclusive flow's muon, or a specialist's
     assert torch.all(same | mixed_p1 | plain_p1 | redrawn)
@@ -260,7 +259,7 @@ def test_decay_vessel_muons_from_the_specialist(generate_nf):
     p1 = P1_FRACTION
     k = int(mixed_p1.sum())
     assert abs(k / n - p1) < 3.0 * np.sqrt(p1 / n), (k / n, p1)
-    with np.load(INDEPENDENT) as f:
+    with np.load(TRY2025_MODELS / "independent_decay_vessel.npz") as f:
         truth = f["state"].astype(np.float64)
     auc = gbt_auc(truth, _physics(mixed)[mixed_p1.numpy()], seed=1)
     assert auc < 0.55, auc
@@ -303,7 +302,8 @@ def test_p1_share_one_is_the_specialist(generate_nf, tmp_path):
               "run": {"events": 500_000, "chunk_size": 250_000, "seed": 3, "device": "cpu",
                       "output": {"path": str(tmp_path / "dangerous.root"), "format": "fairship-root"}},
               "stages": [{"generator": "nf-after-shield",
-                          "params": {"muons_per_pot": 1.125e-7, "p1_source": "nf-decay-vessel", "p1_share": 1.0}}]}
+                          "params": {"muons_per_pot": 1.125e-7, "p1_source": "nf-decay-vessel", "p1_share": 1.0}
+                          | TRY2025_PARAMS["nf-after-shield"]}]}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     run_production(load_config(path), progress=False)

@@ -1,7 +1,8 @@
-"""The TRY_2026 models that ``shipfastsim train chain`` made (plugins/*/try2026/), by inference
-on the held-out rows of their own split of the chain's sample (shipped beside the weights):
-what they record of their training, `check` tying them to TRY_2026, and their gates as
-measured (docs/try2026.md), as regression bounds where a gate is not met."""
+"""The TRY_2026 models that ``shipfastsim train chain`` made (plugins/*/try2026/), the bundled
+models of the default geometry, by inference on the held-out rows of their own split of the
+chain's sample (shipped beside the weights): that they are every stage's default, what they
+record of their training, `check` tying them to TRY_2026, and their gates as measured
+(docs/try2026.md), as regression bounds where a gate is not met."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from shipfastsim.plugins.nf_after_shield.validate import FEATURES, fidelity
 from shipfastsim.stage_params import make_stage
 
 TRY_2026 = GEOMETRY_DIR / "ship_try2026.yaml"
-NF_DIR = NF_WEIGHTS.parent / "try2026"
-FILTER_DIR = FILTER_WEIGHTS.parent / "try2026"
+NF_DIR = NF_WEIGHTS.parent
+FILTER_DIR = FILTER_WEIGHTS.parent
 #: The gates (docs/physics/index.md); measured on these 60,000 held-out rows: W1/sigma at most
 #: 0.014 (py), AUC 0.522 (on 400,000 rows a side in the trainer's report: 0.542).
 P0_W1_BOUND, P0_AUC_BOUND = 0.05, 0.55
@@ -63,6 +64,27 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def test_the_default_geometry_and_every_default_model_are_try2026():
+    """A config that names no geometry and no weights runs TRY_2026 with models trained for it:
+    every model parameter's default (all registered components) records the default geometry's
+    digest, and the default geometry is FairShip's TRY_2026 file."""
+    from shipfastsim.configs import DEFAULT_GEOMETRY
+    from shipfastsim.provenance import geometry_digest, read_provenance
+    from shipfastsim.registry import get_registry
+
+    assert DEFAULT_GEOMETRY == TRY_2026
+    defaults = {}
+    for entry in get_registry().all():
+        for parameter in entry.spec.parameters:
+            if parameter.type == "path" and str(parameter.default).endswith(".safetensors"):
+                record = read_provenance(parameter.default)
+                if record and record.get("geometry"):
+                    defaults[(entry.spec.name, parameter.name)] = record["geometry"]["digest"]
+    assert set(defaults) == {("nf-after-shield", "weights"), ("nf-after-shield", "p1_weights"),
+                             ("nf-decay-vessel", "weights"), ("mlp-filter", "weights")}, defaults
+    assert set(defaults.values()) == {geometry_digest(TRY_2026)}
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_each_model_records_what_it_learnt_from(name):
     """Geometry TRY_2026 with its content digest and field model, the truth fast-shield with
@@ -80,12 +102,12 @@ def test_each_model_records_what_it_learnt_from(name):
 
 
 def test_check_refuses_them_with_another_shield(tmp_path):
-    """configs/try2026_decay_vessel_nf.yaml checks; with its geometry set to TRY_2025 it is
-    refused, naming both shields."""
+    """configs/decay_vessel_nf.yaml checks; with its geometry set to TRY_2025 it is refused,
+    naming both shields."""
     from shipfastsim.config import ConfigError, load_config
 
-    load_config(CONFIG_DIR / "try2026_decay_vessel_nf.yaml")
-    document = yaml.safe_load((CONFIG_DIR / "try2026_decay_vessel_nf.yaml").read_text())
+    load_config(CONFIG_DIR / "decay_vessel_nf.yaml")
+    document = yaml.safe_load((CONFIG_DIR / "decay_vessel_nf.yaml").read_text())
     document["stages"][0]["params"]["geometry"] = str(GEOMETRY_DIR / "ship_try2025.yaml")
     document["stages"][0]["params"]["weights"] = str(MODELS["nf-decay-vessel"])
     path = tmp_path / "mismatch.yaml"
