@@ -2,12 +2,14 @@
 
 Run:  nice python benchmarks/target_rates.py --output DIR [--sources 250000] [--copies 2]
           [--truth-copies 10] [--sides truth flow-target gan-target] [--weights SIDE=PATH ...]
+          [--geometry configs/geometry/ship_try2025.yaml]
 
 Each target generator (flow-target, gan-target, bundled weights) gives ``--sources``
 muons x ``--copies`` phi rotations (``--weights flow-target=PATH``: other weights than the
 bundled ones); the truth is every muon of the shipped 50k SHiP
 sample (which both were trained on) x ``--truth-copies``.  All go through the same
-fast-shield chain (`shipfastsim.plugins.gan_target.transport_rates`); each side's
+fast-shield chain (`shipfastsim.plugins.gan_target.transport_rates`; the default geometry,
+TRY_2026, unless ``--geometry`` names another); each side's
 rates (shield_end, P1, P2 per generated muon, with per-source-muon standard errors) go
 to ``DIR/SIDE.json`` as soon as it is done, so sides can run in separate processes;
 when the truth and a generator are both in DIR, the generator's ratio to the truth,
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from shipfastsim.adapters.fairship import count_muons
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.data import SHIP_SAMPLE
 from shipfastsim.plugins.gan_target.transport_rates import TransportedRate, rate_ratio, transported_rates
 
@@ -39,13 +42,15 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
         generator, sources, copies = side, args.sources, args.copies
     start = time.perf_counter()
     # About 10^4 rows per transport call: far larger calls run several times slower (cache).
-    rates = transported_rates(generator, params, sources, copies, args.seed, max(1, 10_000 // copies), progress=True)
+    rates = transported_rates(generator, params, sources, copies, args.seed, max(1, 10_000 // copies),
+                              shield_params={"geometry": str(args.geometry)}, progress=True)
     seconds = time.perf_counter() - start
     print(f"{side}: {sources} x {copies} in {seconds:.0f} s")
     for rate in rates.values():
         print(f"  {rate.label:10s} {rate.rate:.4e} +- {rate.error:.2e} ({rate.hits} rows, "
               f"{rate.sources_with_hits} source muons)")
-    return {"generator": generator, "sources": sources, "copies": copies, "seed": args.seed, "seconds": seconds,
+    return {"generator": generator, "geometry": args.geometry.name, "sources": sources, "copies": copies,
+            "seed": args.seed, "seconds": seconds,
             "rates": {label: rate.to_dict() for label, rate in rates.items()}}
 
 
@@ -57,6 +62,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2, help="phi-rotated copies of each generator muon")
     parser.add_argument("--truth-copies", type=int, default=10, help="phi-rotated copies of each truth muon")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--geometry", type=Path, default=DEFAULT_GEOMETRY,
+                        help="shield geometry YAML of the transport (default: the default geometry, TRY_2026)")
     parser.add_argument("--weights", nargs="*", default=[], metavar="SIDE=PATH",
                         help="a generator's weights instead of its bundled ones, e.g. "
                              "flow-target=DIR/flow_target.safetensors")
@@ -70,13 +77,19 @@ def main() -> None:
         (args.output / f"{side}.json").write_text(json.dumps(run_side(side, args), indent=1) + "\n")
     if not (args.output / "truth.json").is_file():
         return
-    truth = json.loads((args.output / "truth.json").read_text())["rates"]
+    truth_side = json.loads((args.output / "truth.json").read_text())
+    truth = truth_side["rates"]
     ratios = {}
     print("\n| generator | label | rate / truth rate | pull [sigma] |\n|---|---|---|---|")
     for name in GENERATORS:
         if not (args.output / f"{name}.json").is_file():
             continue
-        rates = json.loads((args.output / f"{name}.json").read_text())["rates"]
+        side = json.loads((args.output / f"{name}.json").read_text())
+        if side.get("geometry") != truth_side.get("geometry"):
+            print(f"{name}: transported through {side.get('geometry')}, the truth through "
+                  f"{truth_side.get('geometry')}: no ratio")
+            continue
+        rates = side["rates"]
         ratios[name] = {label: rate_ratio(TransportedRate(**rate), TransportedRate(**truth[label]))
                         for label, rate in rates.items()}
         for label, ratio in ratios[name].items():
