@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TransportedRate", "RateSelection", "per_source_rate", "transported_rates", "rate_ratio"]
+__all__ = ["TransportedRate", "RateSelection", "per_source_rate", "transported_rates", "rate_ratio", "file_rates",
+           "rates_table"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,43 @@ def rate_ratio(candidate: TransportedRate, truth: TransportedRate) -> dict[str, 
     combined = math.hypot(candidate.error, truth.error)
     return {"ratio": ratio, "ratio_error": ratio * relative,
             "pull": (candidate.rate - truth.rate) / combined if combined > 0 else float("nan")}
+
+
+def file_rates(files: Sequence[str | Path], copies: int, seed: int = 1, split: str = "all",
+               max_muons: int | None = None, shield_params: dict | None = None) -> dict[str, TransportedRate]:
+    """`transported_rates` of the muons of FairShip ntuples ``files`` (``fairship-file``, their
+    ``w`` honoured): the first ``max_muons`` of them (all when None), of which only the
+    ``split`` part counts (muon numbers over all files, as `shipfastsim.validation.split`),
+    each muon a source of ``copies`` rotations.  A file whose rows are already phi-rotated
+    copies (a run with ``phi-rotation``) makes each copy a source: its errors are then too small."""
+    from shipfastsim.adapters.fairship import count_muons
+    from shipfastsim.validation.split import split_mask
+
+    total = sum(count_muons(path) for path in files)
+    n = min(total, max_muons) if max_muons else total
+    mask = split_mask(total, split) if split != "all" else None
+
+    def in_split(source: np.ndarray) -> np.ndarray:
+        return mask[source]
+
+    return transported_rates("fairship-file", {"files": [str(path) for path in files]}, n, copies, seed,
+                             max(1, 10_000 // copies), shield_params=shield_params,
+                             keep=None if mask is None else in_split)
+
+
+def rates_table(reference: dict[str, TransportedRate], candidate: dict[str, TransportedRate],
+                names: tuple[str, str] = ("reference", "candidate")) -> str:
+    """Markdown table: per label, both rates [per muon] with their errors, and the candidate's
+    ratio to the reference with its error and pull (`rate_ratio`)."""
+    lines = [f"| label | {names[0]} per muon | {names[1]} per muon | {names[1]} / {names[0]} | pull [sigma] |",
+             "|---|---|---|---|---|"]
+    for label, truth in reference.items():
+        other = candidate[label]
+        ratio = rate_ratio(other, truth)
+        lines.append(f"| {label} | {truth.rate:.4e} +- {truth.error:.1e} ({truth.sources_with_hits} sources) "
+                     f"| {other.rate:.4e} +- {other.error:.1e} ({other.sources_with_hits} sources) "
+                     f"| {ratio['ratio']:.3f} +- {ratio['ratio_error']:.3f} | {ratio['pull']:+.2f} |")
+    return "\n".join(lines)
 
 
 @dataclass
