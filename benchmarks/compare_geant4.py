@@ -1,8 +1,12 @@
-"""The project's transports against Geant4 (geant4-shield) on the same target muons, full TRY_2025 shield.
+"""The project's transports against Geant4 (geant4-shield) on the same target muons, through a full shield.
 
 Usage:
     python benchmarks/compare_geant4.py [--muons 50000] [--copies 20] [--workers 2]
         [--transports geant4 fast reference ...] [--cache DIR] [--json PATH]
+        [--geometry configs/geometry/ship_try2025.yaml]
+
+The shield is the default geometry (TRY_2026) unless ``--geometry`` names another; the
+cache keeps each geometry's results apart.
 
 Input: the SHiP GAN sample (`shipfastsim.data.SHIP_SAMPLE`, 50,000 muons, the padding
 row dropped), each muon rotated about the beam ``--copies`` times by uniform angles
@@ -58,12 +62,11 @@ def target_muons(n_source: int, copies: int, seed: int = 21):
     return source.numpy(), rotate_about_beam(batch, angles * (2 * math.pi))
 
 
-def _transport(label: str):
+def _transport(label: str, geometry_path: str):
     """A callable (pos, mom, charge, seed) -> TransportResult for a transport label."""
-    from shipfastsim.configs import GEOMETRY_DIR
     from shipfastsim.geometry import load_geometry
 
-    geometry = load_geometry(GEOMETRY_DIR / "ship_try2025.yaml")
+    geometry = load_geometry(geometry_path)
     if label.startswith("geant4"):
         from shipfastsim.plugins.geant4_shield.transport import Geant4Transport
 
@@ -80,7 +83,7 @@ def _transport(label: str):
         return lambda pos, mom, q, seed: transport.propagate(pos, mom, q, PLANES, torch.Generator().manual_seed(seed))
     from shipfastsim.plugins.fast_shield import make_transport
 
-    params = {"geometry": str(GEOMETRY_DIR / "ship_try2025.yaml")}
+    params = {"geometry": str(geometry_path)}
     if label.startswith("fast:"):
         params["tables"] = label.split(":", 1)[1]
     transport = make_transport(params)
@@ -90,12 +93,12 @@ def _transport(label: str):
 _WORKER: dict = {}
 
 
-def _init(label: str) -> None:
+def _init(label: str, geometry_path: str) -> None:
     import numba
 
     torch.set_num_threads(1)
     numba.set_num_threads(1)  # one process per core: the pool's workers are the parallelism
-    _WORKER["run"] = _transport(label)
+    _WORKER["run"] = _transport(label, geometry_path)
 
 
 def _chunk(args):
@@ -107,8 +110,9 @@ def _chunk(args):
             time.process_time() - start)
 
 
-def run_transport(label: str, batch, workers: int, cache: Path) -> dict:
-    """Per-muon results of one transport (cached by label and sample size)."""
+def run_transport(label: str, batch, workers: int, cache: Path, geometry_path: str) -> dict:
+    """Per-muon results of one transport through ``geometry_path`` (cached by label and sample size
+    in ``cache``, which the caller keeps per geometry)."""
     name = label.replace(":", "_").replace("/", "_")
     path = cache / f"{name}_{len(batch)}.npz"
     if path.exists():
@@ -120,7 +124,7 @@ def run_transport(label: str, batch, workers: int, cache: Path) -> dict:
     jobs = [(pos[i:i + CHUNK], mom[i:i + CHUNK], q[i:i + CHUNK], 1000 + i // CHUNK)
             for i in range(0, len(batch), CHUNK)]
     start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init, initargs=(label,)) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init, initargs=(label, geometry_path)) as pool:
         parts = pool.map(_chunk, jobs, chunksize=1)
     wall = time.perf_counter() - start
     out = {"reached": np.concatenate([p[0] for p in parts]), "aperture": np.concatenate([p[1] for p in parts]),
@@ -197,13 +201,20 @@ def main() -> None:
     parser.add_argument("--transports", nargs="+", default=["geant4", "fast", "reference"])
     parser.add_argument("--cache", default="output/compare_geant4", help="per-muon results of each transport")
     parser.add_argument("--json", default=None, help="write the comparison here")
+    parser.add_argument("--geometry", default=None,
+                        help="shield geometry YAML (default: the default geometry, TRY_2026)")
     parser.add_argument("--truth", default="geant4", help="the transport the others are compared with "
                         "(geant4, geant4-rr0.002: finer muon steps, ...)")
     args = parser.parse_args()
     source, batch = target_muons(args.muons, args.copies)
     print(f"{len(batch)} muons ({args.muons} source muons x {args.copies} copies)")
-    cache = Path(args.cache)
-    results = {label: run_transport(label, batch, args.workers, cache) for label in [args.truth, *args.transports]}
+    from shipfastsim.configs import DEFAULT_GEOMETRY
+
+    geometry = Path(args.geometry or DEFAULT_GEOMETRY)
+    print(f"shield: {geometry.name}")
+    cache = Path(args.cache) / geometry.stem
+    results = {label: run_transport(label, batch, args.workers, cache, str(geometry))
+               for label in [args.truth, *args.transports]}
     report = {}
     for label, result in results.items():
         timing = {"cpu_seconds": float(result["cpu_seconds"]), "wall_seconds": float(result["wall_seconds"]),
