@@ -1,10 +1,11 @@
 """Muons per second of ``fast-shield`` and the reference transport against Geant4 (``geant4-shield``), same input.
 
 Usage: python benchmarks/bench_fast_shield.py [--geant4 N] [--reference N] [--fast N] [--threads T]
-       [--gpu-sizes N ...]
+       [--gpu-sizes N ...] [--geometry configs/geometry/ship_try2025.yaml]
 
 The transports take the same phi-augmented target muons (`compare.target_sample`)
-through the full TRY_2025 shield to ``shield_end`` on the CPU, in one run: Geant4 on
+through the full shield (the default geometry, TRY_2026, unless ``--geometry`` names
+another) to ``shield_end`` on the CPU, in one run: Geant4 on
 the first N_geant4 of them (one thread: Geant4 runs one event at a time per process),
 the reference on the first N_ref, fast-shield (the compiled kernel, ``--threads``
 threads) on the first N_fast.  Each row gives wall-clock muons/s and muons per
@@ -53,13 +54,12 @@ def _cpu_timed(function):
     return result, wall, time.process_time() - cpu
 
 
-def run_geant4(batch, planes, seed):
-    """geant4-shield (defaults: 10 cm cut, lateral displacement) on a batch, one event per 10^4 muons."""
-    from shipfastsim.configs import GEOMETRY_DIR
-    from shipfastsim.geometry import load_geometry
+def run_geant4(batch, planes, seed, geometry):
+    """geant4-shield (defaults: 10 cm cut, lateral displacement) through ``geometry`` on a batch,
+    one event per 10^4 muons."""
     from shipfastsim.plugins.geant4_shield.transport import Geant4Transport
 
-    transport = Geant4Transport(load_geometry(GEOMETRY_DIR / "ship_try2025.yaml"))
+    transport = Geant4Transport(geometry)
     reached = []
     for first in range(0, len(batch), 10_000):
         part = batch.select(torch.arange(first, min(first + 10_000, len(batch))))
@@ -83,23 +83,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of fast-shield and the reference")
     parser.add_argument("--gpu-sizes", type=int, nargs="*", default=[10**6, 4 * 10**6])
     parser.add_argument("--skip-cpu", action="store_true", help="GPU figures only")
+    parser.add_argument("--geometry", default=None, help="shield geometry YAML (default: the default geometry)")
     args = parser.parse_args()
     import numba
+
+    from shipfastsim.configs import DEFAULT_GEOMETRY
+    from shipfastsim.geometry import load_geometry
+
+    geometry_path = str(args.geometry or DEFAULT_GEOMETRY)
+    geometry = load_geometry(geometry_path)
 
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
     planes = ["shield_end"]
     if not args.skip_cpu:
         sample = target_sample(max(args.reference, args.geant4, args.fast), seed=1)
-        transport = make_transport({})
+        transport = make_transport({"geometry": geometry_path})
         _, t_compile = _timed(lambda: run_fast(sample.select(torch.arange(100)), planes, seed=0,
                                                transport=transport))
-        print(f"CPU, {args.threads} threads, shield_end of TRY_2025 (fast-shield compiled in {t_compile:.0f} s, "
+        print(f"CPU, {args.threads} threads, shield_end of {geometry.name} (fast-shield compiled in {t_compile:.0f} s, "
               "not counted):")
         g4_core = None
         if args.geant4:
             g4, t_g4, c_g4 = _cpu_timed(lambda: run_geant4(sample.select(torch.arange(args.geant4)), planes,
-                                                           seed=1))
+                                                           seed=1, geometry=geometry))
             g4_core = args.geant4 / c_g4
             print(f"  geant4      {args.geant4:>9d} muons {t_g4:8.2f} s {args.geant4 / t_g4:12.0f} muons/s "
                   f"{g4_core:10.0f} per CPU-s ({g4.float().mean():.4f} reach)")
@@ -109,9 +116,9 @@ def main() -> None:
             return f"{rate:10.0f} per CPU-s" + (f" = {rate / g4_core:6.1f}x Geant4 per core" if g4_core else "")
 
         if args.reference:
-            run_reference(sample.select(torch.arange(10)), planes, seed=0)  # compiles its kernel, not counted
+            run_reference(sample.select(torch.arange(10)), planes, seed=0, geometry=geometry)  # compiles, not counted
             head = sample.select(torch.arange(args.reference))
-            ref, t_ref, c_ref = _cpu_timed(lambda: run_reference(head, planes, seed=2))
+            ref, t_ref, c_ref = _cpu_timed(lambda: run_reference(head, planes, seed=2, geometry=geometry))
             print(f"  reference   {args.reference:>9d} muons {t_ref:8.2f} s {args.reference / t_ref:12.0f} muons/s "
                   f"{per_core(args.reference, c_ref)} ({ref.reached['shield_end'].float().mean():.4f} reach)")
         fast, t_fast, c_fast = _cpu_timed(lambda: run_fast(sample.select(torch.arange(args.fast)), planes, seed=3,
@@ -124,7 +131,7 @@ def main() -> None:
 
     if cuda.is_available():
         print(f"GPU: {cuda.get_current_device().name}")
-        transport = make_transport({}, "cuda")
+        transport = make_transport({"geometry": geometry_path}, "cuda")
         for n in args.gpu_sizes:
             sample = target_sample(n, seed=5)
             run_fast(sample.select(torch.arange(min(n, 10**4))), planes, seed=0, transport=transport)  # compile
