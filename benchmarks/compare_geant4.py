@@ -18,7 +18,8 @@ are cached in ``--cache`` so that a candidate can be added without re-running Ge
 Transports (``--transports``): ``geant4`` (geant4-shield's defaults: 10 cm cut, msc
 lateral displacement on), ``geant4-1cm`` (1 cm cut), ``geant4-nolat`` (Geant4's own
 default: no lateral displacement for muons), ``fast`` (fast-shield, shipped tables),
-``fast:PATH`` (fast-shield with the tables PATH), ``reference`` (reference-shield).
+``fast:PATH`` (fast-shield with the tables PATH), ``fast@NAME=VALUE`` (fast-shield with
+one numeric parameter changed, e.g. ``fast@long_step=20``), ``reference`` (reference-shield).
 
 Against ``geant4`` it prints, per candidate: the shield-end survival per charge and
 momentum bin and the decay-vessel aperture (P1) count per charge, each with the
@@ -86,6 +87,9 @@ def _transport(label: str, geometry_path: str):
     params = {"geometry": str(geometry_path)}
     if label.startswith("fast:"):
         params["tables"] = label.split(":", 1)[1]
+    elif label.startswith("fast@"):
+        name, value = label[len("fast@"):].split("=", 1)
+        params[name] = float(value)
     transport = make_transport(params)
     return lambda pos, mom, q, seed: transport.propagate(pos, mom, q, PLANES, torch.Generator().manual_seed(seed))
 
