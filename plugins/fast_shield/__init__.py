@@ -39,6 +39,8 @@ def _default_tables() -> Path:
 
 @functools.cache
 def _component() -> ComponentSpec:
+    from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS
+
     return ComponentSpec(
         name="fast-shield",
         kind="propagator",
@@ -46,13 +48,13 @@ def _component() -> ComponentSpec:
         parameters=(
             Parameter("geometry", "path", str(DEFAULT_GEOMETRY), "shield geometry YAML", content="geometry"),
             Parameter("tables", "path", str(_default_tables()), "step tables .npz (shipfastsim tables build)"),
-            Parameter("dense_step", "float", 20.0, "step in dense matter and magnet/target/block z ranges [cm]",
-                      minimum=0.5),
-            Parameter("long_step", "float", 160.0, "longest step inside the magnets, taken as far as the lateral "
-                      "edges of their iron allow [cm] (at most the tables' longest step; 0: always dense_step)",
-                      minimum=0.0),
-            Parameter("air_step", "float", 40.0, "step elsewhere [cm] (at most the tables' longest step)",
-                      minimum=0.5),
+            Parameter("dense_step", "float", FAST_STEPS.dense_step,
+                      "step in dense matter and magnet/target/block z ranges [cm]", minimum=0.5),
+            Parameter("long_step", "float", FAST_STEPS.long_step,
+                      "longest step inside the magnets, taken as far as the lateral edges of their iron allow [cm] "
+                      "(at most the tables' longest step; 0: always dense_step)", minimum=0.0),
+            Parameter("air_step", "float", FAST_STEPS.air_step,
+                      "step elsewhere [cm] (at most the tables' longest step)", minimum=0.5),
             Parameter("min_momentum", "float", 0.5, "muons below it stop [GeV/c]", minimum=0.5),
         ),
         check=_check,
@@ -98,8 +100,9 @@ def make_transport(params: dict, device: torch.device | str = "cpu"):
     from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
 
-    long_step = params.get("long_step", 160.0)
-    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", 20.0), air_step=params.get("air_step", 40.0),
+    long_step = params.get("long_step", FAST_STEPS.long_step)
+    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", FAST_STEPS.dense_step),
+                       air_step=params.get("air_step", FAST_STEPS.air_step),
                        long_step=long_step if long_step > 0 else None,
                        min_momentum=params.get("min_momentum", 0.5))
     tables = load_tables(params.get("tables", _default_tables()))

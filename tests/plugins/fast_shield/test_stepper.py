@@ -136,7 +136,9 @@ def test_safe_reach_by_hand(uniform_geometry, tables):
     """R solves a R^2 + slope R = room, a = C B / (2 p), room = safety - 1 cm - the sideways
     shift since the midpoint - taper x half: for 100 GeV/c in 1.5 T, slope 0.05 and 6.5 cm
     of safety, 0.3 cm of shift: room 5.2 cm, R = 99.5 cm (hand root); y far: x decides;
-    an 8 cm room at slope 0 and no field: capped at long_step; no room: 0."""
+    an 8 cm room at slope 0 and no field: capped (here at 160 cm, the tables' longest step,
+    above the root); no room: 0; with the default cap, FAST_STEPS.long_step (40 cm), the root
+    is capped too."""
     from shipfastsim.geometry.kernel import segment_of
     from shipfastsim.transport.kernel import _safe_reach
 
@@ -145,10 +147,12 @@ def test_safe_reach_by_hand(uniform_geometry, tables):
     a = 0.5 * C_LIGHT * 1.5 / 100.0
     room = 6.5 - 1.0 - 0.3
     expected = (-0.05 + math.sqrt(0.05**2 + 4 * a * room)) / (2 * a)
-    reach = [_safe_reach(transport.geo, seg, shift, 0.0, ux, 0.0, 10.0, 100.0, b, sx, 500.0, FAST_STEPS.long_step)
-             for shift, ux, b, sx in ((0.3, 0.05, 1.5, 6.5), (0.0, 0.0, 0.0, 9.0), (0.0, 0.05, 1.5, 0.9))]
-    assert reach == pytest.approx([expected, FAST_STEPS.long_step, 0.0], rel=1e-5)
-    assert expected == pytest.approx(99.5, abs=0.1)
+    cases = ((0.3, 0.05, 1.5, 6.5), (0.0, 0.0, 0.0, 9.0), (0.0, 0.05, 1.5, 0.9))
+    for cap, first in ((160.0, expected), (FAST_STEPS.long_step, FAST_STEPS.long_step)):
+        reach = [_safe_reach(transport.geo, seg, shift, 0.0, ux, 0.0, 10.0, 100.0, b, sx, 500.0, cap)
+                 for shift, ux, b, sx in cases]
+        assert reach == pytest.approx([first, cap, 0.0], rel=1e-5)
+    assert expected == pytest.approx(99.5, abs=0.1) and FAST_STEPS.long_step < expected
 
 
 def test_long_steps_reach_as_far_as_the_lateral_safety_allows(uniform_geometry, tables):
@@ -157,8 +161,12 @@ def test_long_steps_reach_as_far_as_the_lateral_safety_allows(uniform_geometry, 
     edge about 100 cm on takes the root of a R^2 + slope R = room from its state after
     the first step (room: 1000 cm - 1 cm - |x| at the first step's straight midpoint -
     its sideways shift since; slope: its |ux| then, 0.0491 after the bend); one 1.5 cm
-    from the edge keeps the dense step."""
-    transport = FastTransport(uniform_geometry("iron"), tables)
+    from the edge keeps the dense step.  Long steps of up to 160 cm (the tables' longest),
+    so that the root, about 100 cm, is not capped by the default long_step (40 cm)."""
+    from dataclasses import replace
+
+    longest = 160.0
+    transport = FastTransport(uniform_geometry("iron"), tables, replace(FAST_STEPS, long_step=longest))
     a = 0.5 * C_LIGHT * 1.5 / 100.0
     x_end = 1000.0 - 1.0 - (a * 100.0**2 + 0.05 * 100.0)
     x0 = [500.0, x_end - 0.05 * 20.0, 998.5 - 0.05 * 20.0]
@@ -170,7 +178,7 @@ def test_long_steps_reach_as_far_as_the_lateral_safety_allows(uniform_geometry, 
     expected = 2.0 * room / (slope + math.sqrt(slope**2 + 4.0 * a_after * room))
     assert 0.048 < slope < 0.0495 and expected == pytest.approx(102.0, abs=3.0)  # the kick is random
     advance = ((second[:, 2] - first[:, 2]) / first[:, 5]).tolist()
-    assert advance[0] == pytest.approx(FAST_STEPS.long_step, rel=1e-3)
+    assert advance[0] == pytest.approx(longest, rel=1e-3)
     assert advance[1] == pytest.approx(expected, rel=1e-3)
     assert advance[2] == pytest.approx(FAST_STEPS.dense_step, rel=1e-3)
 
