@@ -38,6 +38,11 @@ __all__ = ["SHIELD_END_HOLDOUT", "model_set_params", "composite_sample", "load_t
 SHIELD_END_HOLDOUT = HOLDOUT.parent / "holdout_shield_end.npz"
 
 
+def _models_dir(models: str | Path | None) -> Path:
+    """The directory of a model set and its truths (None: the bundled one of the default geometry)."""
+    return Path(models) if models else HOLDOUT.parent
+
+
 def model_set_params(models: str | Path | None = None) -> dict[str, Any]:
     """The composite model's parameters for the models in directory ``models`` (default: the
     bundled ones of the default geometry): both flows' weights and the geometry that their
@@ -46,7 +51,7 @@ def model_set_params(models: str | Path | None = None) -> dict[str, Any]:
     from shipfastsim.plugins.nf_after_shield import COMPONENT
     from shipfastsim.provenance import read_provenance
 
-    directory = Path(models) if models else HOLDOUT.parent
+    directory = _models_dir(models)
     weights = directory / "nf_after_shield.safetensors"
     record = read_provenance(weights)
     if not record or not record.get("geometry"):
@@ -78,7 +83,7 @@ def load_truths(models: str | Path | None = None) -> dict[str, tuple[np.ndarray,
     """(state [n, 6], label) of the P1 truths ("holdout", "independent") and of the random
     shield-end rows ("all muons": label of each row), beside the models in directory
     ``models`` (default: the bundled ones)."""
-    directory = Path(models) if models else HOLDOUT.parent
+    directory = _models_dir(models)
     truths = {}
     for name, path in (("holdout", HOLDOUT), ("independent", INDEPENDENT)):
         with np.load(directory / path.name, allow_pickle=False) as f:

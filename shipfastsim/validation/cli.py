@@ -19,6 +19,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from shipfastsim.configs import DEFAULT_GEOMETRY
 from shipfastsim.errors import UsageError
 from shipfastsim.validation.features import PHYSICS_FEATURES
 
@@ -59,11 +60,7 @@ def run_validate(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"no such file: {path}")
     if args.transport_copies < 0:
         raise UsageError(f"--transport-copies {args.transport_copies}: give 0 (no transport) or more copies")
-    if args.geometry is None:
-        from shipfastsim.configs import DEFAULT_GEOMETRY
-
-        args.geometry = DEFAULT_GEOMETRY
-    elif not Path(args.geometry).is_file():
+    if not Path(args.geometry).is_file():
         raise UsageError(f"--geometry {args.geometry}: no such file")
     reference = read_sample(args.reference, args.max_rows, args.seed, args.reference_split)
     candidate = read_sample(args.candidate, args.max_rows, args.seed + 1)
@@ -120,6 +117,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--transport-copies", type=int, default=0, metavar="K",
                         help="also carry both samples of target muons through fast-shield, K rotations per muon, and "
                              "compare their shield-end, P1 and P2 rates (default 0: no transport)")
-    parser.add_argument("--geometry", type=Path, default=None,
+    parser.add_argument("--geometry", type=Path, default=DEFAULT_GEOMETRY,
                         help="shield geometry of --transport-copies (default: the default geometry, TRY_2026)")
     parser.set_defaults(func=run_validate)
