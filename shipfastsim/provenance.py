@@ -72,9 +72,12 @@ def geometry_record(path: str | Path) -> dict[str, Any]:
 
 
 def truth_record(propagator: str, tables: str | Path | None = None, geant4_version: str | None = None,
-                 production_cut_mm: float | None = None) -> dict[str, Any]:
+                 production_cut_mm: float | None = None,
+                 steps: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The transport that made the training sample: ``fast-shield`` with its step tables
-    (file name and digest), ``reference-shield``, or ``geant4-shield`` with the Geant4
+    (file name and digest) and its step control ``steps`` (``dense_step``, ``long_step``,
+    ``air_step`` [cm], ``min_momentum`` [GeV/c]: the same tables give another truth with
+    another step length), ``reference-shield``, or ``geant4-shield`` with the Geant4
     version and the production cut [mm]."""
     if propagator not in _TRUTHS:
         raise ValueError(f"unknown truth propagator {propagator!r}; allowed: {', '.join(_TRUTHS)}")
@@ -83,6 +86,8 @@ def truth_record(propagator: str, tables: str | Path | None = None, geant4_versi
         if tables is None:
             raise ValueError("a fast-shield truth needs its step tables")
         record |= {"tables": Path(tables).name, "tables_digest": file_digest(tables)}
+        if steps is not None:
+            record["steps"] = {name: float(value) for name, value in steps.items()}
     if propagator == "geant4-shield":
         if not geant4_version or production_cut_mm is None:
             raise ValueError("a geant4-shield truth needs the Geant4 version and the production cut [mm]")
@@ -161,8 +166,13 @@ def describe(provenance: Mapping[str, Any] | None) -> str:
         parts.append(f"geometry {_geometry_text(provenance['geometry'])}")
     truth = provenance.get("truth")
     if truth:
-        extra = truth.get("tables") or (f"Geant4 {truth['geant4_version']}, cut {truth['production_cut_mm']} mm"
-                                        if "geant4_version" in truth else "")
+        if truth.get("tables"):
+            steps = truth.get("steps")
+            extra = truth["tables"] + (f", long_step {steps['long_step']:g} cm" if steps else "")
+        elif "geant4_version" in truth:
+            extra = f"Geant4 {truth['geant4_version']}, cut {truth['production_cut_mm']} mm"
+        else:
+            extra = ""
         parts.append(f"truth {truth['propagator']}" + (f" ({extra})" if extra else ""))
     target = provenance.get("target_generator")
     if target:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from shipfastsim.batch import MuonBatch
 
-__all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_TABLES", "make_transport", "propagate_batch"]
+__all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_TABLES", "fast_shield_steps", "make_transport", "propagate_batch"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -94,17 +94,27 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def fast_shield_steps(params: dict) -> dict[str, float]:
+    """The step control of ``fast-shield`` parameters, defaults filled in: ``dense_step``,
+    ``long_step`` (0: always dense_step), ``air_step`` [cm] and ``min_momentum`` [GeV/c]."""
+    from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS
+
+    return {"dense_step": float(params.get("dense_step", FAST_STEPS.dense_step)),
+            "long_step": float(params.get("long_step", FAST_STEPS.long_step)),
+            "air_step": float(params.get("air_step", FAST_STEPS.air_step)),
+            "min_momentum": float(params.get("min_momentum", FAST_STEPS.min_momentum))}
+
+
 def make_transport(params: dict, device: torch.device | str = "cpu"):
     """A `FastTransport` for validated ``fast-shield`` parameters."""
     from shipfastsim.geometry import load_geometry
     from shipfastsim.plugins.fast_shield.stepper import FAST_STEPS, FastTransport
     from shipfastsim.plugins.fast_shield.tables import load_tables
 
-    long_step = params.get("long_step", FAST_STEPS.long_step)
-    settings = replace(FAST_STEPS, dense_step=params.get("dense_step", FAST_STEPS.dense_step),
-                       air_step=params.get("air_step", FAST_STEPS.air_step),
-                       long_step=long_step if long_step > 0 else None,
-                       min_momentum=params.get("min_momentum", 0.5))
+    steps = fast_shield_steps(params)
+    settings = replace(FAST_STEPS, dense_step=steps["dense_step"], air_step=steps["air_step"],
+                       long_step=steps["long_step"] if steps["long_step"] > 0 else None,
+                       min_momentum=steps["min_momentum"])
     tables = load_tables(params.get("tables", _default_tables()))
     problem = _range_problem(params, tables)
     if problem:

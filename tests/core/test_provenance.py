@@ -13,6 +13,7 @@ import yaml
 from shipfastsim.config import ConfigError, validate_document
 from shipfastsim.configs import CONFIG_DIR, GEOMETRY_DIR
 from shipfastsim.provenance import (
+    describe,
     geometry_digest,
     geometry_record,
     make_provenance,
@@ -70,6 +71,11 @@ def test_truth_records_take_each_propagator_with_what_identifies_it(tmp_path):
     tables.write_bytes(b"abc")
     fast = truth_record("fast-shield", tables)  # sha256("abc"), FIPS 180-2 example
     assert fast["tables_digest"] == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert "steps" not in fast
+    steps = {"dense_step": 20, "long_step": 160, "air_step": 40, "min_momentum": 0.5}
+    stepped = truth_record("fast-shield", tables, steps=steps)
+    assert stepped["steps"] == steps and stepped["tables_digest"] == fast["tables_digest"]
+    assert "long_step 160 cm" in describe({"truth": stepped, "sample_size": 1, "seed": 0})
     assert truth_record("geant4-shield", geant4_version="11.3.2", production_cut_mm=0.7) == {
         "propagator": "geant4-shield", "geant4_version": "11.3.2", "production_cut_mm": 0.7}
     assert truth_record("reference-shield") == {"propagator": "reference-shield"}

@@ -72,7 +72,10 @@ def test_views_and_provenance(settings, two_workers, vessel_geometry):
     assert record["geometry"]["name"] == "TEST_SHORT" and record["geometry"]["file"] == "short_vessel.yaml"
     assert record["geometry"]["field"]["model"] == "constant"  # the loader default: test_short_shield.yaml names none
     assert record["truth"] == {"propagator": "fast-shield", "tables": DEFAULT_TABLES.name,
-                               "tables_digest": "sha256:" + hashlib.sha256(DEFAULT_TABLES.read_bytes()).hexdigest()}
+                               "tables_digest": "sha256:" + hashlib.sha256(DEFAULT_TABLES.read_bytes()).hexdigest(),
+                               # fast-shield's documented default step control [cm, GeV/c]
+                               "steps": {"dense_step": 20.0, "long_step": 40.0, "air_step": 40.0,
+                                         "min_momentum": 0.5}}
     assert record["target_generator"]["name"] == "flow-target"
     assert record["target_generator"]["model_digest"] == "sha256:" + hashlib.sha256(FLOW_WEIGHTS.read_bytes()
                                                                                     ).hexdigest()
