@@ -35,7 +35,10 @@ def test_the_sample_records_what_it_was_made_from():
     assert record["geometry"]["name"] == "TRY_2026"  # fast-shield's default geometry
     assert record["geometry"]["digest"] == geometry_digest(DEFAULT_GEOMETRY)
     assert record["truth"] == {"propagator": "fast-shield", "tables": DEFAULT_TABLES.name,
-                               "tables_digest": file_digest(DEFAULT_TABLES)}
+                               "tables_digest": file_digest(DEFAULT_TABLES),
+                               # fast-shield's documented default step control [cm, GeV/c]
+                               "steps": {"dense_step": 20.0, "long_step": 40.0, "air_step": 40.0,
+                                         "min_momentum": 0.5}}
     assert record["target_generator"]["model_digest"] == file_digest(BUNDLED_WEIGHTS)
     second = label_target_muons(CHUNK, copies=COPIES, seed=8, chunk=CHUNK)
     assert concat_labelled([first, second]).meta["provenance"]["sample_seeds"] == [7, 8]
