@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
     from shipfastsim.batch import MuonBatch
 
-__all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_TABLES", "fast_shield_steps", "make_transport", "propagate_batch"]
+__all__ = ["COMPONENT", "DEFAULT_GEOMETRY", "DEFAULT_TABLES", "fast_shield_steps", "fast_shield_truth",
+           "make_transport", "propagate_batch"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -103,6 +104,14 @@ def fast_shield_steps(params: dict) -> dict[str, float]:
             "long_step": float(params.get("long_step", FAST_STEPS.long_step)),
             "air_step": float(params.get("air_step", FAST_STEPS.air_step)),
             "min_momentum": float(params.get("min_momentum", FAST_STEPS.min_momentum))}
+
+
+def fast_shield_truth(params: dict) -> dict:
+    """The provenance truth record of a sample transported with ``fast-shield`` parameters:
+    its step tables (default: the shipped ones) and its step control (`fast_shield_steps`)."""
+    from shipfastsim.provenance import truth_record
+
+    return truth_record("fast-shield", params.get("tables", _default_tables()), steps=fast_shield_steps(params))
 
 
 def make_transport(params: dict, device: torch.device | str = "cpu"):

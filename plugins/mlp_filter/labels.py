@@ -114,8 +114,8 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
     from shipfastsim.components import ChunkContext
     from shipfastsim.config import make_stage
     from shipfastsim.plugins.fast_shield import COMPONENT as SHIELD
-    from shipfastsim.plugins.fast_shield import fast_shield_steps, make_transport
-    from shipfastsim.provenance import sample_record, target_record, truth_record
+    from shipfastsim.plugins.fast_shield import fast_shield_truth, make_transport
+    from shipfastsim.provenance import sample_record, target_record
     from shipfastsim.registry import get_registry
     from shipfastsim.runner import apply_stage, stage_seed
 
@@ -143,8 +143,7 @@ def label_target_muons(n_generated: int, copies: int = 10, seed: int = 1, chunk:
             "seed": seed, "chunk": chunk,
             "propagator": "fast-shield", "geometry": Path(shield["geometry"]).name,
             "tables": Path(shield["tables"]).name,
-            "provenance": sample_record(shield["geometry"], truth_record("fast-shield", shield["tables"],
-                                                                        steps=fast_shield_steps(shield)),
+            "provenance": sample_record(shield["geometry"], fast_shield_truth(shield),
                                         target_record(generator, generator_stage.params.get("weights")), [seed])}
     return LabelledMuons(np.concatenate(states), np.concatenate(groups).astype(np.int64),
                          {name: np.concatenate(v) for name, v in labels.items()},

@@ -149,13 +149,13 @@ def make_training_data(n_target: int, seed: int = 12, chunk: int = 20_000, worke
                       f"{sum(int((p[1] >= 1).sum()) for p in parts)} P1, {time.perf_counter() - start:.0f} s",
                       flush=True)
     from shipfastsim.geometry import load_geometry
-    from shipfastsim.plugins.fast_shield import DEFAULT_GEOMETRY, DEFAULT_TABLES, fast_shield_steps
+    from shipfastsim.plugins.fast_shield import DEFAULT_GEOMETRY, fast_shield_truth
     from shipfastsim.plugins.flow_target import BUNDLED_WEIGHTS as FLOW_WEIGHTS
-    from shipfastsim.provenance import sample_record, target_record, truth_record
+    from shipfastsim.provenance import sample_record, target_record
 
     # what _start_worker transports with: fast-shield's defaults and the bundled flow-target
-    truth = truth_record("fast-shield", DEFAULT_TABLES, steps=fast_shield_steps({}))
-    provenance = sample_record(DEFAULT_GEOMETRY, truth, target_record("flow-target", FLOW_WEIGHTS), [seed])
+    provenance = sample_record(DEFAULT_GEOMETRY, fast_shield_truth({}), target_record("flow-target", FLOW_WEIGHTS),
+                               [seed])
     recipe = (f"flow-target (bundled) x {COPIES} phi-rotation -> fast-shield (committed tables, "
               f"{DEFAULT_GEOMETRY.name}) to shield_end and decay_vessel; labels by DecayVessel.labels; seed {seed}")
     return TrainingData(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),

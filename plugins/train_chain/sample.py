@@ -191,11 +191,11 @@ def sample_meta(path: str | Path) -> dict:
 
 def _truth_record(stage: Stage) -> dict:
     """The provenance record of the truth stage (tables digest, or Geant4 version and cut)."""
-    from shipfastsim.plugins.fast_shield import fast_shield_steps
+    from shipfastsim.plugins.fast_shield import fast_shield_truth
     from shipfastsim.provenance import truth_record
 
     if stage.component == "fast-shield":
-        return truth_record("fast-shield", stage.params["tables"], steps=fast_shield_steps(stage.params))
+        return fast_shield_truth(stage.params)
     if stage.component == "geant4-shield":
         from shipfastsim.plugins.geant4_shield.runtime import geant4_version
 
