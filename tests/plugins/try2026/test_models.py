@@ -28,20 +28,22 @@ TRY_2026 = GEOMETRY_DIR / "ship_try2026.yaml"
 NF_DIR = NF_WEIGHTS.parent
 FILTER_DIR = FILTER_WEIGHTS.parent
 #: The gates (docs/physics/index.md); measured on these 60,000 held-out rows: W1/sigma at most
-#: 0.014 (py), AUC 0.522 (on 400,000 rows a side in the trainer's report: 0.542).
+#: 0.014 (py), AUC 0.521 (on 400,000 rows a side in the trainer's report: 0.546).
 P0_W1_BOUND, P0_AUC_BOUND = 0.05, 0.55
-#: nf-decay-vessel on the 3,431 held-out P1 muons, measured over three generation seeds:
-#: W1/sigma x 0.012, y 0.028, px 0.016, py 0.050-0.057, pz 0.020, charge 0.011 (py above the
-#: 0.05 gate, as the TRY_2025 model's on its holdout), AUC 0.533-0.549: bounds at the
+#: nf-decay-vessel on the 2,718 held-out P1 muons, measured over four generation seeds (32,
+#: 40-42): W1/sigma x 0.019-0.028, y 0.054-0.058, px 0.060-0.065, py 0.028-0.038, pz
+#: 0.056-0.065, charge 0.027-0.042, AUC 0.526-0.532.  y, px and pz are above the 0.05 gate on
+#: this small holdout, whose own floor (the training truth against it) is 0.061 (the chain's
+#: report); against the larger independent truth below the model meets the gate.  Bounds: the
 #: measured values plus their spread.
-P1_W1_BOUNDS = {"x": 0.03, "y": 0.05, "px": 0.04, "py": 0.07, "pz": 0.04, "charge": 0.03}
-P1_AUC_BOUND = 0.56
-#: nf-decay-vessel against the 16,341 independent P1 muons, measured over three generation
-#: seeds: P1 W1/sigma at most 0.041 (the gate); P2 at most 0.046-0.051 (py): at the gate, so
-#: bounded at 0.06.
+P1_W1_BOUNDS = {"x": 0.04, "y": 0.07, "px": 0.08, "py": 0.05, "pz": 0.08, "charge": 0.055}
+P1_AUC_BOUND = 0.55
+#: nf-decay-vessel against the 3,144 independent P1 muons, measured: P1 W1/sigma at most
+#: 0.036-0.040 (the gate); P2 at most 0.046-0.051 (py): at the gate, so bounded at 0.06.
 INDEPENDENT_W1_BOUNDS = {"P1": 0.05, "P2": 0.06}
-#: mlp-filter: measured reduction factor 1.73 at recall 0.9952 of 838 held-out P1 muons.
-REDUCTION_BOUND = 1.5
+#: mlp-filter: measured reduction factor 1.36 at recall 0.9948 of 764 held-out P1 muons (the
+#: filter of the 160 cm truth before it: 1.73).
+REDUCTION_BOUND = 1.3
 MODELS = {"nf-after-shield": NF_DIR / "nf_after_shield.safetensors",
           "nf-decay-vessel": NF_DIR / "nf_decay_vessel.safetensors",
           "mlp-filter": FILTER_DIR / "mlp_filter.safetensors"}
@@ -88,7 +90,9 @@ def test_the_default_geometry_and_every_default_model_are_try2026():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_each_model_records_what_it_learnt_from(name):
     """Geometry TRY_2026 with its content digest and field model, the truth fast-shield with
-    the shipped step tables' digest (hashed here), the target generator and the sample's seed."""
+    the shipped step tables' digest (hashed here) and the default step control (steps of at
+    most 40 cm in the magnets, whose decay-vessel rate is Geant4's within 2 sigma), the target
+    generator and the sample's seed."""
     from shipfastsim.provenance import geometry_digest
 
     record = json.loads(MODELS[name].with_suffix(".json").read_text())["provenance"]
@@ -96,7 +100,9 @@ def test_each_model_records_what_it_learnt_from(name):
     assert record["geometry"]["digest"] == geometry_digest(TRY_2026)
     assert record["geometry"]["field"]["model"] == "flux-conserving"
     assert record["truth"] == {"propagator": "fast-shield", "tables": DEFAULT_TABLES.name,
-                               "tables_digest": _sha256(DEFAULT_TABLES)}
+                               "tables_digest": _sha256(DEFAULT_TABLES),
+                               "steps": {"dense_step": 20.0, "long_step": 40.0, "air_step": 40.0,
+                                         "min_momentum": 0.5}}
     assert record["target_generator"]["name"] == "flow-target"
     assert record["sample_seeds"] == [2028] and record["sample_size"] > 0
 
@@ -176,15 +182,15 @@ def test_nf_decay_vessel_against_its_holdout():
 
 def test_nf_decay_vessel_meets_the_gates_on_an_independent_truth():
     """The gates (AUC below 0.55, W1/sigma below 0.05 (P2: `INDEPENDENT_W1_BOUNDS`), P2 share
-    within 2 standard errors) against every P1 muon of two transport runs the model never saw
-    (independent_decay_vessel.npz: `train chain` seeds 2026 and 2027, 16,341 P1 muons of
-    which 12,267 P2), P1 and P2 apart."""
+    within 2 standard errors) against every P1 muon of a transport run the model never saw
+    (independent_decay_vessel.npz: every P1 muon of `train chain --muons 2000000 --seed 2027`
+    on the same truth, 3,144 P1 muons of which 2,493 P2), P1 and P2 apart."""
     from shipfastsim.geometry import load_geometry
     from shipfastsim.geometry.decay_vessel import DecayVessel
 
     independent = _load(NF_DIR / "independent_decay_vessel.npz")
     truth, truth_label = independent["state"].astype(np.float64), independent["label"]
-    assert len(truth) == 16_341 and (truth_label >= 1).all()
+    assert len(truth) == 3_144 and (truth_label >= 2).sum() == 2_493 and (truth_label >= 1).all()
     batch = _generate("nf-decay-vessel", 60_000, 33, weights=str(MODELS["nf-decay-vessel"]))
     label = DecayVessel.from_geometry(load_geometry(TRY_2026)).labels(batch.x, batch.y, batch.z, batch.px,
                                                                        batch.py, batch.pz).numpy()
