@@ -16,7 +16,7 @@ that spill:
   ``configs/after_shield_dangerous.yaml``): decay-vessel muons only, each of weight p_1,
   ``scale`` x 4.5 M of them standing for ``scale`` x one spill of shield-end muons;
 * ``nf-nested``: the composite model through its nested latent at sigma_1 = 0.2 (as
-  ``configs/after_shield_latent_sigma.yaml`` before its P1 filter): 31 % decay-vessel
+  ``configs/after_shield_latent_sigma.yaml`` before its P1 filter): 28 % decay-vessel
   muons (TRY_2026 models), every muon with its exact weight;
 * ``transport``: ``flow-target`` -> ``phi-rotation`` (x10) -> ``fast-shield`` to the shield
   end (``configs/default.yaml``'s chain);

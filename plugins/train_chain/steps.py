@@ -17,22 +17,37 @@ makes its other two files from it instead of transporting again.  The
 arguments are recorded in ``DIR/chain.json`` at the first run; a rerun whose arguments
 differ is refused, naming each difference.  ``workers`` is not recorded: the sample is the
 same for any number of workers, so a resumed run may use another.
+
+The sample step runs in a process of its own (`run_sample_isolated`, unless `ISOLATE_SAMPLE`
+or ``run_chain(isolate_sample=False)`` says otherwise), which writes its marker and ends
+before the trainings start: a transport of 10^8 muons left ~20 GB in this process (glibc
+keeps freed memory), and nf-after-shield's 12.5 GB then did not fit in 24 GB.  A child
+that fails or is killed (the out-of-memory killer's SIGKILL) is a `StepError` naming how
+it ended; the rerun resumes from what it kept.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import multiprocessing
 import os
+import signal
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from shipfastsim.errors import UsageError
+from shipfastsim.errors import ConfigError, UsageError
 from shipfastsim.plugins.train_chain.sample import SampleSettings, load_sample, make_sample, sample_meta
 
-__all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "run_chain", "step_done"]
+__all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "ISOLATE_SAMPLE", "SAMPLE_TARGET",
+           "StepError", "run_chain", "run_sample_isolated", "step_done"]
 
 MARKER = "done.json"
 #: Generated muons whose copies mlp-filter learns from, unless ``--filter-muons`` says otherwise:
@@ -40,6 +55,29 @@ MARKER = "done.json"
 #: did not fit).
 FILTER_MUONS = 3_000_000
 ARGUMENTS = "chain.json"
+#: Whether `run_chain` runs the sample step in a process of its own (its ``isolate_sample``
+#: default): False only for tests that replace `make_sample` or ``save_labelled`` in this
+#: process, which a spawned child, importing its modules afresh, would not see.
+ISOLATE_SAMPLE = True
+#: What the sample step's process runs, as ``module:function`` with `_sample_step`'s
+#: arguments: a name, not a function object, because a spawned child imports it afresh, and
+#: so a test can give its own (a child that fails) by name.
+SAMPLE_TARGET = "shipfastsim.plugins.train_chain.steps:_sample_step"
+
+
+class StepError(RuntimeError):
+    """A step that failed in its own process (`run_sample_isolated`): the message names the
+    step and how its process ended (exception, exit code or signal), and says that the same
+    command resumes.  A RuntimeError, not a `UsageError`: the input was not at fault, so the
+    command line exits with status 1."""
+
+
+class _ChildTraceback(Exception):
+    """The traceback of an exception raised in the step's process, as text: the cause of the
+    `StepError` (or `UsageError`) raised here, so that ``--debug`` shows where it happened."""
+
+    def __str__(self) -> str:
+        return "\n" + str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +138,104 @@ def _sample_step(settings: ChainSettings, directory: Path, workers: int, progres
         sample.save(path)
     sample.training_data().save(directory / "training_data.npz")
     save_labelled(sample.labelled(), directory / "labelled_muons.npz")
+
+
+def _target(name: str) -> Callable[[ChainSettings, Path, int, bool], None]:
+    """The function named ``module:function`` (`SAMPLE_TARGET`)."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _sample_child(target: str, report: Connection, settings: ChainSettings, directory: Path, workers: int,
+                  progress: bool) -> None:
+    """The sample step's own process: ``target`` (`SAMPLE_TARGET`) and the step's marker, as
+    `run_chain` does in-process; ``report`` (the write end of a pipe) gets ``{"failed": False}``
+    after the marker, or what was raised (type, message, traceback: text, which always
+    pickles, unlike some exceptions) and the process exits with status 1 without printing it
+    (the parent raises it, one line unless ``--debug``)."""
+    try:
+        start = time.perf_counter()
+        _target(target)(settings, directory, workers, progress)
+        _mark(directory, "sample", time.perf_counter() - start)
+    except Exception as error:
+        report.send({"failed": True, "type": type(error).__name__, "message": str(error),
+                     "usage": isinstance(error, UsageError | ConfigError), "traceback": traceback.format_exc()})
+        sys.exit(1)
+    report.send({"failed": False})
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    """A child's exit code in words (negative: killed by that signal)."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "an unknown signal"
+        why = " (the out-of-memory killer sends it when the machine runs out of memory)" \
+            if -exitcode == signal.SIGKILL else ""
+        return f"was killed by signal {-exitcode}, {name}{why}"
+    return f"ended with exit code {exitcode}"
+
+
+def run_sample_isolated(settings: ChainSettings, directory: Path, workers: int, progress: bool,
+                        target: str | None = None) -> None:
+    """The sample step in a process of its own (`_sample_child` running ``target``, default
+    `SAMPLE_TARGET`), which writes the step's marker; return once it has ended, so that the
+    memory of the transport is the system's again before a training starts.
+
+    Started by spawn, as the dask workers are: a forked child would share this process's
+    threads' locks and, under copy-on-write, its memory.  Its output goes to this process's
+    terminal (it inherits standard output and error).  Raises `UsageError` for a usage error
+    in the child (the same message as in-process), `StepError` for any other failure, exit
+    code or signal, or a child that ended without its marker."""
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    # not a daemon: the child starts the dask workers, and a daemonic process may not have children
+    process = context.Process(target=_sample_child, name="train chain: sample", daemon=False,
+                              args=(target or SAMPLE_TARGET, writer, settings, directory, workers, progress))
+    sys.stdout.flush()  # what this process printed comes before the child's output
+    sys.stderr.flush()
+    process.start()
+    writer.close()  # the child holds the only write end: the pipe ends when the child does
+    try:
+        report = _wait(process, reader)
+        process.join()
+    finally:
+        if process.is_alive():  # this process was interrupted (Ctrl-C, an error): do not leave the child behind
+            process.terminate()
+            process.join()
+        reader.close()
+    resume = f"rerunning the same command resumes from the outputs kept in {directory.parent}"
+    if report is not None and report["failed"]:
+        cause = _ChildTraceback(report["traceback"])
+        if report["usage"]:
+            raise UsageError(report["message"]) from cause
+        first = (report["message"].strip().splitlines() or [""])[0]
+        raise StepError(f"train chain: the sample step failed in its own process with {report['type']}: {first}; "
+                        f"{resume}") from cause
+    if process.exitcode != 0:
+        raise StepError(f"train chain: the sample step's process {_how_it_ended(process.exitcode)}; {resume}")
+    if not step_done(directory):
+        raise StepError(f"train chain: the sample step's process ended without marking the step done "
+                        f"({directory / MARKER}); {resume}")
+
+
+def _wait(process: BaseProcess, reader: Connection) -> dict[str, Any] | None:
+    """The child's report, or None when it ended without one (killed, or ``os._exit``).
+
+    Polls rather than blocking on ``recv``: a process the child started holding the write end
+    (none should: spawn passes no descriptors) would otherwise keep the pipe open after the
+    child was killed, and this process would wait for ever."""
+    while True:
+        # whether it has ended, asked before the poll: a report it sent before it ended is then in the pipe
+        ended = not process.is_alive()
+        if reader.poll(0 if ended else 1.0):
+            try:
+                return reader.recv()
+            except EOFError:  # the pipe ended without a report
+                return None
+        if ended:
+            return None
 
 
 def _train_nf_after_shield(settings: ChainSettings, sample_dir: Path, output: Path, progress: bool) -> None:
@@ -180,9 +316,13 @@ def _check_arguments(settings: ChainSettings, output: Path) -> None:
                          f"recorded ones to resume it, or another --output")
 
 
-def run_chain(settings: ChainSettings, output: str | Path, workers: int = 2, progress: bool = True
-              ) -> dict[str, Any]:
-    """Run (or resume) the chain in ``output``; return the report (see the module docstring)."""
+def run_chain(settings: ChainSettings, output: str | Path, workers: int = 2, progress: bool = True,
+              isolate_sample: bool | None = None) -> dict[str, Any]:
+    """Run (or resume) the chain in ``output``; return the report (see the module docstring).
+
+    ``isolate_sample``: run the sample step in a process of its own (`run_sample_isolated`);
+    None: `ISOLATE_SAMPLE` (True).  In this process (False), it is what tests that replace
+    its functions here need."""
     from shipfastsim.plugins.train_chain.report import write_report
 
     output = Path(output)
@@ -198,6 +338,10 @@ def run_chain(settings: ChainSettings, output: str | Path, workers: int = 2, pro
         start = time.perf_counter()
         if progress:
             print(f"train chain: {step}", flush=True)
+        if step == "sample" and (ISOLATE_SAMPLE if isolate_sample is None else isolate_sample):
+            # the child marks the step done itself; its memory is the system's again when it returns
+            run_sample_isolated(settings, directory, workers, progress)
+            continue
         if step == "sample":
             _sample_step(settings, directory, workers, progress)
         elif step == "report":

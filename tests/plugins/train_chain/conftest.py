@@ -65,6 +65,9 @@ def resumed_chain(vessel_geometry, tmp_path_factory) -> dict:
         raise Interrupted("planted: the run is killed in nf-decay-vessel")
 
     with pytest.MonkeyPatch.context() as patch:
+        # the sample step in this process: its own process (the default) would not see the
+        # counting make_sample (test_isolated_sample.py runs it there and compares)
+        patch.setattr(steps, "ISOLATE_SAMPLE", False)
         patch.setattr(steps, "make_sample", counted_make)
         for name, trainer in list(steps.TRAINERS.items()):
             patch.setitem(steps.TRAINERS, name, counted(name, trainer))
