@@ -43,11 +43,11 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from shipfastsim.errors import ConfigError, UsageError
+from shipfastsim.errors import ConfigError, StepError, UsageError
 from shipfastsim.plugins.train_chain.sample import SampleSettings, load_sample, make_sample, sample_meta
 
 __all__ = ["ChainSettings", "TrainingKnobs", "STEPS", "TRAINERS", "MARKER", "ISOLATE_SAMPLE", "SAMPLE_TARGET",
-           "StepError", "run_chain", "run_sample_isolated", "step_done"]
+           "run_chain", "run_sample_isolated", "step_done"]
 
 MARKER = "done.json"
 #: Generated muons whose copies mlp-filter learns from, unless ``--filter-muons`` says otherwise:
@@ -63,13 +63,6 @@ ISOLATE_SAMPLE = True
 #: arguments: a name, not a function object, because a spawned child imports it afresh, and
 #: so a test can give its own (a child that fails) by name.
 SAMPLE_TARGET = "shipfastsim.plugins.train_chain.steps:_sample_step"
-
-
-class StepError(RuntimeError):
-    """A step that failed in its own process (`run_sample_isolated`): the message names the
-    step and how its process ended (exception, exit code or signal), and says that the same
-    command resumes.  A RuntimeError, not a `UsageError`: the input was not at fault, so the
-    command line exits with status 1."""
 
 
 class _ChildTraceback(Exception):

@@ -14,7 +14,7 @@ import signal
 import numpy as np
 import pytest
 
-from shipfastsim.errors import UsageError
+from shipfastsim.errors import StepError, UsageError
 from shipfastsim.plugins.train_chain import steps
 from tests.plugins.train_chain.conftest import Interrupted, chain_arguments
 
@@ -102,7 +102,7 @@ def test_a_failed_sample_process_is_a_step_error_that_says_the_rerun_resumes(tar
                                                                               vessel_geometry):
     directory = tmp_path / "out" / "sample"
     directory.mkdir(parents=True)
-    with pytest.raises(steps.StepError) as error:
+    with pytest.raises(StepError) as error:
         steps.run_sample_isolated(_settings(vessel_geometry, tmp_path / "out"), directory, 1, False,
                                   target=f"{HERE}:{target}")
     message = str(error.value)
