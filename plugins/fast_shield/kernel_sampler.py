@@ -22,6 +22,7 @@ import numpy as np
 from shipfastsim.plugins.fast_shield.tables import GRID_ANGLE, GRID_DISP, GRID_LOSS, LOSS_CLASS_EDGES, StepTables
 from shipfastsim.plugins.reference.kernel_physics import knock_on, radiative_transfer
 from shipfastsim.transport.jit import jitable, uniform
+from shipfastsim.transport.mechanics import azimuth
 
 __all__ = ["SamplerArrays", "sampler_arrays", "grid_arrays", "inverse_cdf", "catastrophic_loss", "sample_step",
            "DRAWS_PER_STEP"]
@@ -171,11 +172,11 @@ def sample_step(tab, material, p, energy, length, sigma, key, counter):
     loss = eps * tab.density[material] * length
     klass = int(r_loss >= _CLASS_1) + int(r_loss >= _CLASS_2) + int(r_loss >= _CLASS_3)
     theta = inverse_cdf(tab, 1, tab.angle, row * int(nodes[6]) + klass, uniform(key, counter + 3))[0] * sigma
-    phi = 2.0 * math.pi * uniform(key, counter + 4)
-    tx, ty = theta * math.cos(phi), theta * math.sin(phi)
+    cos_phi, sin_phi = azimuth(uniform(key, counter + 4))
+    tx, ty = theta * cos_phi, theta * sin_phi
     resid = inverse_cdf(tab, 2, tab.disp, row, uniform(key, counter + 5))[0] * (length * sigma / math.sqrt(12.0))
-    psi = 2.0 * math.pi * uniform(key, counter + 6)
-    dx, dy = 0.5 * length * tx + resid * math.cos(psi), 0.5 * length * ty + resid * math.sin(psi)
+    cos_psi, sin_psi = azimuth(uniform(key, counter + 6))
+    dx, dy = 0.5 * length * tx + resid * cos_psi, 0.5 * length * ty + resid * sin_psi
     counter += DRAWS_PER_STEP
     if nodes[7] > 0.0:
         extra, counter = catastrophic_loss(tab, material, energy, length, uniform(key, counter - 1), key, counter)

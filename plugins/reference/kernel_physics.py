@@ -36,6 +36,7 @@ import numpy as np
 from shipfastsim.plugins.reference.cross_sections import AVOGADRO, ELECTRON_MASS, ELECTRON_RADIUS, MUON_MASS_GEV
 from shipfastsim.plugins.reference.energy_loss import K_BETHE, max_energy_transfer
 from shipfastsim.transport.jit import jitable, uniform
+from shipfastsim.transport.mechanics import azimuth
 
 __all__ = ["ReferenceArrays", "reference_arrays", "reference_step", "step_with_count", "sample_steps",
            "radiative_transfer", "knock_on", "poisson", "normal_pair"]
@@ -104,8 +105,8 @@ def poisson(mean, key, counter):
 def normal_pair(key, counter):
     """Two independent standard normals (Box-Muller); returns (z0, z1, next counter)."""
     radius = math.sqrt(-2.0 * math.log(1.0 - uniform(key, counter)))
-    angle = 2.0 * math.pi * uniform(key, counter + 1)
-    return radius * math.cos(angle), radius * math.sin(angle), counter + 2
+    cos_angle, sin_angle = azimuth(uniform(key, counter + 1))
+    return radius * cos_angle, radius * sin_angle, counter + 2
 
 
 @jitable
@@ -211,12 +212,13 @@ def step_with_count(tab, material, p, energy, length, sigma, key, counter):
         inv = uniform(key, counter) / (theta_c2 + theta_a2)
         theta2 = max(1.0 / max(inv, 1e-300) - theta_a2, 0.0)
         if uniform(key, counter + 1) < math.exp(-theta2 / (3.0 * theta_n2)) and theta2 < 1.0:
-            theta, phi = math.sqrt(theta2), 2.0 * math.pi * uniform(key, counter + 2)
+            theta = math.sqrt(theta2)
+            cos_phi, sin_phi = azimuth(uniform(key, counter + 2))
             lever = length * (1.0 - uniform(key, counter + 3))  # scattered at a uniform depth
-            tx += theta * math.cos(phi)
-            ty += theta * math.sin(phi)
-            dx += lever * theta * math.cos(phi)
-            dy += lever * theta * math.sin(phi)
+            tx += theta * cos_phi
+            ty += theta * sin_phi
+            dx += lever * theta * cos_phi
+            dy += lever * theta * sin_phi
         counter += 4
     return loss, tx, ty, dx, dy, n_radiative, counter
 

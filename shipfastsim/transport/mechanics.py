@@ -22,7 +22,10 @@ builders).  Units cm, GeV/c, tesla, rad.
   README); every muon starts in the 43 X0 tungsten target, so the thin-layer regime
   where Highland's log matters (t of a few X0 or less) does not arise;
 * `rough_dedx`: a rough iron-like stopping power a + b E [GeV cm2/g] used only for
-  step control (never for the physics).
+  step control (never for the physics);
+* `sin_cos` and `azimuth`: sines and cosines by short Taylor series where those are exact
+  to the last bits (small angles; an azimuth reduced to its octant), with multiplications
+  only: the library calls, or series with divisions, were a third of a step's time.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from shipfastsim.transport.jit import jitable
 from shipfastsim.units import C_LIGHT
 
 __all__ = ["HIGHLAND_P0", "SCATTERING_CORE_FACTOR", "ROUGH_DEDX", "helix_step", "kick_step", "sin_cos",
-           "scattering_sigma", "rough_dedx"]
+           "azimuth", "scattering_sigma", "rough_dedx"]
 
 #: Highland's 13.6 MeV [GeV].  The fast-shield step tables store angles in units of
 #: `scattering_sigma`: changing it or `SCATTERING_CORE_FACTOR` means bumping
@@ -61,17 +64,44 @@ def scattering_sigma(p, energy, t_step):
     return (SCATTERING_CORE_FACTOR * HIGHLAND_P0) * energy / (p * p) * t_step**0.5
 
 
+#: Taylor coefficients (-1)^n / (2n+1)! of sin (n = 1..6) and (-1)^n / (2n)! of cos (n = 1..7):
+#: multiplied, not divided (a division by a constant is not turned into a multiplication by
+#: the compiler, and costs several times more).
+_SIN = tuple((-1.0) ** n / math.factorial(2 * n + 1) for n in range(1, 7))
+_COS = tuple((-1.0) ** n / math.factorial(2 * n) for n in range(1, 8))
+#: cos and sin of the octants' middle angles (k + 1/2) pi / 4, k = 0..7 (`azimuth`).
+_OCTANT_COS = tuple(math.cos((k + 0.5) * math.pi / 4.0) for k in range(8))
+_OCTANT_SIN = tuple(math.sin((k + 0.5) * math.pi / 4.0) for k in range(8))
+
+
 @jitable
 def sin_cos(angle):
     """(sin, cos) of ``angle`` [rad]; below 0.2 rad (nearly every step's bending and
-    scattering angle) by their Taylor series to the 9th and 10th power, exact to a few
-    units of the last bit of a float64 and several times cheaper than the library calls."""
+    scattering angle) by their Taylor series to the 9th and 10th power, exact to 3e-15
+    relative (at 0.2 rad; far better below) and several times cheaper than the library calls."""
     if abs(angle) >= 0.2:
         return math.sin(angle), math.cos(angle)
     a2 = angle * angle
-    sin = angle * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0 * (1.0 - a2 / 72.0))))
-    cos = 1.0 - a2 / 2.0 * (1.0 - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (1.0 - a2 / 90.0))))
+    sin = angle + angle * a2 * (_SIN[0] + a2 * (_SIN[1] + a2 * (_SIN[2] + a2 * _SIN[3])))
+    cos = 1.0 + a2 * (_COS[0] + a2 * (_COS[1] + a2 * (_COS[2] + a2 * (_COS[3] + a2 * _COS[4]))))
     return sin, cos
+
+
+@jitable
+def azimuth(u):
+    """(cos, sin) of the azimuth 2 pi u [rad] of a uniform draw u in [0, 1): the octant's
+    middle angle (constants) turned by the rest r, |r| <= pi/8, whose sine and cosine are
+    their Taylor series to the 13th and 14th power (the next terms are below 1e-18).
+    Agrees with the library calls to 1e-15 (their own rounding of 2 pi u) in a third of
+    their time."""
+    k = min(int(u * 8.0), 7)
+    r = 2.0 * math.pi * (u - (k + 0.5) * 0.125)
+    r2 = r * r
+    sin_r = r + r * r2 * (_SIN[0] + r2 * (_SIN[1] + r2 * (_SIN[2] + r2 * (_SIN[3] + r2 * (_SIN[4] + r2 * _SIN[5])))))
+    cos_r = 1.0 + r2 * (_COS[0] + r2 * (_COS[1] + r2 * (_COS[2] + r2 * (_COS[3] + r2 * (_COS[4] + r2 * (
+        _COS[5] + r2 * _COS[6]))))))
+    cos_k, sin_k = _OCTANT_COS[k], _OCTANT_SIN[k]
+    return cos_k * cos_r - sin_k * sin_r, sin_k * cos_r + cos_k * sin_r
 
 
 @jitable
