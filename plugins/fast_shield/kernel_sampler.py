@@ -96,9 +96,12 @@ def sampler_arrays(tables: StepTables, materials, density) -> SamplerArrays:
     if s.v_catastrophic is not None:
         cat_energy, cat_rate, rad_cdf, rad_log_v = catastrophic_arrays(
             [(get_material(n), k) for n, k in materials], s.v_catastrophic)
-    return SamplerArrays(loss, np.log(np.maximum(loss, np.finfo(np.float64).tiny)), geometric,
-                         np.asarray(tables.angle, dtype=np.float64).reshape(-1),
-                         np.asarray(tables.disp, dtype=np.float64).reshape(-1), u, inv_du, grid,
+    # The tables' values are float16 on disk, so float32 holds them exactly: the kernel
+    # computes in float64 as before, with half the memory per table row (a step reads three
+    # rows at random: the cache misses are a sixth of its time).
+    return SamplerArrays(loss.astype(np.float32), np.log(np.maximum(loss, np.finfo(np.float64).tiny)),
+                         geometric.astype(np.uint8), np.asarray(tables.angle, dtype=np.float32).reshape(-1),
+                         np.asarray(tables.disp, dtype=np.float32).reshape(-1), u, inv_du, grid,
                          np.array(nodes, dtype=np.float64), rows, np.ascontiguousarray(density, dtype=np.float64),
                          cat_energy, cat_rate, rad_cdf, rad_log_v)
 
