@@ -106,6 +106,19 @@ def test_agreement_criterion_sees_a_small_weight_change():
                      torch_outputs(description, [noise])[0]) > 10 * RTOL
 
 
+def test_agreement_criterion_sees_a_small_log_odds_error_of_the_filter():
+    """Negative control of mlp-filter's absolute floor (10 in log-odds): its last bias moved by
+    1.5e-3 (log-odds by 1.2e-3, through the calibration's slope 0.81) is outside the tolerance."""
+    description = get_export_description("mlp-filter")
+    engine = OnnxRuntimeModule(description, threads=1)
+    inputs = sample_inputs(description)
+    with torch.no_grad():
+        description.module.net[-1].bias[0] += 1.5e-3
+    got = engine(*[torch.from_numpy(a) for a in inputs])
+    got = got[0] if isinstance(got, tuple) else got
+    assert deviation(description, 0, got.numpy(), torch_outputs(description, inputs)[0]) > 10 * RTOL
+
+
 def test_agreement_criterion_sees_zeroed_prompt_positions():
     """Negative control: x, y of the 70 % of gan-target muons nearest the axis (prompt, |x|
     ~ 1e-5 cm) set to 0 must fail, as must a 2e-5 relative error on one element."""
