@@ -43,12 +43,18 @@ EDGE_TOLERANCE, LENGTH_TOLERANCE = 0.02, 0.05
 CLASSES = ("segment edge", "long", "dense", "between", "short")
 
 
+def step_starts(start: np.ndarray, trace: np.ndarray) -> np.ndarray:
+    """(N, S, 3) position [cm] at the start of each traced step: ``start`` (N, 3), then the
+    positions after the steps before it (``trace`` (N, S, >= 3))."""
+    return np.concatenate([start[:, None, :3], trace[:, :-1, :3]], 1)
+
+
 def classify(start: np.ndarray, trace: np.ndarray, edges: np.ndarray, long_step: float, dense_step: float
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(class index per step (-1: no step), step length [cm], segment of the step's
     midpoint) of traced muons: ``start`` (N, 3) [cm], ``trace`` (N, S, >= 3) positions
     after each step (NaN after the last), ``edges`` the segments' z edges [cm]."""
-    before = np.concatenate([start[:, None, :3], trace[:, :-1, :3]], 1)
+    before = step_starts(start, trace)
     length = np.linalg.norm(trace[:, :, :3] - before, axis=2)
     valid = np.isfinite(length)
     z_after = np.where(valid, trace[:, :, 2], np.inf)
@@ -105,7 +111,7 @@ def main() -> None:
 
     from shipfastsim.geometry.kernel import query_points
 
-    before = np.concatenate([start.numpy()[:, None, :], trace.numpy()[:, :-1, :3]], 1)
+    before = step_starts(start.numpy(), trace.numpy())
     # the kernel's segment k lies between edges k - 1 and k (its segment 0 is below the first edge)
     in_magnets = (kind == 2) & (transport.geo.magnets[np.clip(segment + 1, 0, len(edges)), 0] > 0)
     points = before[in_magnets]
